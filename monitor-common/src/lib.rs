@@ -1,0 +1,31 @@
+//! What the kernel program and userspace agree on: the map layouts and the packet
+//! decoding rules. `no_std` so the XDP program can use it; the same code decodes
+//! frames for the pcap backend and is unit-tested on the host.
+#![no_std]
+
+#[cfg(any(test, feature = "std"))]
+extern crate std;
+
+pub mod counters;
+pub mod decode;
+pub mod frame;
+
+#[cfg(any(test, feature = "std"))]
+pub mod builder;
+
+pub use counters::{GlobalCounters, SourceCounters, SourceKey};
+pub use decode::{Class, Family, PacketInfo, decode};
+pub use frame::Frame;
+
+/// Names of the maps and programs in the compiled object; userspace looks them up by
+/// these, so they live here next to the types they hold.
+pub mod names {
+    pub const GLOBAL_COUNTERS: &str = "GLOBAL_COUNTERS";
+    pub const SOURCE_COUNTERS: &str = "SOURCE_COUNTERS";
+    pub const MONITOR_PROGRAM: &str = "monitor";
+    /// A program that only returns XDP_PASS: the baseline for cost-per-packet benchmarks.
+    pub const PASS_PROGRAM: &str = "pass_only";
+}
+
+/// Default size of the per-source table (entries), overridable at load time.
+pub const DEFAULT_MAX_SOURCES: u32 = 65_536;

@@ -1,0 +1,9 @@
+//! The monitor: a backend that counts packets (XDP in the kernel), a loop that polls
+//! it, and reports of what it counted.
+
+pub mod backend;
+pub mod cli;
+pub mod iface;
+pub mod report;
+pub mod run;
+pub mod stats;

@@ -1,0 +1,39 @@
+//! What the monitor prints: one line per interval and final totals, as human text or
+//! as JSON lines on stdout (logs go to stderr, so stdout stays parseable).
+
+use std::time::{Duration, SystemTime};
+
+use monitor_common::GlobalCounters;
+
+use crate::stats::IntervalStats;
+
+pub mod human;
+pub mod json;
+
+/// What is being monitored, and how.
+#[derive(Clone, Debug)]
+pub struct RunInfo {
+    pub iface: String,
+    pub backend: &'static str,
+    /// e.g. `xdp (native mode) on eth0`
+    pub description: String,
+    pub interval: Duration,
+}
+
+pub trait Reporter {
+    fn start(&mut self, run: &RunInfo);
+    fn interval(&mut self, run: &RunInfo, stats: &IntervalStats);
+    fn finish(&mut self, run: &RunInfo, totals: &GlobalCounters, elapsed: Duration);
+}
+
+pub fn reporter(json: bool) -> Box<dyn Reporter + Send> {
+    if json {
+        Box::new(json::JsonReporter::new(std::io::stdout()))
+    } else {
+        Box::new(human::HumanReporter::new(std::io::stdout()))
+    }
+}
+
+pub(crate) fn now_rfc3339() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}

@@ -1,0 +1,212 @@
+//! Turns two cumulative snapshots into per-interval rates and top sources. Pure: no
+//! clock, no I/O, so it is tested on plain values.
+
+use std::{collections::HashMap, net::IpAddr};
+
+use monitor_common::{GlobalCounters, SourceCounters};
+use serde::Serialize;
+
+use crate::backend::Snapshot;
+
+/// Per-second rates over one interval.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Rates {
+    pub pps: f64,
+    pub bytes_per_sec: f64,
+    pub bits_per_sec: f64,
+    pub tcp_pps: f64,
+    pub udp_pps: f64,
+    pub icmp_pps: f64,
+    pub other_pps: f64,
+    pub non_ip_pps: f64,
+    pub malformed_pps: f64,
+    pub ipv4_pps: f64,
+    pub ipv6_pps: f64,
+    pub syn_per_sec: f64,
+    pub syn_ack_per_sec: f64,
+    pub rst_per_sec: f64,
+    pub fin_per_sec: f64,
+    pub fragments_per_sec: f64,
+}
+
+/// One source's traffic over one interval.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SourceRate {
+    pub ip: IpAddr,
+    pub pps: f64,
+    pub bytes_per_sec: f64,
+    pub bits_per_sec: f64,
+    pub syn_per_sec: f64,
+    pub udp_pps: f64,
+    pub icmp_pps: f64,
+    /// Cumulative since the source entered the table.
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct IntervalStats {
+    pub seconds: f64,
+    pub totals: GlobalCounters,
+    pub rates: Rates,
+    pub top_sources: Vec<SourceRate>,
+}
+
+fn per_sec(delta: u64, seconds: f64) -> f64 {
+    if seconds <= 0.0 {
+        return 0.0;
+    }
+    // One decimal is all a rate needs, and it keeps the JSON short.
+    (delta as f64 / seconds * 10.0).round() / 10.0
+}
+
+pub fn rates(prev: &GlobalCounters, cur: &GlobalCounters, seconds: f64) -> Rates {
+    let d = |a: u64, b: u64| per_sec(b.saturating_sub(a), seconds);
+    let bytes_per_sec = d(prev.total.bytes, cur.total.bytes);
+    Rates {
+        pps: d(prev.total.packets, cur.total.packets),
+        bytes_per_sec,
+        bits_per_sec: bytes_per_sec * 8.0,
+        tcp_pps: d(prev.tcp.packets, cur.tcp.packets),
+        udp_pps: d(prev.udp.packets, cur.udp.packets),
+        icmp_pps: d(prev.icmp.packets, cur.icmp.packets),
+        other_pps: d(prev.other.packets, cur.other.packets),
+        non_ip_pps: d(prev.non_ip.packets, cur.non_ip.packets),
+        malformed_pps: d(prev.malformed.packets, cur.malformed.packets),
+        ipv4_pps: d(prev.ipv4.packets, cur.ipv4.packets),
+        ipv6_pps: d(prev.ipv6.packets, cur.ipv6.packets),
+        syn_per_sec: d(prev.syn, cur.syn),
+        syn_ack_per_sec: d(prev.syn_ack, cur.syn_ack),
+        rst_per_sec: d(prev.rst, cur.rst),
+        fin_per_sec: d(prev.fin, cur.fin),
+        fragments_per_sec: d(prev.fragments, cur.fragments),
+    }
+}
+
+/// Growth of a source's counters since the previous snapshot. A source the LRU
+/// evicted and saw again starts from zero, so a drop means "all of it is new".
+fn source_delta(prev: Option<&SourceCounters>, cur: &SourceCounters) -> SourceCounters {
+    match prev {
+        Some(p) if p.packets <= cur.packets => SourceCounters {
+            packets: cur.packets - p.packets,
+            bytes: cur.bytes.saturating_sub(p.bytes),
+            syn: cur.syn.saturating_sub(p.syn),
+            udp: cur.udp.saturating_sub(p.udp),
+            icmp: cur.icmp.saturating_sub(p.icmp),
+        },
+        _ => *cur,
+    }
+}
+
+/// The `n` sources that sent the most packets in the interval (ties: more bytes,
+/// then the lower address, so the order is stable).
+pub fn top_sources(
+    prev: &HashMap<IpAddr, SourceCounters>,
+    cur: &HashMap<IpAddr, SourceCounters>,
+    seconds: f64,
+    n: usize,
+) -> Vec<SourceRate> {
+    let mut active: Vec<(IpAddr, SourceCounters, &SourceCounters)> = cur
+        .iter()
+        .map(|(ip, c)| (*ip, source_delta(prev.get(ip), c), c))
+        .filter(|(_, delta, _)| delta.packets > 0)
+        .collect();
+    active.sort_by(|a, b| {
+        (b.1.packets, b.1.bytes)
+            .cmp(&(a.1.packets, a.1.bytes))
+            .then(a.0.cmp(&b.0))
+    });
+    active
+        .into_iter()
+        .take(n)
+        .map(|(ip, delta, total)| {
+            let bytes_per_sec = per_sec(delta.bytes, seconds);
+            SourceRate {
+                ip,
+                pps: per_sec(delta.packets, seconds),
+                bytes_per_sec,
+                bits_per_sec: bytes_per_sec * 8.0,
+                syn_per_sec: per_sec(delta.syn, seconds),
+                udp_pps: per_sec(delta.udp, seconds),
+                icmp_pps: per_sec(delta.icmp, seconds),
+                packets: total.packets,
+                bytes: total.bytes,
+            }
+        })
+        .collect()
+}
+
+pub fn interval(prev: &Snapshot, cur: &Snapshot, top: usize) -> IntervalStats {
+    let seconds = cur.taken.duration_since(prev.taken).as_secs_f64();
+    IntervalStats {
+        seconds,
+        totals: cur.global,
+        rates: rates(&prev.global, &cur.global, seconds),
+        top_sources: top_sources(&prev.sources, &cur.sources, seconds, top),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src(packets: u64, bytes: u64, syn: u64) -> SourceCounters {
+        SourceCounters {
+            packets,
+            bytes,
+            syn,
+            udp: 0,
+            icmp: 0,
+        }
+    }
+
+    #[test]
+    fn rates_are_deltas_over_the_interval() {
+        let mut prev = GlobalCounters::default();
+        prev.total.packets = 1_000;
+        prev.total.bytes = 64_000;
+        prev.syn = 10;
+        let mut cur = prev;
+        cur.total.packets = 1_500;
+        cur.total.bytes = 96_000;
+        cur.tcp.packets = 400;
+        cur.syn = 210;
+        let r = rates(&prev, &cur, 0.5);
+        assert_eq!(r.pps, 1_000.0);
+        assert_eq!(r.bytes_per_sec, 64_000.0);
+        assert_eq!(r.bits_per_sec, 512_000.0);
+        assert_eq!(r.tcp_pps, 800.0);
+        assert_eq!(r.syn_per_sec, 400.0);
+        assert_eq!(rates(&prev, &cur, 0.0).pps, 0.0);
+    }
+
+    #[test]
+    fn top_sources_rank_by_interval_packets_not_totals() {
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let c: IpAddr = "2001:db8::3".parse().unwrap();
+        let prev = HashMap::from([(a, src(1_000_000, 0, 0)), (b, src(10, 0, 0))]);
+        let cur = HashMap::from([
+            (a, src(1_000_010, 0, 0)), // big total, quiet now
+            (b, src(510, 30_000, 500)),
+            (c, src(100, 6_400, 0)), // new this interval
+        ]);
+        let top = top_sources(&prev, &cur, 1.0, 2);
+        assert_eq!(top.len(), 2);
+        assert_eq!(
+            (top[0].ip, top[0].pps, top[0].syn_per_sec),
+            (b, 500.0, 500.0)
+        );
+        assert_eq!((top[1].ip, top[1].pps, top[1].packets), (c, 100.0, 100));
+    }
+
+    #[test]
+    fn evicted_and_returning_source_counts_from_zero() {
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let prev = HashMap::from([(a, src(5_000, 0, 0))]);
+        let cur = HashMap::from([(a, src(7, 0, 0))]);
+        assert_eq!(top_sources(&prev, &cur, 1.0, 5)[0].pps, 7.0);
+        let idle = HashMap::from([(a, src(5_000, 0, 0))]);
+        assert!(top_sources(&prev, &idle, 1.0, 5).is_empty());
+    }
+}
