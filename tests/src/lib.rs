@@ -1,1 +1,49 @@
+//! Helpers for the integration tests: the rule for skipping kernel tests, a network
+//! namespace with a veth pair that cleans up after itself, and the monitor binary run
+//! as a child process whose JSON lines the tests read.
 
+pub mod monitor_process;
+pub mod netns;
+pub mod send;
+
+/// Whether this process may load XDP programs. When it may not, the test says why on
+/// stderr and skips; under CI (`CI=true`) that skip is a failure instead.
+pub fn kernel_tests_allowed(test: &str) -> bool {
+    #[cfg(target_os = "linux")]
+    let verdict = monitor::backend::xdp::check_privileges();
+    #[cfg(not(target_os = "linux"))]
+    let verdict: anyhow::Result<()> = Err(anyhow::anyhow!("XDP needs Linux"));
+    match verdict {
+        Ok(()) => true,
+        Err(why) => {
+            let message = format!("SKIPPED {test}: it needs the kernel: {why:#}");
+            if std::env::var("CI").is_ok_and(|v| v == "true") {
+                panic!("{message} (CI=true: a skipped kernel test fails the run)");
+            }
+            eprintln!("{message}");
+            false
+        }
+    }
+}
+
+/// Skips (returns from) the calling test when it cannot use the kernel.
+#[macro_export]
+macro_rules! require_kernel {
+    () => {
+        if !$crate::kernel_tests_allowed(module_path!()) {
+            return;
+        }
+    };
+}
+
+/// Whether a command is installed; a test that needs a missing tool fails with a
+/// message naming it (xtask and .ci/run install them).
+pub fn require_tool(tool: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false);
+    assert!(
+        found,
+        "`{tool}` is not installed: run `cargo xtask setup` (it installs the test tools)"
+    );
+}

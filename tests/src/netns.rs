@@ -1,0 +1,192 @@
+//! A network namespace joined to the host by a veth pair: the test network. The
+//! namespace side is the "remote" host that sends traffic; the monitor attaches to the
+//! host side. Dropping the guard deletes the namespace and with it the veth pair.
+
+use std::{
+    net::{Ipv4Addr, Ipv6Addr},
+    process::Command,
+    sync::atomic::{AtomicU32, Ordering},
+};
+
+use anyhow::{Context as _, Result, bail};
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+pub struct TestNet {
+    pub ns: String,
+    /// The host end, where the monitor attaches.
+    pub host_if: String,
+    pub ns_if: String,
+    pub host_v4: Ipv4Addr,
+    pub ns_v4: Ipv4Addr,
+    pub host_v6: Ipv6Addr,
+    pub ns_v6: Ipv6Addr,
+}
+
+pub fn ip(args: &[&str]) -> Result<()> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .context("failed to run `ip` (iproute2)")?;
+    if !out.status.success() {
+        bail!(
+            "`ip {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+impl TestNet {
+    /// A fresh namespace and veth pair with unique names and subnets, configured so
+    /// that the namespace sends nothing of its own: static neighbours (no ARP or
+    /// neighbour discovery), no IPv6 link-local address (no DAD, router or MLD
+    /// chatter). Only what a test sends crosses the veth.
+    pub fn new() -> Result<Self> {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let pid = std::process::id();
+        let tag = format!("{}{}", pid % 100_000, n);
+        let (a, b) = (100 + (n % 150) as u8, (pid % 250) as u8);
+        let net = Self {
+            ns: format!("montest-{tag}"),
+            host_if: format!("mh{tag}"),
+            ns_if: format!("mn{tag}"),
+            host_v4: Ipv4Addr::new(10, a, b, 1),
+            ns_v4: Ipv4Addr::new(10, a, b, 2),
+            host_v6: format!("fd00:{a}:{b}::1").parse()?,
+            ns_v6: format!("fd00:{a}:{b}::2").parse()?,
+        };
+        net.create().inspect_err(|_| net.destroy())?;
+        Ok(net)
+    }
+
+    fn create(&self) -> Result<()> {
+        let (ns, h, m) = (self.ns.as_str(), self.host_if.as_str(), self.ns_if.as_str());
+        ip(&["netns", "add", ns])?;
+        ip(&[
+            "link", "add", h, "type", "veth", "peer", "name", m, "netns", ns,
+        ])?;
+        ip(&["link", "set", h, "addrgenmode", "none"])?;
+        ip(&["-n", ns, "link", "set", m, "addrgenmode", "none"])?;
+        let mac = |netns: Option<&str>, dev: &str| -> Result<String> {
+            let mut cmd = Command::new("ip");
+            if let Some(netns) = netns {
+                cmd.args(["-n", netns]);
+            }
+            let out = cmd.args(["-j", "link", "show", dev]).output()?;
+            let links: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+            Ok(links[0]["address"].as_str().context("no MAC")?.to_owned())
+        };
+        let (host_mac, ns_mac) = (mac(None, h)?, mac(Some(ns), m)?);
+        let (hv4, nv4) = (format!("{}/24", self.host_v4), format!("{}/24", self.ns_v4));
+        let (hv6, nv6) = (format!("{}/64", self.host_v6), format!("{}/64", self.ns_v6));
+        ip(&["addr", "add", &hv4, "dev", h])?;
+        ip(&["addr", "add", &hv6, "dev", h, "nodad"])?;
+        ip(&["-n", ns, "addr", "add", &nv4, "dev", m])?;
+        ip(&["-n", ns, "addr", "add", &nv6, "dev", m, "nodad"])?;
+        let (ns_v4, ns_v6) = (self.ns_v4.to_string(), self.ns_v6.to_string());
+        let (host_v4, host_v6) = (self.host_v4.to_string(), self.host_v6.to_string());
+        ip(&[
+            "neigh",
+            "replace",
+            &ns_v4,
+            "lladdr",
+            &ns_mac,
+            "dev",
+            h,
+            "nud",
+            "permanent",
+        ])?;
+        ip(&[
+            "neigh",
+            "replace",
+            &ns_v6,
+            "lladdr",
+            &ns_mac,
+            "dev",
+            h,
+            "nud",
+            "permanent",
+        ])?;
+        ip(&[
+            "-n",
+            ns,
+            "neigh",
+            "replace",
+            &host_v4,
+            "lladdr",
+            &host_mac,
+            "dev",
+            m,
+            "nud",
+            "permanent",
+        ])?;
+        ip(&[
+            "-n",
+            ns,
+            "neigh",
+            "replace",
+            &host_v6,
+            "lladdr",
+            &host_mac,
+            "dev",
+            m,
+            "nud",
+            "permanent",
+        ])?;
+        ip(&["link", "set", h, "up"])?;
+        ip(&["-n", ns, "link", "set", m, "up"])?;
+        ip(&["-n", ns, "link", "set", "lo", "up"])?;
+        self.wait_until_quiet()
+    }
+
+    /// The namespace's kernel still sends MLD reports for its solicited-node groups
+    /// (robustness 2, within about a second of link-up) whatever we configure; wait
+    /// until the host end has received nothing for a while, so tests start from silence.
+    fn wait_until_quiet(&self) -> Result<()> {
+        let counter = format!("/sys/class/net/{}/statistics/rx_packets", self.host_if);
+        let read = || -> Result<u64> { Ok(std::fs::read_to_string(&counter)?.trim().parse()?) };
+        let quiet_for = std::time::Duration::from_millis(1200);
+        let give_up = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let (mut last, mut since) = (read()?, std::time::Instant::now());
+        while since.elapsed() < quiet_for {
+            if std::time::Instant::now() > give_up {
+                bail!("{} never went quiet", self.host_if);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let now = read()?;
+            if now != last {
+                (last, since) = (now, std::time::Instant::now());
+            }
+        }
+        Ok(())
+    }
+
+    fn destroy(&self) {
+        let _ = ip(&["netns", "del", &self.ns]);
+        let _ = ip(&["link", "del", &self.host_if]);
+    }
+
+    /// A command run inside the namespace.
+    pub fn command(&self, program: &str) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns, program]);
+        cmd
+    }
+
+    /// Whether an XDP program is attached to the host end (as `ip link` reports it).
+    pub fn host_has_xdp(&self) -> Result<bool> {
+        let out = Command::new("ip")
+            .args(["-d", "link", "show", "dev", &self.host_if])
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        Ok(text.contains("prog/xdp") || text.contains("xdpgeneric") || text.contains(" xdp "))
+    }
+}
+
+impl Drop for TestNet {
+    fn drop(&mut self) {
+        self.destroy();
+    }
+}
