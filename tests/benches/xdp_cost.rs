@@ -1,0 +1,97 @@
+//! Cost per packet of the monitor's XDP program, measured by the kernel itself
+//! (`BPF_PROG_TEST_RUN` with a large repeat count), side by side with a program that
+//! only returns XDP_PASS. Run: `cargo xtask bench` (or `cargo bench -p monitor-tests
+//! --bench xdp_cost`), as root.
+
+#[cfg(target_os = "linux")]
+fn main() {
+    use aya::programs::{TestRun, TestRunOptions, Xdp};
+    use monitor::backend::xdp::{load_object, load_program};
+    use monitor_common::{
+        builder::{L4, Packet},
+        decode::{ETHERTYPE_VLAN, IPPROTO_HOPOPTS, TCP_SYN},
+        names,
+    };
+
+    if let Err(why) = monitor::backend::xdp::check_privileges() {
+        eprintln!("SKIPPED xdp_cost: {why:#}");
+        return;
+    }
+    const REPEAT: u32 = 5_000_000;
+    const ROUNDS: usize = 5;
+    let a = [192, 0, 2, 1];
+    let host = [203, 0, 113, 1];
+    let mut a6 = [0u8; 16];
+    a6[..4].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+    a6[15] = 0xa;
+    let mut host6 = a6;
+    host6[15] = 1;
+    let syn = L4::Tcp {
+        src_port: 40_000,
+        dst_port: 80,
+        flags: TCP_SYN,
+    };
+    let udp = L4::Udp {
+        src_port: 5_000,
+        dst_port: 53,
+    };
+    let frames = [
+        ("TCP SYN (IPv4)", Packet::ipv4(a, host, syn.clone()).build()),
+        (
+            "UDP (IPv4)",
+            Packet::ipv4(a, host, udp.clone()).payload(64).build(),
+        ),
+        (
+            "ICMP echo (IPv4)",
+            Packet::ipv4(a, host, L4::Echo).payload(56).build(),
+        ),
+        (
+            "UDP (IPv6, hop-by-hop)",
+            Packet::ipv6(a6, host6, udp)
+                .ext(IPPROTO_HOPOPTS)
+                .payload(64)
+                .build(),
+        ),
+        (
+            "TCP SYN (802.1Q VLAN)",
+            Packet::ipv4(a, host, syn).vlan(ETHERTYPE_VLAN).build(),
+        ),
+    ];
+
+    let mut ebpf = load_object(monitor_common::DEFAULT_MAX_SOURCES).expect("load object");
+    load_program(&mut ebpf, names::MONITOR_PROGRAM).expect("load monitor");
+    load_program(&mut ebpf, names::PASS_PROGRAM).expect("load pass_only");
+
+    // Median over rounds of the kernel's average ns per run.
+    let mut cost = |program: &str, frame: &[u8]| -> f64 {
+        let program: &mut Xdp = ebpf.program_mut(program).unwrap().try_into().unwrap();
+        let mut runs: Vec<f64> = (0..ROUNDS)
+            .map(|_| {
+                let result = program
+                    .test_run(TestRunOptions {
+                        data_in: Some(frame),
+                        repeat: REPEAT,
+                        ..TestRunOptions::new()
+                    })
+                    .expect("test_run");
+                result.duration.as_nanos() as f64
+            })
+            .collect();
+        runs.sort_by(f64::total_cmp);
+        runs[ROUNDS / 2]
+    };
+
+    println!("XDP cost per packet, BPF_PROG_TEST_RUN, repeat {REPEAT}, median of {ROUNDS} rounds");
+    println!("| frame | pass_only (ns) | monitor (ns) | monitor - pass_only (ns) |");
+    println!("|---|---:|---:|---:|");
+    for (name, frame) in &frames {
+        let base = cost(names::PASS_PROGRAM, frame);
+        let ours = cost(names::MONITOR_PROGRAM, frame);
+        println!("| {name} | {base:.0} | {ours:.0} | {:.0} |", ours - base);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn main() {
+    eprintln!("SKIPPED xdp_cost: XDP needs Linux");
+}

@@ -1,0 +1,122 @@
+//! Makes this machine able to build and test the monitor: on Debian it installs what
+//! is missing (saying what), elsewhere it names exactly what to install.
+
+use std::{path::Path, process::Command};
+
+use anyhow::{Context as _, Result, bail};
+
+use crate::toolchain::{self, BPF_LINKER_VERSION, DEBIAN_BUILD_PACKAGES, DEBIAN_TOOLCHAIN, Route};
+
+/// Debian packages the tests drive: real tools, real traffic.
+pub const DEBIAN_TEST_PACKAGES: &[&str] = &["iproute2", "hping3", "nmap", "tshark", "tcpdump"];
+
+fn is_debian() -> bool {
+    Path::new("/etc/debian_version").is_file()
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn dpkg_installed(package: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", package])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+}
+
+pub fn run(cmd: &mut Command) -> Result<()> {
+    let status = cmd
+        .status()
+        .with_context(|| format!("failed to start {cmd:?}"))?;
+    if !status.success() {
+        bail!("{cmd:?} failed ({status})");
+    }
+    Ok(())
+}
+
+fn apt_install(packages: &[&str]) -> Result<()> {
+    let sudo = !is_root();
+    if sudo && Command::new("sudo").arg("-n").arg("true").status().is_err() {
+        bail!(
+            "missing Debian packages: {}; install them as root: apt-get install -y {}",
+            packages.join(" "),
+            packages.join(" ")
+        );
+    }
+    println!("xtask: installing Debian packages: {}", packages.join(" "));
+    let apt = |args: &[&str]| {
+        let mut cmd = if sudo {
+            let mut c = Command::new("sudo");
+            c.arg("apt-get");
+            c
+        } else {
+            Command::new("apt-get")
+        };
+        cmd.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        run(&mut cmd)
+    };
+    apt(&["update", "-q"])?;
+    apt(&[
+        &["install", "-y", "-q", "--no-install-recommends"],
+        packages,
+    ]
+    .concat())
+}
+
+/// Installs (on Debian) or checks (elsewhere) the eBPF toolchain, and the test tools
+/// when `test_tools`; returns the route the build will take.
+pub fn ensure(test_tools: bool) -> Result<Route> {
+    if is_debian() {
+        let mut wanted: Vec<&str> = DEBIAN_BUILD_PACKAGES.to_vec();
+        if test_tools {
+            wanted.extend(DEBIAN_TEST_PACKAGES);
+        }
+        let missing: Vec<&str> = wanted.into_iter().filter(|p| !dpkg_installed(p)).collect();
+        if !missing.is_empty() {
+            apt_install(&missing)?;
+        }
+    } else if test_tools {
+        println!(
+            "xtask: not Debian; the end-to-end tests need these tools installed: {}",
+            DEBIAN_TEST_PACKAGES.join(", ")
+        );
+    }
+
+    if toolchain::debian_compiler_installed()
+        && toolchain::has_rustup()
+        && !toolchain::debian_toolchain_linked()
+    {
+        println!("xtask: linking Debian's rustc-web into rustup as `{DEBIAN_TOOLCHAIN}`");
+        run(Command::new("rustup").args(["toolchain", "link", DEBIAN_TOOLCHAIN, "/usr"]))?;
+    }
+
+    if toolchain::bpf_linker().is_none() {
+        let llvm22 = Path::new("/usr/lib/llvm-22/bin/llvm-config").is_file();
+        let mut cmd = Command::new("cargo");
+        cmd.args(["install", "bpf-linker", "--version", BPF_LINKER_VERSION]);
+        if llvm22 {
+            // Debian's LLVM 22 (llvm-22-dev): the route verified on Debian 12.
+            cmd.args(["--no-default-features", "--features", "llvm-22"])
+                .env("LLVM_PREFIX", "/usr/lib/llvm-22");
+        }
+        println!("xtask: installing bpf-linker {BPF_LINKER_VERSION} with cargo (takes a minute)");
+        run(&mut cmd).context(
+            "failed to install bpf-linker; on Debian 12 it needs llvm-22-dev, elsewhere \
+             see https://github.com/aya-rs/bpf-linker",
+        )?;
+    }
+
+    let route = toolchain::detect().map_err(|missing| anyhow::anyhow!("{missing}"))?;
+    println!(
+        "xtask: eBPF toolchain: {route}; cargo runs under `rustup run {}`{}",
+        route.toolchain(),
+        if route.needs_rustc_bootstrap() {
+            " with RUSTC_BOOTSTRAP=1 for -Z build-std"
+        } else {
+            ""
+        }
+    );
+    Ok(route)
+}
