@@ -2,6 +2,7 @@
 //! Each one first makes sure the machine has what it needs (see `setup`).
 
 mod setup;
+mod test_summary;
 mod toolchain;
 
 use std::{
@@ -134,7 +135,7 @@ fn main() -> Result<()> {
             let runner = runner_args();
             let mut cmd = cargo(&["test", "--workspace", "--exclude", "monitor-ebpf"]);
             cmd.args(&runner).arg("--").args(&args);
-            run(&mut cmd)?;
+            test_summary::run_and_summarize(cmd)?;
         }
         Cmd::Bench => {
             setup::ensure(true)?;
