@@ -13,8 +13,8 @@ pub mod frame;
 #[cfg(any(test, feature = "std"))]
 pub mod builder;
 
-pub use counters::{GlobalCounters, SourceCounters, SourceKey};
-pub use decode::{Class, Family, PacketInfo, decode};
+pub use counters::{GlobalCounters, SourceCache, SourceCounters, SourceKey, SourceSlot};
+pub use decode::{Addr, Class, Family, PacketInfo, decode};
 pub use frame::Frame;
 
 /// Names of the maps and programs in the compiled object; userspace looks them up by
@@ -22,6 +22,7 @@ pub use frame::Frame;
 pub mod names {
     pub const GLOBAL_COUNTERS: &str = "GLOBAL_COUNTERS";
     pub const SOURCE_COUNTERS: &str = "SOURCE_COUNTERS";
+    pub const SOURCE_CACHE: &str = "SOURCE_CACHE";
     pub const MONITOR_PROGRAM: &str = "monitor";
     /// A program that only returns XDP_PASS: the baseline for cost-per-packet benchmarks.
     pub const PASS_PROGRAM: &str = "pass_only";

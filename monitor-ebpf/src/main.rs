@@ -11,8 +11,8 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::warn;
 use monitor_common::{
-    DEFAULT_MAX_SOURCES, Frame, GlobalCounters, PacketInfo, SourceCounters, SourceKey, decode,
-    decode::MAX_HEADER_OFFSET,
+    DEFAULT_MAX_SOURCES, Frame, GlobalCounters, PacketInfo, SourceCache, SourceCounters, SourceKey,
+    SourceSlot, decode, decode::MAX_HEADER_OFFSET,
 };
 
 #[map(name = "GLOBAL_COUNTERS")]
@@ -23,6 +23,10 @@ static GLOBAL_COUNTERS: PerCpuArray<GlobalCounters> = PerCpuArray::with_max_entr
 #[map(name = "SOURCE_COUNTERS")]
 static SOURCE_COUNTERS: LruPerCpuHashMap<SourceKey, SourceCounters> =
     LruPerCpuHashMap::with_max_entries(DEFAULT_MAX_SOURCES, 0);
+
+/// Per-source counts not yet in SOURCE_COUNTERS (see `SourceCache` for why).
+#[map(name = "SOURCE_CACHE")]
+static SOURCE_CACHE: PerCpuArray<SourceCache> = PerCpuArray::with_max_entries(1, 0);
 
 #[xdp]
 pub fn monitor(ctx: XdpContext) -> u32 {
@@ -84,25 +88,44 @@ fn count(ctx: &XdpContext) {
 #[inline(always)]
 fn count_source(ctx: &XdpContext, info: &PacketInfo, len: u64) {
     let key = SourceKey { addr: info.src };
-    if let Some(counters) = SOURCE_COUNTERS.get_ptr_mut(&key) {
+    let Some(cache) = SOURCE_CACHE.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: this CPU's own cache; XDP runs with preemption off.
+    if let Some(evicted) = unsafe { (*cache).record(&key, info, len) } {
+        flush(ctx, &evicted);
+    }
+}
+
+/// Adds a slot's counts to the per-source table.
+#[inline(always)]
+fn flush(ctx: &XdpContext, slot: &SourceSlot) {
+    if let Some(counters) = SOURCE_COUNTERS.get_ptr_mut(&slot.key) {
         // SAFETY: this CPU's slot of the entry.
-        unsafe { (*counters).record(info, len) };
+        unsafe { add(&mut *counters, &slot.counters) };
         return;
     }
-    let mut fresh = SourceCounters::default();
-    fresh.record(info, len);
     if SOURCE_COUNTERS
-        .insert(&key, &fresh, u64::from(BPF_NOEXIST))
+        .insert(&slot.key, &slot.counters, u64::from(BPF_NOEXIST))
         .is_ok()
     {
         return;
     }
-    // Another CPU created the entry between our lookup and insert: count into it.
-    match SOURCE_COUNTERS.get_ptr_mut(&key) {
+    // Another CPU created the entry between our lookup and insert: add to it.
+    match SOURCE_COUNTERS.get_ptr_mut(&slot.key) {
         // SAFETY: as above.
-        Some(counters) => unsafe { (*counters).record(info, len) },
+        Some(counters) => unsafe { add(&mut *counters, &slot.counters) },
         None => warn!(ctx, "per-source table: insert and lookup both failed"),
     }
+}
+
+#[inline(always)]
+fn add(into: &mut SourceCounters, from: &SourceCounters) {
+    into.packets += from.packets;
+    into.bytes += from.bytes;
+    into.syn += from.syn;
+    into.udp += from.udp;
+    into.icmp += from.icmp;
 }
 
 #[cfg(not(test))]

@@ -33,8 +33,8 @@ fn ipv4_tcp_syn() {
     let info = decoded(&Packet::ipv4(A, B, syn()));
     assert_eq!(info.class, Class::Tcp);
     assert_eq!(info.family, Family::Ipv4);
-    assert_eq!(info.src, ipv4_mapped(A));
-    assert_eq!(info.dst, ipv4_mapped(B));
+    assert_eq!(info.src, Addr::ipv4_mapped(A));
+    assert_eq!(info.dst, Addr::ipv4_mapped(B));
     assert_eq!((info.src_port, info.dst_port), (40000, 80));
     assert!(info.is_syn());
     assert!(!info.is_syn_ack());
@@ -118,8 +118,8 @@ fn ipv6_udp_and_icmpv6() {
     let u = decoded(&Packet::ipv6(A6, B6, udp()));
     assert_eq!(u.class, Class::Udp);
     assert_eq!(u.family, Family::Ipv6);
-    assert_eq!(u.src, A6);
-    assert_eq!(u.dst, B6);
+    assert_eq!(u.src, Addr::from_bytes(A6));
+    assert_eq!(u.dst, Addr::from_bytes(B6));
     assert_eq!(u.dst_port, 53);
     let i = decoded(&Packet::ipv6(A6, B6, L4::Echo));
     assert_eq!(i.class, Class::Icmp);
@@ -158,7 +158,7 @@ fn ipv6_chain_past_the_walk_limit_is_malformed() {
     let info = decoded(&p.ext(IPPROTO_DSTOPTS));
     assert_eq!(info.class, Class::Malformed);
     assert_eq!(info.family, Family::Ipv6, "the source is still known");
-    assert_eq!(info.src, A6);
+    assert_eq!(info.src, Addr::from_bytes(A6));
 }
 
 #[test]

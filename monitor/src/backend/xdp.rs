@@ -10,7 +10,7 @@ use aya::{
     programs::{ProgramError, Xdp, XdpMode},
 };
 use log::{debug, warn};
-use monitor_common::{GlobalCounters, SourceCounters, SourceKey, names};
+use monitor_common::{GlobalCounters, SourceCache, SourceCounters, SourceKey, names};
 
 use super::{Backend, Snapshot};
 use crate::{cli::XdpModeArg, iface};
@@ -97,13 +97,15 @@ pub fn read_global(ebpf: &Ebpf) -> Result<GlobalCounters> {
         .fold(GlobalCounters::default(), |sum, c| sum.merged(*c)))
 }
 
-/// Per-source counters, summed over CPUs.
+/// Per-source counters, summed over CPUs: the per-source table plus the counts still
+/// pending in each CPU's source cache. The table is read first: a slot flushed in
+/// between is then missed once (and counted at the next poll), never counted twice.
 pub fn read_sources(ebpf: &Ebpf) -> Result<HashMap<IpAddr, SourceCounters>> {
     let map = ebpf
         .map(names::SOURCE_COUNTERS)
         .context("map SOURCE_COUNTERS missing")?;
     let table = PerCpuHashMap::<_, SourceKey, SourceCounters>::try_from(map)?;
-    let mut sources = HashMap::new();
+    let mut sources: HashMap<IpAddr, SourceCounters> = HashMap::new();
     for entry in table.iter() {
         match entry {
             Ok((key, per_cpu)) => {
@@ -115,6 +117,17 @@ pub fn read_sources(ebpf: &Ebpf) -> Result<HashMap<IpAddr, SourceCounters>> {
             // The LRU can evict a key between listing it and reading it.
             Err(MapError::KeyNotFound) => continue,
             Err(err) => return Err(err).context("failed to read SOURCE_COUNTERS"),
+        }
+    }
+    let map = ebpf
+        .map(names::SOURCE_CACHE)
+        .context("map SOURCE_CACHE missing")?;
+    let cache = PerCpuArray::<_, SourceCache>::try_from(map)?;
+    let per_cpu = cache.get(&0, 0).context("failed to read SOURCE_CACHE")?;
+    for slot in per_cpu.iter().flat_map(|c| c.slots.iter()) {
+        if slot.is_occupied() {
+            let sum = sources.entry(slot.key.ip()).or_default();
+            *sum = sum.merged(slot.counters);
         }
     }
     Ok(sources)
