@@ -3,6 +3,8 @@
 
 pub mod backend;
 pub mod cli;
+pub mod config;
+pub mod detect;
 pub mod iface;
 pub mod report;
 pub mod run;
