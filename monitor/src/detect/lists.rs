@@ -13,7 +13,10 @@ use std::{
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::config::{ConfigError, ListsConfig};
+use crate::{
+    alert::{AlertKind, AlertSource, Finding, Unit},
+    config::{ConfigError, ListsConfig},
+};
 
 /// An IPv4 or IPv6 network. Host bits are cleared, so `10.1.2.3/8` is `10.0.0.0/8`;
 /// a bare address is a /32 or /128; an IPv4-mapped IPv6 network is stored as IPv4.
@@ -259,6 +262,54 @@ impl Lists {
     }
 }
 
+/// Which way the traffic of a listed address went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// From the listed address to the host.
+    FromListed,
+    /// From the host to the listed address (needs an egress hook).
+    ToListed,
+}
+
+/// Traffic of one listed address in the interval.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlocklistHit {
+    pub addr: IpAddr,
+    pub direction: Direction,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+/// The finding for traffic from or to a blocklisted address; `entry` is the list entry
+/// it matched, when known.
+pub fn blocklisted(hit: &BlocklistHit, entry: Option<Cidr>, target: &str) -> Finding {
+    let addr = hit.addr.to_canonical();
+    let way = match hit.direction {
+        Direction::FromListed => "from",
+        Direction::ToListed => "to",
+    };
+    let listed_as = match entry {
+        Some(entry) if entry.prefix() as usize != if addr.is_ipv4() { 32 } else { 128 } => {
+            format!(" (listed as {entry})")
+        }
+        _ => String::new(),
+    };
+    Finding {
+        kind: AlertKind::Blocklisted,
+        source: AlertSource::Ip(addr),
+        target: target.to_owned(),
+        value: hit.packets as f64,
+        threshold: 1.0,
+        unit: Unit::Packets,
+        message: format!(
+            "traffic {way} blocklisted {addr}{listed_as}: {} packets, {} bytes",
+            crate::report::human::thousands(hit.packets),
+            crate::report::human::thousands(hit.bytes)
+        ),
+        flow: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,6 +404,35 @@ mod tests {
         let err = parse_list("10.0.0.0/8\n# ok\n10.0.0.300/8\n").unwrap_err();
         assert_eq!(err.0, 3);
         assert!(err.1.contains("10.0.0.300/8"), "{}", err.1);
+    }
+
+    #[test]
+    fn blocklisted_finding_names_the_entry() {
+        let hit = BlocklistHit {
+            addr: ip("::ffff:198.51.100.23"),
+            direction: Direction::FromListed,
+            packets: 12,
+            bytes: 1_234,
+        };
+        let f = blocklisted(&hit, Some(cidr("198.51.100.0/24")), "eth0");
+        assert_eq!(
+            (f.kind, f.source.to_string()),
+            (AlertKind::Blocklisted, "198.51.100.23".into())
+        );
+        assert_eq!((f.value, f.threshold, f.unit), (12.0, 1.0, Unit::Packets));
+        assert_eq!(
+            f.message,
+            "traffic from blocklisted 198.51.100.23 (listed as 198.51.100.0/24): 12 packets, 1,234 bytes"
+        );
+        let out = BlocklistHit {
+            direction: Direction::ToListed,
+            ..hit
+        };
+        let f = blocklisted(&out, Some(cidr("198.51.100.23")), "eth0");
+        assert_eq!(
+            f.message,
+            "traffic to blocklisted 198.51.100.23: 12 packets, 1,234 bytes"
+        );
     }
 
     #[test]
