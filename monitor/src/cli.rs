@@ -1,8 +1,21 @@
-//! Command-line interface.
+//! Command-line interface. Every configuration setting has a flag here; a flag that is
+//! given overrides the configuration file, which overrides the defaults.
 
-use std::time::Duration;
+use std::{
+    num::{NonZeroU32, NonZeroU64},
+    path::PathBuf,
+    time::Duration,
+};
 
-use clap::{Parser, ValueEnum};
+use clap::{
+    Args, CommandFactory as _, FromArgMatches as _, Parser, ValueEnum, parser::ValueSource,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    config::{Config, ConfigError, Fraction, Positive},
+    detect::lists::Cidr,
+};
 
 /// The shortest polling interval: below it, reading the maps costs more than it tells.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
@@ -41,9 +54,271 @@ pub struct Cli {
     /// How many top sources each stats line lists
     #[arg(long, default_value_t = 5)]
     pub top: usize,
+
+    /// Configuration file: TOML, or YAML if it ends in .yml/.yaml (see monitor.example.toml)
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Print the effective configuration (defaults, file and flags) as TOML and exit
+    #[arg(long)]
+    pub print_config: bool,
+
+    #[command(flatten)]
+    pub overrides: Overrides,
 }
 
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+impl Cli {
+    /// Parses the process arguments (exits with usage on error, as `Cli::parse` does)
+    /// and records which capture flags were given: use this, not `Cli::parse`, so that a
+    /// flag left at its default does not mask the configuration file.
+    pub fn parse_args() -> Self {
+        Self::try_parse_args_from(std::env::args_os()).unwrap_or_else(|err| err.exit())
+    }
+
+    pub fn try_parse_args_from<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let matches = Self::command().try_get_matches_from(args)?;
+        let mut cli = Self::from_arg_matches(&matches)?;
+        let given = |id: &str| matches.value_source(id) == Some(ValueSource::CommandLine);
+        let o = &mut cli.overrides;
+        o.iface = cli.iface.clone();
+        o.interval = given("interval").then_some(cli.interval);
+        o.xdp_mode = given("xdp_mode").then_some(cli.xdp_mode);
+        o.max_sources = given("max_sources")
+            .then(|| NonZeroU32::new(cli.max_sources))
+            .flatten();
+        o.top = given("top").then_some(cli.top);
+        Ok(cli)
+    }
+
+    /// The effective configuration: the defaults, then the file, then the flags.
+    pub fn config(&self) -> Result<Config, ConfigError> {
+        let mut config = match &self.config {
+            Some(path) => Config::from_file(path)?,
+            None => Config::default(),
+        };
+        self.overrides.apply(&mut config);
+        Ok(config)
+    }
+}
+
+/// One optional value per configuration setting; those given replace the file's. Their
+/// defaults are the configuration's (`monitor --print-config` shows them).
+/// List flags replace the file's list (they do not add to it). Each flag is the
+/// setting's name in the file prefixed by its section (`--source-pps` for
+/// `detection.per_source.pps`), list files taking one `--blocklist-file` per file.
+#[derive(Args, Debug, Clone, Default, PartialEq)]
+pub struct Overrides {
+    // The capture settings have their own flags above (`--iface`, `--interval`, ...);
+    // `Cli::try_parse_args_from` copies them here when they were given.
+    #[arg(skip)]
+    pub iface: Option<String>,
+    #[arg(skip)]
+    pub interval: Option<Duration>,
+    #[arg(skip)]
+    pub xdp_mode: Option<XdpModeArg>,
+    #[arg(skip)]
+    pub max_sources: Option<NonZeroU32>,
+    #[arg(skip)]
+    pub top: Option<usize>,
+
+    /// Packets per second from one source [config: detection.per_source.pps]
+    #[arg(long, value_name = "PPS", help_heading = "Per-source thresholds")]
+    pub source_pps: Option<NonZeroU64>,
+    /// Bytes per second from one source [config: detection.per_source.bytes_per_sec]
+    #[arg(long, value_name = "BYTES", help_heading = "Per-source thresholds")]
+    pub source_bytes_per_sec: Option<NonZeroU64>,
+    /// TCP SYNs per second from one source [config: detection.per_source.syn_per_sec]
+    #[arg(long, value_name = "RATE", help_heading = "Per-source thresholds")]
+    pub source_syn_per_sec: Option<NonZeroU64>,
+    /// SYNs per SYN-ACK sent back, when the backend counts SYN-ACKs [config: detection.per_source.syn_ratio]
+    #[arg(long, value_name = "RATIO", help_heading = "Per-source thresholds")]
+    pub source_syn_ratio: Option<Positive>,
+    /// SYN rate from which the SYN:SYN-ACK ratio applies [config: detection.per_source.syn_ratio_min_syn_per_sec]
+    #[arg(long, value_name = "RATE", help_heading = "Per-source thresholds")]
+    pub source_syn_ratio_min_syn_per_sec: Option<NonZeroU64>,
+    /// UDP packets per second from one source [config: detection.per_source.udp_pps]
+    #[arg(long, value_name = "PPS", help_heading = "Per-source thresholds")]
+    pub source_udp_pps: Option<NonZeroU64>,
+    /// ICMP packets per second from one source [config: detection.per_source.icmp_pps]
+    #[arg(long, value_name = "PPS", help_heading = "Per-source thresholds")]
+    pub source_icmp_pps: Option<NonZeroU64>,
+
+    /// Packets per second to the whole host [config: detection.host.pps]
+    #[arg(long, value_name = "PPS", help_heading = "Host-wide thresholds")]
+    pub host_pps: Option<NonZeroU64>,
+    /// Bytes per second to the whole host [config: detection.host.bytes_per_sec]
+    #[arg(long, value_name = "BYTES", help_heading = "Host-wide thresholds")]
+    pub host_bytes_per_sec: Option<NonZeroU64>,
+    /// TCP SYNs per second to the whole host [config: detection.host.syn_per_sec]
+    #[arg(long, value_name = "RATE", help_heading = "Host-wide thresholds")]
+    pub host_syn_per_sec: Option<NonZeroU64>,
+    /// UDP packets per second to the whole host [config: detection.host.udp_pps]
+    #[arg(long, value_name = "PPS", help_heading = "Host-wide thresholds")]
+    pub host_udp_pps: Option<NonZeroU64>,
+    /// ICMP packets per second to the whole host [config: detection.host.icmp_pps]
+    #[arg(long, value_name = "PPS", help_heading = "Host-wide thresholds")]
+    pub host_icmp_pps: Option<NonZeroU64>,
+
+    /// Learning time before spikes are reported [config: detection.spike.warmup]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Spike detection")]
+    pub spike_warmup: Option<Duration>,
+    /// Weight of one second of traffic in the baseline, 0 < alpha <= 1 [config: detection.spike.alpha]
+    #[arg(long, value_name = "ALPHA", help_heading = "Spike detection")]
+    pub spike_alpha: Option<Fraction>,
+    /// Deviations above the mean that make a spike [config: detection.spike.k_sigma]
+    #[arg(long, value_name = "K", help_heading = "Spike detection")]
+    pub spike_k_sigma: Option<Positive>,
+    /// How long traffic must stay above the band [config: detection.spike.sustain]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Spike detection")]
+    pub spike_sustain: Option<Duration>,
+    /// No spike below this many packets per second [config: detection.spike.min_pps]
+    #[arg(long, value_name = "PPS", help_heading = "Spike detection")]
+    pub spike_min_pps: Option<NonZeroU64>,
+    /// No spike below this many bytes per second [config: detection.spike.min_bytes_per_sec]
+    #[arg(long, value_name = "BYTES", help_heading = "Spike detection")]
+    pub spike_min_bytes_per_sec: Option<NonZeroU64>,
+
+    /// Distinct destination ports one source tries within the window [config: detection.port_scan.ports]
+    #[arg(
+        long,
+        value_name = "N",
+        help_heading = "Port scans and large downloads"
+    )]
+    pub port_scan_ports: Option<NonZeroU32>,
+    /// Distinct destination hosts one source tries within the window [config: detection.port_scan.hosts]
+    #[arg(
+        long,
+        value_name = "N",
+        help_heading = "Port scans and large downloads"
+    )]
+    pub port_scan_hosts: Option<NonZeroU32>,
+    /// Port-scan window [config: detection.port_scan.window]
+    #[arg(long, value_name = "DURATION", value_parser = parse_nonzero_duration, help_heading = "Port scans and large downloads")]
+    pub port_scan_window: Option<Duration>,
+    /// Inbound payload bytes of one flow that make a large download [config: detection.large_download.bytes]
+    #[arg(
+        long,
+        value_name = "BYTES",
+        help_heading = "Port scans and large downloads"
+    )]
+    pub large_download_bytes: Option<NonZeroU64>,
+
+    /// Blocklisted addresses or CIDR networks, comma-separated or repeated [config: lists.blocklist]
+    #[arg(
+        long,
+        value_name = "CIDR",
+        value_delimiter = ',',
+        help_heading = "Address lists"
+    )]
+    pub blocklist: Option<Vec<Cidr>>,
+    /// Blocklist files: one address or network a line, # comments (repeatable) [config: lists.blocklist_files]
+    #[arg(
+        long = "blocklist-file",
+        value_name = "FILE",
+        help_heading = "Address lists"
+    )]
+    pub blocklist_files: Option<Vec<PathBuf>>,
+    /// Sources that never raise an alert, comma-separated or repeated [config: lists.allowlist]
+    #[arg(
+        long,
+        value_name = "CIDR",
+        value_delimiter = ',',
+        help_heading = "Address lists"
+    )]
+    pub allowlist: Option<Vec<Cidr>>,
+    /// Allowlist files (repeatable) [config: lists.allowlist_files]
+    #[arg(
+        long = "allowlist-file",
+        value_name = "FILE",
+        help_heading = "Address lists"
+    )]
+    pub allowlist_files: Option<Vec<PathBuf>>,
+    /// Leave private and link-local sources out of pps and bandwidth alerts [config: lists.exclude_private_from_burst]
+    #[arg(long, value_name = "BOOL", help_heading = "Address lists")]
+    pub exclude_private_from_burst: Option<bool>,
+
+    /// Quiet time before the same alert (kind and source) is raised again [config: alerting.cooldown]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Alerting")]
+    pub cooldown: Option<Duration>,
+    /// Consecutive clear intervals before an alert ends [config: alerting.clear_intervals]
+    #[arg(long, value_name = "N", help_heading = "Alerting")]
+    pub clear_intervals: Option<NonZeroU32>,
+}
+
+impl Overrides {
+    /// Lays the given flags over `config`.
+    pub fn apply(&self, config: &mut Config) {
+        fn set<T: Clone>(slot: &mut T, value: &Option<T>) {
+            if let Some(value) = value {
+                *slot = value.clone();
+            }
+        }
+        let capture = &mut config.capture;
+        if self.iface.is_some() {
+            capture.iface.clone_from(&self.iface);
+        }
+        set(&mut capture.interval, &self.interval);
+        set(&mut capture.xdp_mode, &self.xdp_mode);
+        set(&mut capture.max_sources, &self.max_sources);
+        set(&mut capture.top, &self.top);
+
+        let source = &mut config.detection.per_source;
+        set(&mut source.pps, &self.source_pps);
+        set(&mut source.bytes_per_sec, &self.source_bytes_per_sec);
+        set(&mut source.syn_per_sec, &self.source_syn_per_sec);
+        set(&mut source.syn_ratio, &self.source_syn_ratio);
+        set(
+            &mut source.syn_ratio_min_syn_per_sec,
+            &self.source_syn_ratio_min_syn_per_sec,
+        );
+        set(&mut source.udp_pps, &self.source_udp_pps);
+        set(&mut source.icmp_pps, &self.source_icmp_pps);
+
+        let host = &mut config.detection.host;
+        set(&mut host.pps, &self.host_pps);
+        set(&mut host.bytes_per_sec, &self.host_bytes_per_sec);
+        set(&mut host.syn_per_sec, &self.host_syn_per_sec);
+        set(&mut host.udp_pps, &self.host_udp_pps);
+        set(&mut host.icmp_pps, &self.host_icmp_pps);
+
+        let spike = &mut config.detection.spike;
+        set(&mut spike.warmup, &self.spike_warmup);
+        set(&mut spike.alpha, &self.spike_alpha);
+        set(&mut spike.k_sigma, &self.spike_k_sigma);
+        set(&mut spike.sustain, &self.spike_sustain);
+        set(&mut spike.min_pps, &self.spike_min_pps);
+        set(&mut spike.min_bytes_per_sec, &self.spike_min_bytes_per_sec);
+
+        let scan = &mut config.detection.port_scan;
+        set(&mut scan.ports, &self.port_scan_ports);
+        set(&mut scan.hosts, &self.port_scan_hosts);
+        set(&mut scan.window, &self.port_scan_window);
+        set(
+            &mut config.detection.large_download.bytes,
+            &self.large_download_bytes,
+        );
+
+        let lists = &mut config.lists;
+        set(&mut lists.blocklist, &self.blocklist);
+        set(&mut lists.blocklist_files, &self.blocklist_files);
+        set(&mut lists.allowlist, &self.allowlist);
+        set(&mut lists.allowlist_files, &self.allowlist_files);
+        set(
+            &mut lists.exclude_private_from_burst,
+            &self.exclude_private_from_burst,
+        );
+
+        set(&mut config.alerting.cooldown, &self.cooldown);
+        set(&mut config.alerting.clear_intervals, &self.clear_intervals);
+    }
+}
+
+#[derive(ValueEnum, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
 pub enum XdpModeArg {
     /// Native (driver) mode, falling back to skb mode with a warning
     Auto,
@@ -58,10 +333,147 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("`{s}` is not a duration like 1s or 250ms: {e}"))
 }
 
+fn parse_nonzero_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err(format!("`{s}` must be above zero"));
+    }
+    Ok(d)
+}
+
 fn parse_interval(s: &str) -> Result<Duration, String> {
     let d = parse_duration(s)?;
     if d < MIN_INTERVAL {
         return Err(format!("`{s}` is below the 100ms minimum"));
     }
     Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cli(args: &[&str]) -> Cli {
+        Cli::try_parse_args_from(std::iter::once("monitor").chain(args.iter().copied())).unwrap()
+    }
+
+    /// The capture flags keep clap defaults (for `--help` and `run.rs`); they must be
+    /// the configuration's defaults, or the help would lie.
+    #[test]
+    fn capture_flag_defaults_are_the_config_defaults() {
+        let bare = cli(&[]);
+        let defaults = Config::default().capture;
+        assert_eq!(bare.interval, defaults.interval);
+        assert_eq!(bare.xdp_mode, defaults.xdp_mode);
+        assert_eq!(bare.max_sources, defaults.max_sources.get());
+        assert_eq!(bare.top, defaults.top);
+        assert_eq!(bare.overrides, Overrides::default());
+        assert_eq!(bare.config().unwrap(), Config::default());
+    }
+
+    fn leaves(config: &Config) -> Vec<(String, toml::Value)> {
+        fn walk(prefix: &str, table: &toml::Table, out: &mut Vec<(String, toml::Value)>) {
+            for (key, value) in table {
+                match value {
+                    toml::Value::Table(inner) => walk(&format!("{prefix}{key}."), inner, out),
+                    other => out.push((format!("{prefix}{key}"), other.clone())),
+                }
+            }
+        }
+        let table: toml::Table = config.to_toml().unwrap().parse().unwrap();
+        let mut out = Vec::new();
+        walk("", &table, &mut out);
+        out
+    }
+
+    #[test]
+    fn precedence_is_default_then_file_then_flag() {
+        let dir = std::env::temp_dir().join(format!("monitor-cli-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("monitor.toml");
+        std::fs::write(
+            &file,
+            "[capture]\ninterval = \"500ms\"\ntop = 9\n[detection.per_source]\npps = 8000\nicmp_pps = 700\n",
+        )
+        .unwrap();
+        let path = file.to_str().unwrap();
+
+        let from_file = cli(&["--config", path]).config().unwrap();
+        assert_eq!(from_file.capture.interval, Duration::from_millis(500));
+        assert_eq!(from_file.capture.top, 9);
+        assert_eq!(from_file.detection.per_source.pps.get(), 8_000);
+        assert_eq!(
+            from_file.detection.per_source.bytes_per_sec.get(),
+            20_000_000
+        );
+
+        // A flag wins over the file, even when it spells the built-in default.
+        let flagged = cli(&["--config", path, "--source-pps", "9000", "--interval", "1s"])
+            .config()
+            .unwrap();
+        assert_eq!(flagged.detection.per_source.pps.get(), 9_000);
+        assert_eq!(flagged.capture.interval, Duration::from_secs(1));
+        assert_eq!(flagged.capture.top, 9);
+        assert_eq!(flagged.detection.per_source.icmp_pps.get(), 700);
+
+        let no_file = cli(&["--source-icmp-pps", "50"]).config().unwrap();
+        assert_eq!(no_file.detection.per_source.icmp_pps.get(), 50);
+        assert_eq!(no_file.capture, Config::default().capture);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Adding a setting to the configuration without a flag fails here.
+    #[test]
+    fn every_setting_has_a_flag() {
+        #[rustfmt::skip]
+        let args = [
+            "--iface", "eth9", "--interval", "250ms", "--xdp-mode", "skb", "--max-sources", "1024", "--top", "3",
+            "--source-pps", "1", "--source-bytes-per-sec", "2", "--source-syn-per-sec", "3",
+            "--source-syn-ratio", "4.5", "--source-syn-ratio-min-syn-per-sec", "5",
+            "--source-udp-pps", "6", "--source-icmp-pps", "7",
+            "--host-pps", "8", "--host-bytes-per-sec", "9", "--host-syn-per-sec", "10",
+            "--host-udp-pps", "11", "--host-icmp-pps", "12",
+            "--spike-warmup", "5s", "--spike-alpha", "0.5", "--spike-k-sigma", "2.5",
+            "--spike-sustain", "0s", "--spike-min-pps", "13", "--spike-min-bytes-per-sec", "14",
+            "--port-scan-ports", "15", "--port-scan-hosts", "16", "--port-scan-window", "30s",
+            "--large-download-bytes", "17",
+            "--blocklist", "192.0.2.0/24,2001:db8::/32", "--blocklist-file", "a.txt", "--blocklist-file", "b.txt",
+            "--allowlist", "198.51.100.7", "--allowlist-file", "c.txt",
+            "--exclude-private-from-burst", "false",
+            "--cooldown", "10s", "--clear-intervals", "5",
+        ];
+        let every_flag = cli(&args).config().unwrap();
+        assert_eq!(every_flag.lists.blocklist.len(), 2);
+        assert_eq!(every_flag.lists.blocklist_files.len(), 2);
+        let defaults: std::collections::HashMap<_, _> =
+            leaves(&Config::default()).into_iter().collect();
+        let unchanged: Vec<_> = leaves(&every_flag)
+            .into_iter()
+            .filter(|(key, value)| defaults.get(key) == Some(value))
+            .map(|(key, _)| key)
+            .collect();
+        assert!(
+            unchanged.is_empty(),
+            "settings no flag reached: {unchanged:?}"
+        );
+        assert_eq!(every_flag.capture.iface.as_deref(), Some("eth9"));
+    }
+
+    #[test]
+    fn bad_flag_values_are_refused() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_args_from(std::iter::once("monitor").chain(args.iter().copied()))
+        };
+        for args in [
+            &["--source-pps", "0"][..],
+            &["--host-pps", "-3"],
+            &["--spike-alpha", "0"],
+            &["--spike-k-sigma", "nan"],
+            &["--blocklist", "10.0.0.0/40"],
+            &["--port-scan-window", "0s"],
+            &["--clear-intervals", "0"],
+        ] {
+            assert!(parse(args).is_err(), "{args:?}");
+        }
+    }
 }

@@ -1,8 +1,11 @@
 //! The monitor: a backend that counts packets (XDP in the kernel), a loop that polls
 //! it, and reports of what it counted.
 
+pub mod alert;
 pub mod backend;
 pub mod cli;
+pub mod config;
+pub mod detect;
 pub mod iface;
 pub mod report;
 pub mod run;

@@ -1,7 +1,10 @@
-use clap::Parser as _;
+use anyhow::Context as _;
 
 fn main() -> std::process::ExitCode {
-    let cli = monitor::cli::Cli::parse();
+    let cli = monitor::cli::Cli::parse_args();
+    if cli.print_config {
+        return print_config(&cli);
+    }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_target(false)
         .init();
@@ -20,6 +23,30 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(err) => {
             // One line: the context chain, outermost first.
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--print-config`: the effective configuration as TOML, after checking the list files
+/// it names, so that it also answers "would the monitor start with this?".
+fn print_config(cli: &monitor::cli::Cli) -> std::process::ExitCode {
+    let printed = cli
+        .config()
+        .context("invalid configuration")
+        .and_then(|config| {
+            monitor::detect::Lists::load(&config.lists).context("invalid address list")?;
+            config
+                .to_toml()
+                .context("failed to print the configuration as TOML")
+        });
+    match printed {
+        Ok(text) => {
+            print!("{text}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(err) => {
             eprintln!("error: {err:#}");
             std::process::ExitCode::FAILURE
         }

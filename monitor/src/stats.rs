@@ -85,7 +85,7 @@ pub fn rates(prev: &GlobalCounters, cur: &GlobalCounters, seconds: f64) -> Rates
 
 /// Growth of a source's counters since the previous snapshot. A source the LRU
 /// evicted and saw again starts from zero, so a drop means "all of it is new".
-fn source_delta(prev: Option<&SourceCounters>, cur: &SourceCounters) -> SourceCounters {
+pub(crate) fn source_delta(prev: Option<&SourceCounters>, cur: &SourceCounters) -> SourceCounters {
     match prev {
         Some(p) if p.packets <= cur.packets => SourceCounters {
             packets: cur.packets - p.packets,

@@ -1,0 +1,222 @@
+//! The detectors, as pure functions of one interval's counters (no clock, no I/O), and
+//! the [`Detector`] that runs them all and applies the address lists. What it returns
+//! are findings; `alert::AlertTracker` decides which become alerts.
+//!
+//! Per interval: `DetectInput::from_snapshots(&prev, &cur)` (plus what else the backend
+//! supplies) -> `Detector::evaluate` -> `AlertTracker::update(findings, now)`.
+
+use std::{collections::HashMap, net::IpAddr};
+
+use monitor_common::{GlobalCounters, SourceCounters, counters::Tally};
+
+use crate::{
+    alert::Finding,
+    backend::Snapshot,
+    config::{Config, DetectionConfig},
+};
+
+pub mod download;
+pub mod flood;
+pub mod lists;
+pub mod scan;
+pub mod spike;
+
+pub use download::FlowRecord;
+pub use lists::{BlocklistHit, Direction, Lists};
+pub use scan::ScanEstimate;
+
+use flood::{SourceShare, SourceTraffic};
+use lists::is_local_network;
+
+/// One interval of traffic, as the detectors need it. Counters are deltas over the
+/// interval; flows are cumulative.
+#[derive(Clone, Debug, Default)]
+pub struct DetectInput {
+    /// Length of the interval; nothing is detected when it is not above zero.
+    pub interval_secs: f64,
+    /// Host-wide counters grown during the interval.
+    pub host: GlobalCounters,
+    /// Per-source counters grown during the interval (sources that sent nothing may be
+    /// left out).
+    pub sources: HashMap<IpAddr, SourceCounters>,
+    /// SYN-ACKs the host sent to each source during the interval. Needs an egress hook;
+    /// empty until the backend has one, and then the SYN:SYN-ACK ratio check is off.
+    pub syn_ack_sent: HashMap<IpAddr, u64>,
+    /// Distinct ports and hosts each source tried over the port-scan window.
+    pub scans: HashMap<IpAddr, ScanEstimate>,
+    /// Flows that carried inbound payload during the interval.
+    pub flows: Vec<FlowRecord>,
+    /// Traffic from or to listed addresses that the kernel matched (its LPM trie). The
+    /// per-source counters are matched here too, so this may stay empty.
+    pub blocklist_hits: Vec<BlocklistHit>,
+}
+
+impl DetectInput {
+    /// The counter deltas between two snapshots; the rest (scans, flows, hits) is for
+    /// the caller to add when the backend supplies it.
+    pub fn from_snapshots(prev: &Snapshot, cur: &Snapshot) -> Self {
+        let sources = cur
+            .sources
+            .iter()
+            .map(|(ip, counters)| {
+                (
+                    *ip,
+                    crate::stats::source_delta(prev.sources.get(ip), counters),
+                )
+            })
+            .filter(|(_, delta)| delta.packets > 0)
+            .collect();
+        Self {
+            interval_secs: cur.taken.duration_since(prev.taken).as_secs_f64(),
+            host: counters_delta(&prev.global, &cur.global),
+            sources,
+            ..Self::default()
+        }
+    }
+}
+
+/// How much each host-wide counter grew from `prev` to `cur`.
+pub fn counters_delta(prev: &GlobalCounters, cur: &GlobalCounters) -> GlobalCounters {
+    let tally = |p: Tally, c: Tally| Tally {
+        packets: c.packets.saturating_sub(p.packets),
+        bytes: c.bytes.saturating_sub(p.bytes),
+    };
+    GlobalCounters {
+        total: tally(prev.total, cur.total),
+        tcp: tally(prev.tcp, cur.tcp),
+        udp: tally(prev.udp, cur.udp),
+        icmp: tally(prev.icmp, cur.icmp),
+        other: tally(prev.other, cur.other),
+        non_ip: tally(prev.non_ip, cur.non_ip),
+        malformed: tally(prev.malformed, cur.malformed),
+        ipv4: tally(prev.ipv4, cur.ipv4),
+        ipv6: tally(prev.ipv6, cur.ipv6),
+        syn: cur.syn.saturating_sub(prev.syn),
+        syn_ack: cur.syn_ack.saturating_sub(prev.syn_ack),
+        rst: cur.rst.saturating_sub(prev.rst),
+        fin: cur.fin.saturating_sub(prev.fin),
+        fragments: cur.fragments.saturating_sub(prev.fragments),
+    }
+}
+
+/// Runs every detector on each interval. Holds the only state detection needs: the
+/// spike baseline.
+#[derive(Clone, Debug)]
+pub struct Detector {
+    config: DetectionConfig,
+    exclude_private_from_burst: bool,
+    lists: Lists,
+    /// Names what is attacked in alerts: the monitored interface.
+    target: String,
+    spike: spike::SpikeDetector,
+}
+
+impl Detector {
+    pub fn new(config: &Config, lists: Lists, target: impl Into<String>) -> Self {
+        Self {
+            config: config.detection.clone(),
+            exclude_private_from_burst: config.lists.exclude_private_from_burst,
+            lists,
+            target: target.into(),
+            spike: spike::SpikeDetector::new(),
+        }
+    }
+
+    pub fn lists(&self) -> &Lists {
+        &self.lists
+    }
+
+    /// Everything wrong in this interval, sorted by kind, source and target.
+    /// Allowlisted sources are skipped by every detector.
+    pub fn evaluate(&mut self, input: &DetectInput) -> Vec<Finding> {
+        let seconds = input.interval_secs;
+        if seconds.is_nan() || seconds <= 0.0 {
+            return Vec::new();
+        }
+        let target = self.target.as_str();
+        let allowlisted = |ip: IpAddr| self.lists.allowlist.contains(ip);
+        let mut found = Vec::new();
+
+        let mut shares = Vec::with_capacity(input.sources.len());
+        for (ip, delta) in &input.sources {
+            let ip = ip.to_canonical();
+            let share = SourceShare {
+                delta,
+                allowlisted: allowlisted(ip),
+                burst_exempt: self.exclude_private_from_burst && is_local_network(ip),
+                named: false,
+            };
+            if share.allowlisted || delta.packets == 0 {
+                shares.push(share);
+                continue;
+            }
+            let traffic = SourceTraffic {
+                ip,
+                delta,
+                syn_ack_sent: input.syn_ack_sent.get(&ip).copied(),
+                burst_exempt: share.burst_exempt,
+            };
+            let floods = flood::source_floods(&traffic, seconds, &self.config.per_source, target);
+            shares.push(SourceShare {
+                named: !floods.is_empty(),
+                ..share
+            });
+            found.extend(floods);
+            if let Some(entry) = self.lists.blocklist.longest_match(ip) {
+                let hit = BlocklistHit {
+                    addr: ip,
+                    direction: Direction::FromListed,
+                    packets: delta.packets,
+                    bytes: delta.bytes,
+                };
+                found.push(lists::blocklisted(&hit, Some(entry), target));
+            }
+        }
+        found.extend(flood::host_floods(
+            &input.host,
+            &shares,
+            seconds,
+            &self.config.host,
+            target,
+        ));
+
+        for (ip, estimate) in &input.scans {
+            if !allowlisted(*ip) {
+                found.extend(scan::port_scan(
+                    ip.to_canonical(),
+                    estimate,
+                    &self.config.port_scan,
+                    target,
+                ));
+            }
+        }
+        for flow in &input.flows {
+            if !allowlisted(flow.key.src.ip()) {
+                found.extend(download::large_download(flow, &self.config.large_download));
+            }
+        }
+        for hit in &input.blocklist_hits {
+            if !allowlisted(hit.addr) {
+                let entry = self.lists.blocklist.longest_match(hit.addr);
+                found.push(lists::blocklisted(hit, entry, target));
+            }
+        }
+
+        let flood_active = found.iter().any(|f| f.kind.is_volume());
+        let host = &input.host.total;
+        found.extend(self.spike.observe(
+            host.packets as f64 / seconds,
+            host.bytes as f64 / seconds,
+            seconds,
+            flood_active,
+            &self.config.spike,
+            target,
+        ));
+
+        found.sort_by(|a, b| (a.kind, a.source, &a.target).cmp(&(b.kind, b.source, &b.target)));
+        found
+    }
+}
+
+#[cfg(test)]
+mod tests;
