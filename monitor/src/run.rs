@@ -1,7 +1,8 @@
-//! The polling loop: snapshot the backend every interval, report, stop on a signal or
-//! at `--duration`, then report the final totals.
+//! The polling loop: snapshot the backend every interval, report the stats, run the
+//! detectors and report their alerts; stop on a signal or at `--duration`, then report
+//! the alerts still open and the final totals.
 
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use anyhow::{Context as _, Result};
 use log::warn;
@@ -11,51 +12,67 @@ use tokio::{
 };
 
 use crate::{
+    alert::AlertTracker,
     backend::{Backend, Snapshot},
     cli::Cli,
+    config::Config,
+    detect::{DetectInput, Detector, Lists},
     iface,
     report::{self, RunInfo},
     stats,
 };
 
 pub async fn run(cli: Cli) -> Result<()> {
-    let iface = match &cli.iface {
+    let config = cli.config().context("invalid configuration")?;
+    let lists = Lists::load(&config.lists).context("invalid address list")?;
+    let iface = match &config.capture.iface {
         Some(name) => name.clone(),
         None => iface::default_route()?,
     };
-    let backend = open_backend(&cli, &iface)?;
+    let backend = open_backend(&config, &iface)?;
     let info = RunInfo {
-        iface,
+        iface: iface.clone(),
         backend: backend.name(),
         description: backend.describe(),
-        interval: cli.interval,
+        interval: config.capture.interval,
     };
-    poll(backend, &cli, &info, report::reporter(cli.json)).await
+    let detector = Detector::new(&config, lists, iface);
+    let reporter = report::reporter(cli.json);
+    poll(backend, &cli, &config, &info, detector, reporter).await
 }
 
 #[cfg(target_os = "linux")]
-fn open_backend(cli: &Cli, iface: &str) -> Result<Box<dyn Backend + Send>> {
-    let backend = crate::backend::xdp::XdpBackend::attach(iface, cli.xdp_mode, cli.max_sources)?;
+fn open_backend(config: &Config, iface: &str) -> Result<Box<dyn Backend + Send>> {
+    let capture = &config.capture;
+    let backend = crate::backend::xdp::XdpBackend::attach(
+        iface,
+        capture.xdp_mode,
+        capture.max_sources.get(),
+    )?;
     Ok(Box::new(backend))
 }
 
 #[cfg(not(target_os = "linux"))]
-fn open_backend(_cli: &Cli, _iface: &str) -> Result<Box<dyn Backend + Send>> {
+fn open_backend(_config: &Config, _iface: &str) -> Result<Box<dyn Backend + Send>> {
     anyhow::bail!("the XDP backend needs Linux; this system has no backend yet")
 }
 
 async fn poll(
     mut backend: Box<dyn Backend + Send>,
     cli: &Cli,
+    config: &Config,
     info: &RunInfo,
+    mut detector: Detector,
     mut reporter: Box<dyn report::Reporter + Send>,
 ) -> Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("failed to watch SIGINT")?;
     let mut sigterm = signal(SignalKind::terminate()).context("failed to watch SIGTERM")?;
+    let interval = config.capture.interval;
+    let mut tracker = AlertTracker::new(&config.alerting);
     let mut previous: Snapshot = backend.snapshot()?;
     let started = previous.taken;
     let deadline = cli.duration.map(|d| started + d);
-    let mut ticker = interval_at((started + cli.interval).into(), cli.interval);
+    let mut ticker = interval_at((started + interval).into(), interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     reporter.start(info);
 
@@ -63,7 +80,11 @@ async fn poll(
         tokio::select! {
             _ = ticker.tick() => match backend.snapshot() {
                 Ok(current) => {
-                    reporter.interval(info, &stats::interval(&previous, &current, cli.top));
+                    // Alerts first: they are what someone is waiting for.
+                    let findings = detector.evaluate(&DetectInput::from_snapshots(&previous, &current));
+                    let events = tracker.update(findings, SystemTime::now());
+                    reporter.alerts(info, &events);
+                    reporter.interval(info, &stats::interval(&previous, &current, config.capture.top));
                     previous = current;
                 }
                 // Keep going: the next poll may work, and the totals are cumulative.
@@ -83,6 +104,7 @@ async fn poll(
         previous
     });
     drop(backend); // detaches the program before we report
+    reporter.alerts(info, &tracker.finish(SystemTime::now()));
     reporter.finish(info, &last.global, last.taken.duration_since(started));
     Ok(())
 }

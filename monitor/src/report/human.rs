@@ -6,15 +6,20 @@ use log::error;
 use monitor_common::GlobalCounters;
 
 use super::{Reporter, RunInfo, now_rfc3339};
-use crate::stats::IntervalStats;
+use crate::{
+    alert::{AlertEvent, human::render},
+    stats::IntervalStats,
+};
 
 pub struct HumanReporter<W: Write> {
     out: W,
+    /// ANSI colours for alerts (off when stdout is not a terminal).
+    colour: bool,
 }
 
 impl<W: Write> HumanReporter<W> {
-    pub fn new(out: W) -> Self {
-        Self { out }
+    pub fn new(out: W, colour: bool) -> Self {
+        Self { out, colour }
     }
 
     fn emit(&mut self, text: &str) {
@@ -89,6 +94,14 @@ impl<W: Write> Reporter for HumanReporter<W> {
         }
         line.push('\n');
         self.emit(&line);
+    }
+
+    fn alerts(&mut self, _run: &RunInfo, events: &[AlertEvent]) {
+        for event in events {
+            let mut line = render(event, self.colour);
+            line.push('\n');
+            self.emit(&line);
+        }
     }
 
     fn finish(&mut self, run: &RunInfo, c: &GlobalCounters, elapsed: Duration) {

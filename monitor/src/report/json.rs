@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{Reporter, RunInfo, now_rfc3339};
-use crate::stats::IntervalStats;
+use crate::{alert::AlertEvent, stats::IntervalStats};
 
 /// Cumulative totals, flattened to the names the README documents.
 #[derive(Serialize, Debug, PartialEq, Eq)]
@@ -112,6 +112,28 @@ impl<W: Write> Reporter for JsonReporter<W> {
             "rates": stats.rates,
             "top_sources": stats.top_sources,
         }));
+    }
+
+    fn alerts(&mut self, run: &RunInfo, events: &[AlertEvent]) {
+        for event in events {
+            let mut value = match serde_json::to_value(event) {
+                Ok(value) => value,
+                Err(err) => {
+                    error!("failed to encode an alert: {err}");
+                    continue;
+                }
+            };
+            // Same envelope as the other lines: `type` first, then time and interface.
+            if let Some(fields) = value.as_object_mut() {
+                let mut line = serde_json::Map::new();
+                line.insert("type".into(), fields.remove("type").unwrap_or_default());
+                line.insert("time".into(), now_rfc3339().into());
+                line.insert("iface".into(), run.iface.clone().into());
+                line.append(fields);
+                value = line.into();
+            }
+            self.emit(&value);
+        }
     }
 
     fn finish(&mut self, run: &RunInfo, totals: &GlobalCounters, elapsed: Duration) {

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use monitor_common::GlobalCounters;
 
-use crate::stats::IntervalStats;
+use crate::{alert::AlertEvent, stats::IntervalStats};
 
 pub mod human;
 pub mod json;
@@ -23,6 +23,8 @@ pub struct RunInfo {
 pub trait Reporter {
     fn start(&mut self, run: &RunInfo);
     fn interval(&mut self, run: &RunInfo, stats: &IntervalStats);
+    /// Alerts raised and ended in one interval, in order.
+    fn alerts(&mut self, run: &RunInfo, events: &[AlertEvent]);
     fn finish(&mut self, run: &RunInfo, totals: &GlobalCounters, elapsed: Duration);
 }
 
@@ -30,7 +32,9 @@ pub fn reporter(json: bool) -> Box<dyn Reporter + Send> {
     if json {
         Box::new(json::JsonReporter::new(std::io::stdout()))
     } else {
-        Box::new(human::HumanReporter::new(std::io::stdout()))
+        use std::io::IsTerminal as _;
+        let colour = std::io::stdout().is_terminal();
+        Box::new(human::HumanReporter::new(std::io::stdout(), colour))
     }
 }
 
