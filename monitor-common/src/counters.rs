@@ -114,6 +114,11 @@ pub struct SourceKey {
     pub addr: Addr,
 }
 
+/// Bits in a source's destination-port sketch (a multiple of 64).
+pub const SCAN_PORT_BITS: usize = 256;
+/// Bits in a source's destination-host sketch.
+pub const SCAN_HOST_BITS: usize = 64;
+
 /// Counters per source address (per CPU, in an LRU per-CPU hash).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -123,11 +128,109 @@ pub struct SourceCounters {
     pub syn: u64,
     pub udp: u64,
     pub icmp: u64,
+    /// Packets sent while the source is on the blocklist.
+    pub blocklisted: u64,
+    /// The scan epoch the sketch below belongs to (userspace advances it every half
+    /// scan window; a sketch from an older epoch is stale).
+    pub scan_epoch: u64,
+    /// Destination ports this source tried to open in `scan_epoch`: one bit per hash
+    /// of the port, so distinct ports are estimated by linear counting, in bounded
+    /// memory whatever the source sends.
+    pub scan_ports: [u64; SCAN_PORT_BITS / 64],
+    /// Destination hosts it tried, likewise.
+    pub scan_hosts: u64,
+}
+
+/// What the per-packet counting needs besides the packet: written by userspace into a
+/// one-entry array the program reads.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// Current scan epoch (starts at 1, so zeroed counters are stale).
+    pub scan_epoch: u64,
+    /// Non-zero when the blocklist trie has entries.
+    pub blocklist_active: u64,
+    /// Bumped when the blocklist changes, so cached verdicts are looked up again.
+    pub blocklist_generation: u64,
+    /// Inbound payload bytes at which a flow is reported as a large download; 0: off.
+    pub large_flow_bytes: u64,
+}
+
+/// Whether a packet is one a source sends to open something: a TCP SYN without ACK, a
+/// UDP datagram from an ephemeral port (a reply from a service port, DNS say, would
+/// otherwise look like a scan of our ephemeral ports), or ICMP (for hosts only).
+#[inline(always)]
+fn probes_port(info: &PacketInfo) -> bool {
+    info.is_syn() || (info.class == Class::Udp && !info.later_fragment && info.src_port >= 1024)
+}
+
+/// A well-mixed 32-bit hash (murmur3's finalizer). Linear counting assumes values
+/// land on bits as if at random: a plain multiplicative hash spreads a run of ports
+/// too evenly and the estimate comes out a quarter too high.
+#[inline(always)]
+fn mix32(x: u32) -> u32 {
+    let mut h = x ^ (x >> 16);
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^ (h >> 16)
+}
+
+/// Port `port`'s bit in the sketch.
+#[inline(always)]
+pub fn scan_port_bit(port: u16) -> usize {
+    (mix32(u32::from(port)) as usize) & (SCAN_PORT_BITS - 1)
+}
+
+#[inline(always)]
+pub fn scan_host_bit(dst: &Addr) -> usize {
+    let folded = dst.0[0] ^ dst.0[1];
+    (mix32((folded as u32) ^ ((folded >> 32) as u32)) as usize) & (SCAN_HOST_BITS - 1)
+}
+
+/// Distinct values behind a sketch of `bits` bits with `set` of them set (linear
+/// counting); a full sketch reports its ceiling, `bits * ln(bits)`.
+pub fn estimate_distinct(set: u32, bits: u32) -> u32 {
+    let m = f64::from(bits);
+    let zero = f64::from(bits - set.min(bits));
+    let estimate = if zero == 0.0 {
+        m * libm_ln(m)
+    } else {
+        -m * libm_ln(zero / m)
+    };
+    (estimate + 0.5) as u32
+}
+
+/// Natural logarithm without std (the crate is `no_std`); only userspace calls it.
+fn libm_ln(x: f64) -> f64 {
+    // ln(x) = 2 atanh((x-1)/(x+1)), after scaling x into [0.5, 1) by powers of two.
+    let mut x = x;
+    let mut k = 0i32;
+    while x >= 1.0 {
+        x /= 2.0;
+        k += 1;
+    }
+    while x < 0.5 {
+        x *= 2.0;
+        k -= 1;
+    }
+    let y = (x - 1.0) / (x + 1.0);
+    let y2 = y * y;
+    let (mut term, mut sum) = (y, 0.0);
+    let mut n = 1.0;
+    while n < 60.0 {
+        sum += term / n;
+        term *= y2;
+        n += 2.0;
+    }
+    2.0 * sum + f64::from(k) * core::f64::consts::LN_2
 }
 
 impl SourceCounters {
+    /// Counts one packet; `epoch` is the current scan epoch, `listed` whether the
+    /// source is on the blocklist.
     #[inline(always)]
-    pub fn record(&mut self, info: &PacketInfo, len: u64) {
+    pub fn record(&mut self, info: &PacketInfo, len: u64, epoch: u64, listed: bool) {
         self.packets += 1;
         self.bytes += len;
         if info.is_syn() {
@@ -138,16 +241,58 @@ impl SourceCounters {
             Class::Icmp => self.icmp += 1,
             _ => {}
         }
+        if listed {
+            self.blocklisted += 1;
+        }
+        let probes_port = probes_port(info);
+        if probes_port || info.class == Class::Icmp {
+            if self.scan_epoch != epoch {
+                self.scan_epoch = epoch;
+                self.scan_ports = [0; SCAN_PORT_BITS / 64];
+                self.scan_hosts = 0;
+            }
+            if probes_port {
+                let bit = scan_port_bit(info.dst_port);
+                self.scan_ports[(bit / 64) & (SCAN_PORT_BITS / 64 - 1)] |= 1 << (bit % 64);
+            }
+            self.scan_hosts |= 1 << scan_host_bit(&info.dst);
+        }
     }
 
+    /// Field-by-field sum; the scan sketch of the newer epoch wins, two of the same
+    /// epoch are joined. How per-CPU copies and cache slots fold into one.
     pub fn merged(self, o: Self) -> Self {
+        let (scan_epoch, scan_ports, scan_hosts) = match self.scan_epoch.cmp(&o.scan_epoch) {
+            core::cmp::Ordering::Greater => (self.scan_epoch, self.scan_ports, self.scan_hosts),
+            core::cmp::Ordering::Less => (o.scan_epoch, o.scan_ports, o.scan_hosts),
+            core::cmp::Ordering::Equal => {
+                let mut ports = self.scan_ports;
+                for (p, q) in ports.iter_mut().zip(o.scan_ports) {
+                    *p |= q;
+                }
+                (self.scan_epoch, ports, self.scan_hosts | o.scan_hosts)
+            }
+        };
         Self {
             packets: self.packets.wrapping_add(o.packets),
             bytes: self.bytes.wrapping_add(o.bytes),
             syn: self.syn.wrapping_add(o.syn),
             udp: self.udp.wrapping_add(o.udp),
             icmp: self.icmp.wrapping_add(o.icmp),
+            blocklisted: self.blocklisted.wrapping_add(o.blocklisted),
+            scan_epoch,
+            scan_ports,
+            scan_hosts,
         }
+    }
+
+    /// Estimated distinct ports and hosts in the sketch.
+    pub fn scan_estimate(&self) -> (u32, u32) {
+        let ports: u32 = self.scan_ports.iter().map(|w| w.count_ones()).sum();
+        (
+            estimate_distinct(ports, SCAN_PORT_BITS as u32),
+            estimate_distinct(self.scan_hosts.count_ones(), SCAN_HOST_BITS as u32),
+        )
     }
 }
 
@@ -158,9 +303,9 @@ impl SourceKey {
     }
 }
 
-/// Slots in the per-CPU source cache (a power of two). 512 slots of 56 bytes stay
+/// Slots in the per-CPU source cache (a power of two). 256 slots of 128 bytes stay
 /// under the kernel's 32 KiB limit for one per-CPU value.
-pub const SOURCE_CACHE_SLOTS: usize = 512;
+pub const SOURCE_CACHE_SLOTS: usize = 256;
 
 /// One source's counts not yet added to the per-source table.
 #[repr(C)]
@@ -168,6 +313,10 @@ pub const SOURCE_CACHE_SLOTS: usize = 512;
 pub struct SourceSlot {
     pub key: SourceKey,
     pub counters: SourceCounters,
+    /// The blocklist's verdict on `key` (1: listed), valid while
+    /// `blocklist_generation` matches the settings'.
+    pub listed: u32,
+    pub blocklist_generation: u32,
 }
 
 impl SourceSlot {
@@ -191,19 +340,26 @@ pub struct SourceCache {
 
 impl Default for SourceCache {
     fn default() -> Self {
+        const EMPTY: SourceSlot = SourceSlot {
+            key: SourceKey {
+                addr: Addr::UNSPECIFIED,
+            },
+            counters: SourceCounters {
+                packets: 0,
+                bytes: 0,
+                syn: 0,
+                udp: 0,
+                icmp: 0,
+                blocklisted: 0,
+                scan_epoch: 0,
+                scan_ports: [0; SCAN_PORT_BITS / 64],
+                scan_hosts: 0,
+            },
+            listed: 0,
+            blocklist_generation: 0,
+        };
         Self {
-            slots: [SourceSlot {
-                key: SourceKey {
-                    addr: Addr::UNSPECIFIED,
-                },
-                counters: SourceCounters {
-                    packets: 0,
-                    bytes: 0,
-                    syn: 0,
-                    udp: 0,
-                    icmp: 0,
-                },
-            }; SOURCE_CACHE_SLOTS],
+            slots: [EMPTY; SOURCE_CACHE_SLOTS],
         }
     }
 }
@@ -220,23 +376,89 @@ pub fn source_slot(key: &SourceKey) -> usize {
 impl SourceCache {
     /// Counts one packet from `key`. When the packet's slot held another source, that
     /// source's pending counts are returned: the caller adds them to the hash table.
+    /// `is_listed` is asked (it costs a trie lookup) only when the slot's verdict is
+    /// missing or from an older blocklist.
     #[inline(always)]
-    pub fn record(&mut self, key: &SourceKey, info: &PacketInfo, len: u64) -> Option<SourceSlot> {
+    pub fn record(
+        &mut self,
+        key: &SourceKey,
+        info: &PacketInfo,
+        len: u64,
+        settings: &Settings,
+        is_listed: impl FnOnce(&SourceKey) -> bool,
+    ) -> Option<SourceSlot> {
+        let generation = settings.blocklist_generation as u32;
         let slot = &mut self.slots[source_slot(key)];
-        if slot.is_occupied() && slot.key.same(key) {
-            slot.counters.record(info, len);
-            return None;
+        let mut evicted = None;
+        if !(slot.is_occupied() && slot.key.same(key)) {
+            evicted = slot.is_occupied().then_some(*slot);
+            slot.key = *key;
+            slot.counters = SourceCounters::default();
+            slot.blocklist_generation = generation.wrapping_sub(1); // forces a lookup
         }
-        let evicted = slot.is_occupied().then_some(*slot);
-        let mut counters = SourceCounters::default();
-        counters.record(info, len);
-        *slot = SourceSlot {
-            key: *key,
-            counters,
-        };
+        if slot.blocklist_generation != generation {
+            slot.listed = u32::from(settings.blocklist_active != 0 && is_listed(key));
+            slot.blocklist_generation = generation;
+        }
+        slot.counters
+            .record(info, len, settings.scan_epoch, slot.listed != 0);
         evicted
     }
 }
+
+/// Flow key of a large-download candidate: the 5-tuple as the packet carries it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub src: Addr,
+    pub dst: Addr,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub protocol: u8,
+    pub _pad: [u8; 3],
+}
+
+impl FlowKey {
+    #[inline(always)]
+    pub fn of(info: &PacketInfo) -> Self {
+        Self {
+            src: info.src,
+            dst: info.dst,
+            src_port: info.src_port,
+            dst_port: info.dst_port,
+            protocol: info.ip_proto,
+            _pad: [0; 3],
+        }
+    }
+}
+
+/// Packets smaller than this are not followed per flow: they cannot make a download
+/// (ACKs, DNS, SYNs), and following them would cost a hash lookup each.
+pub const MIN_FLOW_PAYLOAD: u32 = 128;
+
+/// Inbound payload of one flow.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlowCounters {
+    pub payload_bytes: u64,
+    pub packets: u64,
+    /// `bpf_ktime_get_ns` (CLOCK_MONOTONIC) of the first packet followed.
+    pub first_seen_ns: u64,
+    /// Non-zero once the flow has been reported as large.
+    pub reported: u64,
+}
+
+/// Sent through a ring buffer the moment a flow's payload reaches the threshold.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LargeFlowEvent {
+    pub key: FlowKey,
+    pub counters: FlowCounters,
+    pub now_ns: u64,
+}
+
+/// Per-destination counts of traffic to a blocklisted address.
+pub type DestinationCounters = Tally;
 
 #[cfg(feature = "user")]
 mod pod {
@@ -245,6 +467,12 @@ mod pod {
     unsafe impl aya::Pod for super::SourceKey {}
     unsafe impl aya::Pod for super::SourceCounters {}
     unsafe impl aya::Pod for super::SourceCache {}
+    unsafe impl aya::Pod for super::Settings {}
+    unsafe impl aya::Pod for super::FlowKey {}
+    unsafe impl aya::Pod for super::FlowCounters {}
+    unsafe impl aya::Pod for super::LargeFlowEvent {}
+    unsafe impl aya::Pod for super::Tally {}
+    unsafe impl aya::Pod for crate::decode::Addr {}
 }
 
 #[cfg(test)]

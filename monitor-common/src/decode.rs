@@ -124,6 +124,9 @@ pub struct PacketInfo {
     pub fragment: bool,
     /// A non-first fragment: the L4 header is not in this frame, so none was read.
     pub later_fragment: bool,
+    /// L4 payload bytes (after the TCP/UDP header), from the IP length fields; zero
+    /// when the L4 header was not decoded.
+    pub payload_len: u32,
 }
 
 impl PacketInfo {
@@ -140,6 +143,7 @@ impl PacketInfo {
             tcp_flags: 0,
             fragment: false,
             later_fragment: false,
+            payload_len: 0,
         }
     }
 
@@ -257,12 +261,13 @@ fn decode_ipv4<F: Frame + ?Sized>(frame: &F, offset: usize, info: &mut PacketInf
         info.class = class_of(proto);
         return;
     }
-    decode_l4(frame, offset + header_len, proto, info);
+    decode_l4(frame, offset + header_len, offset + total_len, proto, info);
 }
 
 #[inline(always)]
 fn decode_ipv6<F: Frame + ?Sized>(frame: &F, offset: usize, info: &mut PacketInfo) {
-    let Some([version_class, _, _, _, _, _, next_header, _]) = frame.read::<8>(offset) else {
+    let Some([version_class, _, _, _, len_hi, len_lo, next_header, _]) = frame.read::<8>(offset)
+    else {
         return;
     };
     let word = |at: usize| frame.read::<8>(offset + at).map(u64::from_ne_bytes);
@@ -277,6 +282,7 @@ fn decode_ipv6<F: Frame + ?Sized>(frame: &F, offset: usize, info: &mut PacketInf
     info.src = Addr([s0, s1]);
     info.dst = Addr([d0, d1]);
 
+    let datagram_end = offset + 40 + usize::from(u16::from_be_bytes([len_hi, len_lo]));
     let mut next = next_header;
     let mut offset = offset + 40;
     for _ in 0..MAX_IPV6_EXT_HEADERS {
@@ -314,11 +320,19 @@ fn decode_ipv6<F: Frame + ?Sized>(frame: &F, offset: usize, info: &mut PacketInf
         return;
     }
     info.ip_proto = next;
-    decode_l4(frame, offset, next, info);
+    decode_l4(frame, offset, datagram_end, next, info);
 }
 
 #[inline(always)]
-fn decode_l4<F: Frame + ?Sized>(frame: &F, offset: usize, proto: u8, info: &mut PacketInfo) {
+/// `datagram_end`: where the IP datagram ends by its length fields (the frame may be
+/// longer, padded, or shorter, cut by a snap length).
+fn decode_l4<F: Frame + ?Sized>(
+    frame: &F,
+    offset: usize,
+    datagram_end: usize,
+    proto: u8,
+    info: &mut PacketInfo,
+) {
     if offset > MAX_HEADER_OFFSET {
         return;
     }
@@ -334,6 +348,7 @@ fn decode_l4<F: Frame + ?Sized>(frame: &F, offset: usize, proto: u8, info: &mut 
             info.src_port = u16::from_be_bytes([t[0], t[1]]);
             info.dst_port = u16::from_be_bytes([t[2], t[3]]);
             info.tcp_flags = t[13];
+            info.payload_len = datagram_end.saturating_sub(offset + header_len) as u32;
             info.class = Class::Tcp;
         }
         IPPROTO_UDP => {
@@ -342,6 +357,7 @@ fn decode_l4<F: Frame + ?Sized>(frame: &F, offset: usize, proto: u8, info: &mut 
             };
             info.src_port = u16::from_be_bytes([u[0], u[1]]);
             info.dst_port = u16::from_be_bytes([u[2], u[3]]);
+            info.payload_len = datagram_end.saturating_sub(offset + 8) as u32;
             info.class = Class::Udp;
         }
         IPPROTO_ICMP | IPPROTO_ICMPV6 => {

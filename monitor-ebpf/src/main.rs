@@ -5,14 +5,20 @@
 
 use aya_ebpf::{
     bindings::{BPF_NOEXIST, xdp_action},
+    helpers::bpf_ktime_get_ns,
     macros::{map, xdp},
-    maps::{LruPerCpuHashMap, PerCpuArray},
+    maps::{Array, LpmTrie, LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf, lpm_trie::Key},
     programs::XdpContext,
 };
 use aya_log_ebpf::warn;
 use monitor_common::{
-    DEFAULT_MAX_SOURCES, Frame, GlobalCounters, PacketInfo, SourceCache, SourceCounters, SourceKey,
-    SourceSlot, decode, decode::MAX_HEADER_OFFSET,
+    Class, DEFAULT_MAX_SOURCES, Frame, GlobalCounters, PacketInfo, SourceCache, SourceCounters,
+    SourceKey, SourceSlot,
+    counters::{
+        DestinationCounters, FlowCounters, FlowKey, LargeFlowEvent, MIN_FLOW_PAYLOAD, Settings,
+    },
+    decode,
+    decode::{Addr, MAX_HEADER_OFFSET},
 };
 
 #[map(name = "GLOBAL_COUNTERS")]
@@ -27,6 +33,29 @@ static SOURCE_COUNTERS: LruPerCpuHashMap<SourceKey, SourceCounters> =
 /// Per-source counts not yet in SOURCE_COUNTERS (see `SourceCache` for why).
 #[map(name = "SOURCE_CACHE")]
 static SOURCE_CACHE: PerCpuArray<SourceCache> = PerCpuArray::with_max_entries(1, 0);
+
+/// Written by userspace: the scan epoch, blocklist state, large-flow threshold.
+#[map(name = "SETTINGS")]
+static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
+
+/// Blocklisted prefixes (IPv4 as IPv4-mapped, prefix + 96); the value is the entry's
+/// index in userspace's list.
+#[map(name = "BLOCKLIST")]
+static BLOCKLIST: LpmTrie<[u8; 16], u32> = LpmTrie::with_max_entries(65_536, 0);
+
+/// Traffic to blocklisted destinations, per destination.
+#[map(name = "BLOCKLISTED_DESTINATIONS")]
+static BLOCKLISTED_DESTINATIONS: LruPerCpuHashMap<SourceKey, DestinationCounters> =
+    LruPerCpuHashMap::with_max_entries(4_096, 0);
+
+/// Inbound payload per flow, for packets of at least MIN_FLOW_PAYLOAD bytes. Not
+/// per-CPU: RSS keeps a flow on one CPU, so its updates do not race in practice.
+#[map(name = "FLOWS")]
+static FLOWS: LruHashMap<FlowKey, FlowCounters> = LruHashMap::with_max_entries(16_384, 0);
+
+/// A LargeFlowEvent the moment a flow's payload reaches the threshold.
+#[map(name = "LARGE_FLOWS")]
+static LARGE_FLOWS: RingBuf = RingBuf::with_byte_size(64 * 1024, 0);
 
 #[xdp]
 pub fn monitor(ctx: XdpContext) -> u32 {
@@ -63,8 +92,19 @@ impl Frame for XdpFrame {
         if at + N > self.end {
             return None;
         }
-        // SAFETY: `at..at + N` lies inside the frame, checked just above.
-        Some(unsafe { core::ptr::read_unaligned(at as *const [u8; N]) })
+        // SAFETY: `at..at + N` lies inside the frame, checked just above. Two-, four-
+        // and eight-byte fields are read with one load each: LLVM lowers unaligned
+        // reads to a load per byte, and header fields sit at any alignment. The
+        // verifier accepts misaligned packet loads where the CPU does them well
+        // (x86-64, arm64), and refuses to load the program elsewhere.
+        unsafe {
+            Some(match N {
+                2 => core::mem::transmute_copy(&(at as *const u16).read()),
+                4 => core::mem::transmute_copy(&(at as *const u32).read()),
+                8 => core::mem::transmute_copy(&(at as *const u64).read()),
+                _ => core::ptr::read_unaligned(at as *const [u8; N]),
+            })
+        }
     }
 }
 
@@ -80,20 +120,87 @@ fn count(ctx: &XdpContext) {
         // SAFETY: this CPU's own slot; XDP runs with preemption off.
         unsafe { (*global).record(&info, len) };
     }
-    if info.has_source() {
-        count_source(ctx, &info, len);
+    if !info.has_source() {
+        return;
+    }
+    let Some(settings) = SETTINGS.get(0) else {
+        return;
+    };
+    count_source(ctx, &info, len, settings);
+    if settings.blocklist_active != 0 && is_listed(&info.dst) {
+        count_listed_destination(&info, len);
+    }
+    if settings.large_flow_bytes != 0
+        && matches!(info.class, Class::Tcp | Class::Udp)
+        && info.payload_len >= MIN_FLOW_PAYLOAD
+    {
+        follow_flow(&info, settings.large_flow_bytes);
     }
 }
 
 #[inline(always)]
-fn count_source(ctx: &XdpContext, info: &PacketInfo, len: u64) {
+fn is_listed(addr: &Addr) -> bool {
+    BLOCKLIST.get(Key::new(128, addr.bytes())).is_some()
+}
+
+#[inline(always)]
+fn count_source(ctx: &XdpContext, info: &PacketInfo, len: u64, settings: &Settings) {
     let key = SourceKey { addr: info.src };
     let Some(cache) = SOURCE_CACHE.get_ptr_mut(0) else {
         return;
     };
     // SAFETY: this CPU's own cache; XDP runs with preemption off.
-    if let Some(evicted) = unsafe { (*cache).record(&key, info, len) } {
+    let evicted = unsafe { (*cache).record(&key, info, len, settings, |k| is_listed(&k.addr)) };
+    if let Some(evicted) = evicted {
         flush(ctx, &evicted);
+    }
+}
+
+#[inline(always)]
+fn count_listed_destination(info: &PacketInfo, len: u64) {
+    let key = SourceKey { addr: info.dst };
+    match BLOCKLISTED_DESTINATIONS.get_ptr_mut(&key) {
+        // SAFETY: this CPU's slot of the entry.
+        Some(counters) => unsafe { (*counters).add(len) },
+        None => {
+            let mut first = DestinationCounters::default();
+            first.add(len);
+            // A lost race with another CPU loses this one packet's count: acceptable
+            // for an alert that needs only to know the traffic exists.
+            let _ = BLOCKLISTED_DESTINATIONS.insert(&key, &first, 0);
+        }
+    }
+}
+
+#[inline(always)]
+fn follow_flow(info: &PacketInfo, threshold: u64) {
+    let key = FlowKey::of(info);
+    let payload = u64::from(info.payload_len);
+    let Some(flow) = FLOWS.get_ptr_mut(&key) else {
+        let first = FlowCounters {
+            payload_bytes: payload,
+            packets: 1,
+            // SAFETY: a helper without preconditions.
+            first_seen_ns: unsafe { bpf_ktime_get_ns() },
+            reported: 0,
+        };
+        let _ = FLOWS.insert(&key, &first, 0);
+        return;
+    };
+    // SAFETY: the entry stays valid for this program run.
+    let flow = unsafe { &mut *flow };
+    flow.payload_bytes += payload;
+    flow.packets += 1;
+    if flow.reported == 0 && flow.payload_bytes >= threshold {
+        flow.reported = 1;
+        let event = LargeFlowEvent {
+            key,
+            counters: *flow,
+            // SAFETY: as above.
+            now_ns: unsafe { bpf_ktime_get_ns() },
+        };
+        // A full ring drops the event; userspace also polls the flows it knows.
+        let _ = LARGE_FLOWS.output::<LargeFlowEvent>(&event, 0);
     }
 }
 
@@ -102,7 +209,7 @@ fn count_source(ctx: &XdpContext, info: &PacketInfo, len: u64) {
 fn flush(ctx: &XdpContext, slot: &SourceSlot) {
     if let Some(counters) = SOURCE_COUNTERS.get_ptr_mut(&slot.key) {
         // SAFETY: this CPU's slot of the entry.
-        unsafe { add(&mut *counters, &slot.counters) };
+        unsafe { *counters = (*counters).merged(slot.counters) };
         return;
     }
     if SOURCE_COUNTERS
@@ -114,18 +221,9 @@ fn flush(ctx: &XdpContext, slot: &SourceSlot) {
     // Another CPU created the entry between our lookup and insert: add to it.
     match SOURCE_COUNTERS.get_ptr_mut(&slot.key) {
         // SAFETY: as above.
-        Some(counters) => unsafe { add(&mut *counters, &slot.counters) },
+        Some(counters) => unsafe { *counters = (*counters).merged(slot.counters) },
         None => warn!(ctx, "per-source table: insert and lookup both failed"),
     }
-}
-
-#[inline(always)]
-fn add(into: &mut SourceCounters, from: &SourceCounters) {
-    into.packets += from.packets;
-    into.bytes += from.bytes;
-    into.syn += from.syn;
-    into.udp += from.udp;
-    into.icmp += from.icmp;
 }
 
 #[cfg(not(test))]

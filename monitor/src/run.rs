@@ -16,7 +16,7 @@ use crate::{
     backend::{Backend, Snapshot},
     cli::Cli,
     config::Config,
-    detect::{DetectInput, Detector, Lists},
+    detect::{DetectInput, Detector, Lists, ScanWindow},
     iface,
     report::{self, RunInfo},
     stats,
@@ -29,7 +29,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Some(name) => name.clone(),
         None => iface::default_route()?,
     };
-    let backend = open_backend(&config, &iface)?;
+    let backend = open_backend(&config, &lists, &iface)?;
     let info = RunInfo {
         iface: iface.clone(),
         backend: backend.name(),
@@ -42,18 +42,18 @@ pub async fn run(cli: Cli) -> Result<()> {
 }
 
 #[cfg(target_os = "linux")]
-fn open_backend(config: &Config, iface: &str) -> Result<Box<dyn Backend + Send>> {
-    let capture = &config.capture;
-    let backend = crate::backend::xdp::XdpBackend::attach(
-        iface,
-        capture.xdp_mode,
-        capture.max_sources.get(),
-    )?;
+fn open_backend(config: &Config, lists: &Lists, iface: &str) -> Result<Box<dyn Backend + Send>> {
+    let setup = crate::backend::xdp::KernelSetup {
+        max_sources: config.capture.max_sources.get(),
+        blocklist: lists.blocklist.entries(),
+        large_flow_bytes: config.detection.large_download.bytes.get(),
+    };
+    let backend = crate::backend::xdp::XdpBackend::attach(iface, config.capture.xdp_mode, &setup)?;
     Ok(Box::new(backend))
 }
 
 #[cfg(not(target_os = "linux"))]
-fn open_backend(_config: &Config, _iface: &str) -> Result<Box<dyn Backend + Send>> {
+fn open_backend(_config: &Config, _lists: &Lists, _iface: &str) -> Result<Box<dyn Backend + Send>> {
     anyhow::bail!("the XDP backend needs Linux; this system has no backend yet")
 }
 
@@ -70,6 +70,7 @@ async fn poll(
     let interval = config.capture.interval;
     let mut tracker = AlertTracker::new(&config.alerting);
     let mut previous: Snapshot = backend.snapshot()?;
+    let mut scans = ScanWindow::new(config.detection.port_scan.window, previous.taken);
     let started = previous.taken;
     let deadline = cli.duration.map(|d| started + d);
     let mut ticker = interval_at((started + interval).into(), interval);
@@ -81,7 +82,14 @@ async fn poll(
             _ = ticker.tick() => match backend.snapshot() {
                 Ok(current) => {
                     // Alerts first: they are what someone is waiting for.
-                    let findings = detector.evaluate(&DetectInput::from_snapshots(&previous, &current));
+                    let mut input = DetectInput::from_snapshots(&previous, &current);
+                    input.scans = scans.estimates(&current.sources);
+                    if let Some(epoch) = scans.advance(&current.sources, current.taken)
+                        && let Err(err) = backend.set_scan_epoch(epoch)
+                    {
+                        warn!("failed to start scan epoch {epoch}: {err:#}");
+                    }
+                    let findings = detector.evaluate(&input);
                     let events = tracker.update(findings, SystemTime::now());
                     reporter.alerts(info, &events);
                     reporter.interval(info, &stats::interval(&previous, &current, config.capture.top));

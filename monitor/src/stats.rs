@@ -93,6 +93,9 @@ pub(crate) fn source_delta(prev: Option<&SourceCounters>, cur: &SourceCounters) 
             syn: cur.syn.saturating_sub(p.syn),
             udp: cur.udp.saturating_sub(p.udp),
             icmp: cur.icmp.saturating_sub(p.icmp),
+            blocklisted: cur.blocklisted.saturating_sub(p.blocklisted),
+            // The scan sketch is not a count: the current one stands.
+            ..*cur
         },
         _ => *cur,
     }
@@ -155,8 +158,7 @@ mod tests {
             packets,
             bytes,
             syn,
-            udp: 0,
-            icmp: 0,
+            ..Default::default()
         }
     }
 

@@ -13,6 +13,29 @@ fn key(i: u32) -> SourceKey {
     }
 }
 
+const SETTINGS: Settings = Settings {
+    scan_epoch: 1,
+    blocklist_active: 0,
+    blocklist_generation: 0,
+    large_flow_bytes: 0,
+};
+
+fn syn_to(port: u16) -> PacketInfo {
+    decode(
+        Packet::ipv4(
+            [10, 0, 0, 1],
+            [10, 0, 0, 2],
+            L4::Tcp {
+                src_port: 40_000,
+                dst_port: port,
+                flags: TCP_SYN,
+            },
+        )
+        .build()
+        .as_slice(),
+    )
+}
+
 fn syn_info() -> PacketInfo {
     decode(
         Packet::ipv4(
@@ -47,7 +70,7 @@ fn a_repeated_source_stays_in_its_slot() {
     let mut cache = SourceCache::default();
     let info = syn_info();
     for _ in 0..1_000 {
-        assert_eq!(cache.record(&key(7), &info, 60), None);
+        assert_eq!(cache.record(&key(7), &info, 60, &SETTINGS, |_| false), None);
     }
     let slot = cache.slots[source_slot(&key(7))];
     assert_eq!(slot.key, key(7));
@@ -74,7 +97,7 @@ fn evicted_plus_pending_counts_are_exact() {
     for (n, &s) in sources.iter().enumerate() {
         for _ in 0..(n % 3 + 1) {
             *sent.entry(key(s)).or_default() += 1;
-            if let Some(evicted) = cache.record(&key(s), &info, 60) {
+            if let Some(evicted) = cache.record(&key(s), &info, 60, &SETTINGS, |_| false) {
                 assert!(evicted.is_occupied());
                 *table.entry(evicted.key).or_default() += evicted.counters.packets;
             }
@@ -84,4 +107,100 @@ fn evicted_plus_pending_counts_are_exact() {
         *table.entry(slot.key).or_default() += slot.counters.packets;
     }
     assert_eq!(table, sent);
+}
+
+#[test]
+fn the_port_sketch_estimates_distinct_ports() {
+    for distinct in [1u16, 20, 100, 180, 400] {
+        let mut c = SourceCounters::default();
+        for round in 0..3 {
+            for port in 0..distinct {
+                c.record(&syn_to(1 + port * 7), 60, 1, false);
+            }
+            let _ = round;
+        }
+        let (ports, hosts) = c.scan_estimate();
+        let error = (f64::from(ports) - f64::from(distinct)).abs() / f64::from(distinct);
+        assert!(error < 0.15, "{distinct} ports estimated as {ports}");
+        assert_eq!(hosts, 1);
+        assert_eq!(c.syn, 3 * u64::from(distinct));
+    }
+}
+
+#[test]
+fn a_new_epoch_starts_a_new_sketch_and_merging_keeps_the_newest() {
+    let mut old = SourceCounters::default();
+    for port in 1..=50 {
+        old.record(&syn_to(port), 60, 1, false);
+    }
+    let mut new = old;
+    new.record(&syn_to(9_999), 60, 2, false);
+    assert_eq!(new.scan_estimate().0, 1, "epoch 2 forgot epoch 1's ports");
+    assert_eq!(old.merged(new).scan_estimate().0, 1);
+    assert_eq!(new.merged(old).scan_estimate().0, 1);
+    assert_eq!(old.merged(new).packets, 101);
+    let mut same = SourceCounters::default();
+    same.record(&syn_to(9_999), 60, 1, false);
+    let mut union = old;
+    union.record(&syn_to(9_999), 60, 1, false);
+    let joined = old.merged(same);
+    assert_eq!(
+        (joined.scan_ports, joined.scan_hosts),
+        (union.scan_ports, union.scan_hosts),
+        "same epoch: joined"
+    );
+}
+
+#[test]
+fn replies_from_service_ports_are_not_probes() {
+    let dns_reply = decode(
+        Packet::ipv4(
+            [10, 0, 0, 53],
+            [10, 0, 0, 2],
+            L4::Udp {
+                src_port: 53,
+                dst_port: 40_123,
+            },
+        )
+        .build()
+        .as_slice(),
+    );
+    let mut c = SourceCounters::default();
+    c.record(&dns_reply, 80, 1, false);
+    assert_eq!(c.scan_ports, [0; 4]);
+    assert_eq!(c.udp, 1);
+}
+
+#[test]
+fn the_blocklist_verdict_is_cached_per_generation() {
+    let mut cache = SourceCache::default();
+    let info = syn_info();
+    let mut lookups = 0;
+    let settings = Settings {
+        blocklist_active: 1,
+        ..SETTINGS
+    };
+    for _ in 0..10 {
+        cache.record(&key(7), &info, 60, &settings, |_| {
+            lookups += 1;
+            true
+        });
+    }
+    assert_eq!(lookups, 1);
+    let slot = cache.slots[source_slot(&key(7))];
+    assert_eq!(slot.counters.blocklisted, 10);
+    let changed = Settings {
+        blocklist_generation: 1,
+        ..settings
+    };
+    cache.record(&key(7), &info, 60, &changed, |_| false);
+    let slot = cache.slots[source_slot(&key(7))];
+    assert_eq!((slot.counters.blocklisted, slot.counters.packets), (10, 11));
+}
+
+#[test]
+fn linear_counting_edges() {
+    assert_eq!(estimate_distinct(0, 256), 0);
+    assert_eq!(estimate_distinct(1, 256), 1);
+    assert_eq!(estimate_distinct(256, 256), 1420); // 256 ln 256
 }

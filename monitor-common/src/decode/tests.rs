@@ -233,3 +233,23 @@ fn class_counters_add_up_to_the_total() {
     assert_eq!((c.ipv4.packets, c.ipv6.packets), (3, 1));
     assert_eq!((c.syn, c.malformed.packets, c.non_ip.packets), (1, 1, 1));
 }
+
+#[test]
+fn payload_length_comes_from_the_ip_lengths() {
+    let u = decoded(&Packet::ipv4(A, B, udp()).payload(300));
+    assert_eq!(u.payload_len, 300);
+    let t = decoded(
+        &Packet::ipv6(A6, B6, syn())
+            .ext(IPPROTO_HOPOPTS)
+            .payload(1200),
+    );
+    assert_eq!(t.payload_len, 1200);
+    // Ethernet padding after the datagram is not payload.
+    let mut padded = Packet::ipv4(A, B, syn()).build();
+    padded.resize(padded.len() + 6, 0);
+    assert_eq!(decode(padded.as_slice()).payload_len, 0);
+    assert_eq!(
+        decoded(&Packet::ipv4(A, B, L4::Echo).payload(56)).payload_len,
+        0
+    );
+}

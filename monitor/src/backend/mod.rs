@@ -1,10 +1,14 @@
 //! Where the counters come from. Every backend yields the same [`Snapshot`]: the
 //! cumulative host-wide counters and per-source counters at one instant.
 
-use std::{collections::HashMap, net::IpAddr, time::Instant};
+use std::{
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    time::{Instant, SystemTime},
+};
 
 use anyhow::Result;
-use monitor_common::{GlobalCounters, SourceCounters};
+use monitor_common::{GlobalCounters, SourceCounters, counters::Tally};
 
 #[cfg(target_os = "linux")]
 pub mod xdp;
@@ -15,6 +19,26 @@ pub struct Snapshot {
     pub taken: Instant,
     pub global: GlobalCounters,
     pub sources: HashMap<IpAddr, SourceCounters>,
+    /// Traffic to blocklisted destinations, per destination (cumulative).
+    pub listed_destinations: HashMap<IpAddr, Tally>,
+    /// Flows whose inbound payload reached the large-download threshold, while the
+    /// backend still follows them (cumulative).
+    pub large_flows: Vec<FlowTotals>,
+}
+
+/// One flow's inbound payload, as followed by the backend.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowTotals {
+    /// IP protocol number: 6 TCP, 17 UDP.
+    pub protocol: u8,
+    /// The sender of the payload (the remote side) and the receiver (this host).
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub payload_bytes: u64,
+    pub packets: u64,
+    pub first_seen: SystemTime,
+    /// When the backend last saw the payload grow.
+    pub last_grew: SystemTime,
 }
 
 pub trait Backend {
@@ -23,4 +47,6 @@ pub trait Backend {
     /// How it runs, for the log and the final report, e.g. `xdp (native mode)`.
     fn describe(&self) -> String;
     fn snapshot(&mut self) -> Result<Snapshot>;
+    /// Starts a new scan epoch: per-source scan sketches restart from empty.
+    fn set_scan_epoch(&mut self, epoch: u64) -> Result<()>;
 }

@@ -1,19 +1,37 @@
 //! The XDP backend: loads the compiled program, attaches it through a BPF link (so a
 //! killed monitor leaves nothing attached) and reads its per-CPU maps.
 
-use std::{collections::HashMap, io, net::IpAddr, time::Instant};
+use std::{
+    collections::HashMap,
+    io,
+    net::{IpAddr, SocketAddr},
+    time::{Duration, Instant, SystemTime},
+};
 
 use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
-    maps::{MapError, PerCpuArray, PerCpuHashMap},
+    maps::{
+        Array, HashMap as BpfHashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf,
+        lpm_trie::{Key, LpmTrie},
+    },
     programs::{ProgramError, Xdp, XdpMode},
 };
 use log::{debug, warn};
-use monitor_common::{GlobalCounters, SourceCache, SourceCounters, SourceKey, names};
+use monitor_common::{
+    GlobalCounters, SourceCache, SourceCounters, SourceKey,
+    counters::{FlowCounters, FlowKey, LargeFlowEvent, Settings, Tally},
+    names,
+};
 
-use super::{Backend, Snapshot};
-use crate::{cli::XdpModeArg, iface};
+use super::{Backend, FlowTotals, Snapshot};
+use crate::{cli::XdpModeArg, detect::lists::Cidr, iface};
+
+/// Room in the kernel's blocklist trie when the list is small: later additions (bans,
+/// a reloaded list) fit without reloading the program.
+const MIN_BLOCKLIST_CAPACITY: u32 = 65_536;
+/// A followed large flow that has not grown for this long is let go.
+const QUIET_FLOW: Duration = Duration::from_secs(30);
 
 /// The compiled XDP object, built by `build.rs`.
 pub static EBPF_OBJECT: &[u8] =
@@ -44,8 +62,13 @@ pub fn check_privileges() -> Result<()> {
 
 /// Loads the object into the kernel (maps created, programs not yet loaded).
 pub fn load_object(max_sources: u32) -> Result<Ebpf> {
+    load_object_sized(max_sources, MIN_BLOCKLIST_CAPACITY)
+}
+
+fn load_object_sized(max_sources: u32, blocklist_capacity: u32) -> Result<Ebpf> {
     EbpfLoader::new()
         .map_max_entries(names::SOURCE_COUNTERS, max_sources)
+        .map_max_entries("BLOCKLIST", blocklist_capacity.max(MIN_BLOCKLIST_CAPACITY))
         .load(EBPF_OBJECT)
         .map_err(|err| match &err {
             EbpfError::MapError(MapError::CreateError { io_error, .. })
@@ -70,11 +93,19 @@ pub fn load_program<'a>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut Xdp> {
             verifier_log,
         } => {
             debug!("verifier log:\n{verifier_log}");
-            let last = verifier_log.to_string();
-            let reason = last
+            // The reason is the last line before the verifier's closing statistics.
+            let log = verifier_log.to_string();
+            let statistics = [
+                "processed ",
+                "verification time",
+                "stack depth",
+                "max_states",
+            ];
+            let reason = log
                 .lines()
                 .rev()
-                .find(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .find(|l| !l.is_empty() && !statistics.iter().any(|s| l.starts_with(s)))
                 .unwrap_or("");
             anyhow!("the kernel rejected the XDP program `{name}` ({io_error}): {reason}")
         }
@@ -149,19 +180,121 @@ impl AttachedMode {
     }
 }
 
+/// What the program needs besides the interface: written into its maps at start.
+#[derive(Clone, Debug, Default)]
+pub struct KernelSetup<'a> {
+    pub max_sources: u32,
+    pub blocklist: &'a [Cidr],
+    /// Inbound payload at which a flow is reported (0: large downloads off).
+    pub large_flow_bytes: u64,
+}
+
 pub struct XdpBackend {
     ebpf: Ebpf,
     iface: String,
     mode: AttachedMode,
+    settings: Settings,
+    large_flow_events: RingBuf<MapData>,
+    /// Flows the kernel reported as large, with when each last grew.
+    followed: HashMap<FlowKey, (FlowCounters, Instant, SystemTime)>,
+}
+
+/// The trie key for a CIDR: IPv4 as IPv4-mapped IPv6, its prefix moved by 96 bits.
+pub fn trie_key(cidr: &Cidr) -> Key<[u8; 16]> {
+    match cidr.network() {
+        IpAddr::V4(v4) => Key::new(u32::from(cidr.prefix()) + 96, v4.to_ipv6_mapped().octets()),
+        IpAddr::V6(v6) => Key::new(u32::from(cidr.prefix()), v6.octets()),
+    }
+}
+
+/// Writes the blocklist into the kernel's trie and the settings into SETTINGS.
+pub fn configure(ebpf: &mut Ebpf, blocklist: &[Cidr], settings: &Settings) -> Result<()> {
+    let mut trie: LpmTrie<_, [u8; 16], u32> = ebpf
+        .map_mut("BLOCKLIST")
+        .context("map BLOCKLIST missing")?
+        .try_into()?;
+    for (index, cidr) in blocklist.iter().enumerate() {
+        trie.insert(&trie_key(cidr), index as u32, 0)
+            .with_context(|| format!("failed to add {cidr} to the kernel's blocklist"))?;
+    }
+    write_settings(ebpf, settings)
+}
+
+fn write_settings(ebpf: &mut Ebpf, settings: &Settings) -> Result<()> {
+    let mut array: Array<_, Settings> = ebpf
+        .map_mut("SETTINGS")
+        .context("map SETTINGS missing")?
+        .try_into()?;
+    array
+        .set(0, settings, 0)
+        .context("failed to write SETTINGS")
+}
+
+/// Traffic to blocklisted destinations, summed over CPUs.
+pub fn read_listed_destinations(ebpf: &Ebpf) -> Result<HashMap<IpAddr, Tally>> {
+    let map = ebpf
+        .map("BLOCKLISTED_DESTINATIONS")
+        .context("map BLOCKLISTED_DESTINATIONS missing")?;
+    let table = PerCpuHashMap::<_, SourceKey, Tally>::try_from(map)?;
+    let mut out = HashMap::new();
+    for entry in table.iter() {
+        match entry {
+            Ok((key, per_cpu)) => {
+                out.insert(
+                    key.ip(),
+                    per_cpu.iter().fold(Tally::default(), |a, b| a.merged(*b)),
+                );
+            }
+            Err(MapError::KeyNotFound) => continue,
+            Err(err) => return Err(err).context("failed to read BLOCKLISTED_DESTINATIONS"),
+        }
+    }
+    Ok(out)
+}
+
+/// CLOCK_MONOTONIC (what `bpf_ktime_get_ns` reads) to wall-clock time.
+fn monotonic_to_system(ns: u64) -> SystemTime {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid timespec to fill.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    let now_ns = now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64;
+    SystemTime::now() - Duration::from_nanos(now_ns.saturating_sub(ns))
+}
+
+fn flow_totals(key: &FlowKey, counters: &FlowCounters, last_grew: SystemTime) -> FlowTotals {
+    let ip = |addr: &monitor_common::Addr| SourceKey { addr: *addr }.ip();
+    FlowTotals {
+        protocol: key.protocol,
+        src: SocketAddr::new(ip(&key.src), key.src_port),
+        dst: SocketAddr::new(ip(&key.dst), key.dst_port),
+        payload_bytes: counters.payload_bytes,
+        packets: counters.packets,
+        first_seen: monotonic_to_system(counters.first_seen_ns),
+        last_grew,
+    }
 }
 
 impl XdpBackend {
-    /// Loads the program and attaches it to `iface`.
-    pub fn attach(iface_name: &str, mode: XdpModeArg, max_sources: u32) -> Result<Self> {
+    /// Loads the program, configures it and attaches it to `iface`.
+    pub fn attach(iface_name: &str, mode: XdpModeArg, setup: &KernelSetup) -> Result<Self> {
         iface::index(iface_name)?;
         check_privileges()?;
-        let mut ebpf = load_object(max_sources)?;
+        let mut ebpf = load_object_sized(setup.max_sources, setup.blocklist.len() as u32)?;
         start_kernel_log(&mut ebpf);
+        let settings = Settings {
+            scan_epoch: 1,
+            blocklist_active: u64::from(!setup.blocklist.is_empty()),
+            blocklist_generation: 1,
+            large_flow_bytes: setup.large_flow_bytes,
+        };
+        configure(&mut ebpf, setup.blocklist, &settings)?;
+        let large_flow_events = RingBuf::try_from(
+            ebpf.take_map("LARGE_FLOWS")
+                .context("map LARGE_FLOWS missing")?,
+        )?;
         let program = load_program(&mut ebpf, names::MONITOR_PROGRAM)?;
         let attach = |program: &mut Xdp, mode: XdpMode, label: &str| {
             program.attach(iface_name, mode).map_err(|err| {
@@ -203,7 +336,48 @@ impl XdpBackend {
             ebpf,
             iface: iface_name.to_owned(),
             mode,
+            settings,
+            large_flow_events,
+            followed: HashMap::new(),
         })
+    }
+
+    /// Large flows: new ones from the ring buffer, then the current counters of every
+    /// flow followed, letting go of those gone quiet or evicted.
+    fn large_flows(&mut self) -> Result<Vec<FlowTotals>> {
+        let now = Instant::now();
+        while let Some(item) = self.large_flow_events.next() {
+            if item.len() < size_of::<LargeFlowEvent>() {
+                continue;
+            }
+            // SAFETY: the program writes a LargeFlowEvent, a plain-old-data struct.
+            let event: LargeFlowEvent =
+                unsafe { item.as_ptr().cast::<LargeFlowEvent>().read_unaligned() };
+            self.followed
+                .insert(event.key, (event.counters, now, SystemTime::now()));
+        }
+        let flows: BpfHashMap<_, FlowKey, FlowCounters> = self
+            .ebpf
+            .map("FLOWS")
+            .context("map FLOWS missing")?
+            .try_into()?;
+        self.followed
+            .retain(|key, (counters, grew, grew_wall)| match flows.get(key, 0) {
+                Ok(current) => {
+                    if current.payload_bytes != counters.payload_bytes {
+                        *counters = current;
+                        *grew = now;
+                        *grew_wall = SystemTime::now();
+                    }
+                    now.duration_since(*grew) < QUIET_FLOW
+                }
+                Err(_) => false,
+            });
+        Ok(self
+            .followed
+            .iter()
+            .map(|(key, (counters, _, grew_wall))| flow_totals(key, counters, *grew_wall))
+            .collect())
     }
 
     pub fn mode(&self) -> AttachedMode {
@@ -226,7 +400,14 @@ impl Backend for XdpBackend {
             taken,
             global: read_global(&self.ebpf)?,
             sources: read_sources(&self.ebpf)?,
+            listed_destinations: read_listed_destinations(&self.ebpf)?,
+            large_flows: self.large_flows()?,
         })
+    }
+
+    fn set_scan_epoch(&mut self, epoch: u64) -> Result<()> {
+        self.settings.scan_epoch = epoch;
+        write_settings(&mut self.ebpf, &self.settings)
     }
 }
 

@@ -318,6 +318,7 @@ mod tests {
             syn,
             udp,
             icmp,
+            ..Default::default()
         }
     }
 

@@ -23,7 +23,7 @@ pub mod spike;
 
 pub use download::FlowRecord;
 pub use lists::{BlocklistHit, Direction, Lists};
-pub use scan::ScanEstimate;
+pub use scan::{ScanEstimate, ScanWindow};
 
 use flood::{SourceShare, SourceTraffic};
 use lists::is_local_network;
@@ -55,7 +55,7 @@ impl DetectInput {
     /// The counter deltas between two snapshots; the rest (scans, flows, hits) is for
     /// the caller to add when the backend supplies it.
     pub fn from_snapshots(prev: &Snapshot, cur: &Snapshot) -> Self {
-        let sources = cur
+        let sources: HashMap<IpAddr, SourceCounters> = cur
             .sources
             .iter()
             .map(|(ip, counters)| {
@@ -66,16 +66,66 @@ impl DetectInput {
             })
             .filter(|(_, delta)| delta.packets > 0)
             .collect();
+        // The kernel's blocklist matches: sources while listed, and listed destinations.
+        let mut blocklist_hits: Vec<BlocklistHit> = sources
+            .iter()
+            .filter(|(_, delta)| delta.blocklisted > 0)
+            .map(|(ip, delta)| BlocklistHit {
+                addr: *ip,
+                direction: Direction::FromListed,
+                packets: delta.blocklisted,
+                bytes: delta.bytes,
+            })
+            .collect();
+        for (ip, total) in &cur.listed_destinations {
+            let before = prev
+                .listed_destinations
+                .get(ip)
+                .copied()
+                .unwrap_or_default();
+            let packets = total.packets.saturating_sub(before.packets);
+            if packets > 0 {
+                blocklist_hits.push(BlocklistHit {
+                    addr: *ip,
+                    direction: Direction::ToListed,
+                    packets,
+                    bytes: total.bytes.saturating_sub(before.bytes),
+                });
+            }
+        }
+        // Large flows while they grow; one that stops growing is left out (its alert
+        // then ends).
+        let flows = cur
+            .large_flows
+            .iter()
+            .filter(|flow| {
+                prev.large_flows
+                    .iter()
+                    .find(|p| p.src == flow.src && p.dst == flow.dst && p.protocol == flow.protocol)
+                    .is_none_or(|p| p.payload_bytes < flow.payload_bytes)
+            })
+            .map(|flow| FlowRecord {
+                key: crate::alert::FlowKey {
+                    protocol: flow.protocol,
+                    src: flow.src,
+                    dst: flow.dst,
+                },
+                inbound_payload_bytes: flow.payload_bytes,
+                first_seen: flow.first_seen,
+                last_seen: flow.last_grew,
+            })
+            .collect();
         Self {
             interval_secs: cur.taken.duration_since(prev.taken).as_secs_f64(),
             host: counters_delta(&prev.global, &cur.global),
             sources,
+            blocklist_hits,
+            flows,
             ..Self::default()
         }
     }
 }
 
-/// How much each host-wide counter grew from `prev` to `cur`.
 pub fn counters_delta(prev: &GlobalCounters, cur: &GlobalCounters) -> GlobalCounters {
     let tally = |p: Tally, c: Tally| Tally {
         packets: c.packets.saturating_sub(p.packets),

@@ -107,3 +107,156 @@ mod tests {
         assert!(scan(0, 0).is_none());
     }
 }
+
+/// Turns the backend's per-epoch scan sketches into estimates over the window.
+///
+/// The kernel keeps one sketch per source per epoch; an epoch lasts half the window.
+/// An estimate joins the current epoch's sketch with the previous epoch's (kept here,
+/// as last read), so it always covers between half the window and the whole of it.
+#[derive(Clone, Debug)]
+pub struct ScanWindow {
+    half: std::time::Duration,
+    epoch: u64,
+    epoch_started: std::time::Instant,
+    previous: std::collections::HashMap<IpAddr, monitor_common::SourceCounters>,
+}
+
+impl ScanWindow {
+    /// Epoch 1 starts at `now` (the backend starts in epoch 1).
+    pub fn new(window: std::time::Duration, now: std::time::Instant) -> Self {
+        Self {
+            half: window / 2,
+            epoch: 1,
+            epoch_started: now,
+            previous: Default::default(),
+        }
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Distinct ports and hosts per source over the window, from a snapshot's
+    /// cumulative per-source counters.
+    pub fn estimates(
+        &self,
+        sources: &std::collections::HashMap<IpAddr, monitor_common::SourceCounters>,
+    ) -> std::collections::HashMap<IpAddr, ScanEstimate> {
+        let mut out = std::collections::HashMap::new();
+        for (ip, counters) in sources {
+            let current = (counters.scan_epoch == self.epoch).then_some(*counters);
+            let joined = match (current, self.previous.get(ip)) {
+                (Some(c), Some(p)) => c.merged(Self::as_epoch(p, self.epoch)),
+                (Some(c), None) => c,
+                (None, Some(p)) => *p,
+                (None, None) => continue,
+            };
+            let (distinct_ports, distinct_hosts) = joined.scan_estimate();
+            if distinct_ports > 1 || distinct_hosts > 1 {
+                out.insert(
+                    *ip,
+                    ScanEstimate {
+                        distinct_ports,
+                        distinct_hosts,
+                    },
+                );
+            }
+        }
+        out
+    }
+
+    /// A previous-epoch sketch relabelled so that merging joins it instead of
+    /// dropping it as stale.
+    fn as_epoch(c: &monitor_common::SourceCounters, epoch: u64) -> monitor_common::SourceCounters {
+        monitor_common::SourceCounters {
+            scan_epoch: epoch,
+            ..*c
+        }
+    }
+
+    /// When half the window has passed: keeps this epoch's sketches (from `sources`,
+    /// just read) as the previous ones and returns the next epoch for the backend.
+    pub fn advance(
+        &mut self,
+        sources: &std::collections::HashMap<IpAddr, monitor_common::SourceCounters>,
+        now: std::time::Instant,
+    ) -> Option<u64> {
+        if now.duration_since(self.epoch_started) < self.half {
+            return None;
+        }
+        self.previous = sources
+            .iter()
+            .filter(|(_, c)| c.scan_epoch == self.epoch)
+            .map(|(ip, c)| (*ip, *c))
+            .collect();
+        self.epoch += 1;
+        self.epoch_started = now;
+        Some(self.epoch)
+    }
+}
+
+#[cfg(test)]
+mod window_tests {
+    use std::{
+        collections::HashMap,
+        time::{Duration, Instant},
+    };
+
+    use monitor_common::{
+        SourceCounters,
+        builder::{L4, Packet},
+        decode,
+        decode::TCP_SYN,
+    };
+
+    use super::*;
+
+    fn probed(ports: std::ops::Range<u16>, epoch: u64) -> SourceCounters {
+        let mut c = SourceCounters::default();
+        for port in ports {
+            let frame = Packet::ipv4(
+                [192, 0, 2, 9],
+                [192, 0, 2, 1],
+                L4::Tcp {
+                    src_port: 50_000,
+                    dst_port: port,
+                    flags: TCP_SYN,
+                },
+            )
+            .build();
+            c.record(&decode(frame.as_slice()), 60, epoch, false);
+        }
+        c
+    }
+
+    #[test]
+    fn a_scan_split_across_epochs_is_still_seen_whole() {
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        let start = Instant::now();
+        let mut window = ScanWindow::new(Duration::from_secs(60), start);
+        let first_half = HashMap::from([(ip, probed(1..61, 1))]);
+        assert_eq!(window.estimates(&first_half)[&ip].distinct_ports / 10, 6);
+        assert_eq!(
+            window.advance(&first_half, start + Duration::from_secs(10)),
+            None
+        );
+        assert_eq!(
+            window.advance(&first_half, start + Duration::from_secs(30)),
+            Some(2)
+        );
+        // The kernel restarts the sketch in epoch 2; the estimate still spans both.
+        let mut second = first_half[&ip];
+        second = second.merged(probed(61..121, 2));
+        let now = HashMap::from([(ip, second)]);
+        let both = window.estimates(&now)[&ip].distinct_ports;
+        assert!((105..=135).contains(&both), "{both}");
+        // A whole epoch later, the first half is forgotten.
+        assert_eq!(
+            window.advance(&now, start + Duration::from_secs(60)),
+            Some(3)
+        );
+        let quiet = HashMap::from([(ip, second)]);
+        let later = window.estimates(&quiet)[&ip].distinct_ports;
+        assert!((50..=70).contains(&later), "{later}");
+    }
+}

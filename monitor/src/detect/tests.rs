@@ -29,6 +29,7 @@ fn src(packets: u64, bytes: u64, syn: u64, udp: u64, icmp: u64) -> SourceCounter
         syn,
         udp,
         icmp,
+        ..Default::default()
     }
 }
 
@@ -89,6 +90,8 @@ fn input_from_snapshots_is_the_deltas() {
             (ip("192.0.2.1"), src(900, 0, 10, 0, 0)),
             (ip("192.0.2.2"), src(100, 0, 0, 0, 0)),
         ]),
+        listed_destinations: HashMap::new(),
+        large_flows: Vec::new(),
     };
     let cur = Snapshot {
         taken: t0 + Duration::from_millis(250),
@@ -98,6 +101,8 @@ fn input_from_snapshots_is_the_deltas() {
             (ip("192.0.2.2"), src(100, 0, 0, 0, 0)),
             (ip("192.0.2.3"), src(5, 0, 0, 0, 0)),
         ]),
+        listed_destinations: HashMap::new(),
+        large_flows: Vec::new(),
     };
     let input = DetectInput::from_snapshots(&prev, &cur);
     assert_eq!(input.interval_secs, 0.25);
@@ -417,4 +422,70 @@ fn an_empty_interval_detects_nothing() {
     assert!(d.evaluate(&input).is_empty());
     input.interval_secs = f64::NAN;
     assert!(d.evaluate(&input).is_empty());
+}
+
+/// The kernel's blocklist matches and large flows become detector input: listed
+/// sources and destinations by their growth, flows only while they grow.
+#[test]
+fn kernel_matches_and_flows_become_input() {
+    use std::{net::SocketAddr, time::SystemTime};
+
+    use monitor_common::counters::Tally;
+
+    use crate::backend::FlowTotals;
+
+    let t0 = Instant::now();
+    let listed = ip("198.51.100.7");
+    let mut from_listed = src(10, 600, 0, 0, 0);
+    from_listed.blocklisted = 10;
+    let flow = |bytes| FlowTotals {
+        protocol: 6,
+        src: SocketAddr::new(ip("203.0.113.5"), 80),
+        dst: SocketAddr::new(ip("192.0.2.1"), 40_000),
+        payload_bytes: bytes,
+        packets: bytes / 1_400,
+        first_seen: SystemTime::UNIX_EPOCH,
+        last_grew: SystemTime::UNIX_EPOCH,
+    };
+    let snapshot = |taken, sources, dst_packets, flow_bytes| Snapshot {
+        taken,
+        global: GlobalCounters::default(),
+        sources,
+        listed_destinations: HashMap::from([(
+            ip("203.0.113.66"),
+            Tally {
+                packets: dst_packets,
+                bytes: dst_packets * 100,
+            },
+        )]),
+        large_flows: vec![flow(flow_bytes)],
+    };
+    let prev = snapshot(t0, HashMap::new(), 5, 20_000_000);
+    let cur = snapshot(
+        t0 + Duration::from_secs(1),
+        HashMap::from([(listed, from_listed)]),
+        8,
+        21_000_000,
+    );
+    let input = DetectInput::from_snapshots(&prev, &cur);
+    let hits: Vec<(IpAddr, Direction, u64)> = input
+        .blocklist_hits
+        .iter()
+        .map(|h| (h.addr, h.direction, h.packets))
+        .collect();
+    assert_eq!(
+        hits,
+        vec![
+            (listed, Direction::FromListed, 10),
+            (ip("203.0.113.66"), Direction::ToListed, 3)
+        ]
+    );
+    assert_eq!(input.flows.len(), 1);
+    assert_eq!(input.flows[0].inbound_payload_bytes, 21_000_000);
+    let idle = DetectInput::from_snapshots(&cur, &cur);
+    assert!(
+        idle.flows.is_empty(),
+        "a flow that stopped growing is left out"
+    );
+    assert!(idle.blocklist_hits.is_empty());
 }
