@@ -254,3 +254,131 @@ fn kernel_counts_match_the_shared_decoder_frame_by_frame() {
         );
     }
 }
+
+fn settings(blocklist_active: bool, large_flow_bytes: u64) -> monitor_common::counters::Settings {
+    monitor_common::counters::Settings {
+        scan_epoch: 1,
+        blocklist_active: u64::from(blocklist_active),
+        blocklist_generation: 1,
+        large_flow_bytes,
+    }
+}
+
+/// The LPM trie in the kernel: packets from a listed prefix are counted as such on
+/// their source, packets to a listed address on their destination; others are not.
+#[test]
+fn blocklisted_sources_and_destinations_are_matched_in_the_kernel() {
+    require_kernel!();
+    use monitor::{backend::xdp::configure, backend::xdp::read_listed_destinations};
+    let list: Vec<monitor::detect::lists::Cidr> =
+        ["192.0.2.0/30", "2001:db8::a/128", "198.51.100.7/32"]
+            .iter()
+            .map(|c| c.parse().unwrap())
+            .collect();
+    let mut ebpf = loaded();
+    configure(&mut ebpf, &list, &settings(true, 0)).unwrap();
+    let frames = [
+        repeat(Packet::ipv4(A, HOST, tcp(TCP_SYN)).build(), 3), // 192.0.2.1: listed /30
+        repeat(Packet::ipv4(C, HOST, udp()).build(), 2),        // 198.51.100.7: listed /32
+        repeat(Packet::ipv6(A6, HOST6, udp()).build(), 4),      // 2001:db8::a: listed
+        repeat(Packet::ipv4(HOST, [198, 51, 100, 7], udp()).build(), 5), // to a listed address
+        repeat(Packet::ipv4([192, 0, 2, 9], HOST, udp()).build(), 6), // outside the /30
+    ]
+    .concat();
+    run(&mut ebpf, &frames);
+    let s = read_sources(&ebpf).unwrap();
+    let listed = |ip: IpAddr| s[&ip].blocklisted;
+    assert_eq!(listed(ip4(A)), 3);
+    assert_eq!(listed(ip4(C)), 2);
+    assert_eq!(listed(IpAddr::from(A6)), 4);
+    assert_eq!(listed(ip4(HOST)), 0);
+    assert_eq!(listed(ip4([192, 0, 2, 9])), 0);
+    let to = read_listed_destinations(&ebpf).unwrap();
+    assert_eq!(to.len(), 1, "{to:?}");
+    assert_eq!(to[&ip4(C)].packets, 5);
+}
+
+/// The per-source port sketch: a source that SYNs 150 distinct ports is estimated
+/// near 150; one that SYNs one port 150 times, at 1.
+#[test]
+fn the_kernel_sketches_distinct_destination_ports() {
+    require_kernel!();
+    let mut ebpf = loaded();
+    monitor::backend::xdp::configure(&mut ebpf, &[], &settings(false, 0)).unwrap();
+    let scanner: Vec<Vec<u8>> = (0..150u16)
+        .map(|p| {
+            Packet::ipv4(
+                A,
+                HOST,
+                L4::Tcp {
+                    src_port: 50_000,
+                    dst_port: 1 + p,
+                    flags: TCP_SYN,
+                },
+            )
+            .build()
+        })
+        .collect();
+    run(&mut ebpf, &scanner);
+    run(
+        &mut ebpf,
+        &repeat(Packet::ipv4(B, HOST, tcp(TCP_SYN)).build(), 150),
+    );
+    let s = read_sources(&ebpf).unwrap();
+    let (ports, hosts) = s[&ip4(A)].scan_estimate();
+    assert!(
+        (128..=172).contains(&ports),
+        "150 ports estimated as {ports}"
+    );
+    assert_eq!(hosts, 1);
+    assert_eq!(s[&ip4(B)].scan_estimate(), (1, 1));
+    assert_eq!(s[&ip4(A)].syn, 150);
+}
+
+/// A flow is reported through the ring buffer once, the moment its inbound payload
+/// reaches the threshold, with the exact bytes; small packets are not followed.
+#[test]
+fn a_large_flow_is_reported_once_at_the_threshold() {
+    require_kernel!();
+    use aya::maps::RingBuf;
+    use monitor_common::counters::LargeFlowEvent;
+    let mut ebpf = loaded();
+    monitor::backend::xdp::configure(&mut ebpf, &[], &settings(false, 10_000)).unwrap();
+    let data = L4::Tcp {
+        src_port: 80,
+        dst_port: 40_000,
+        flags: TCP_ACK,
+    };
+    // 9 x 1,000 bytes: under the threshold; the 10th reaches it; 5 more after.
+    run(
+        &mut ebpf,
+        &repeat(
+            Packet::ipv4(C, HOST, data.clone()).payload(1_000).build(),
+            9,
+        ),
+    );
+    run(
+        &mut ebpf,
+        &repeat(Packet::ipv4(C, HOST, tcp(TCP_ACK)).payload(100).build(), 50),
+    );
+    let mut ring = RingBuf::try_from(ebpf.take_map("LARGE_FLOWS").unwrap()).unwrap();
+    assert!(
+        ring.next().is_none(),
+        "9,000 bytes (and small packets) report nothing"
+    );
+    run(
+        &mut ebpf,
+        &repeat(Packet::ipv4(C, HOST, data).payload(1_000).build(), 6),
+    );
+    let item = ring.next().expect("one event");
+    // SAFETY: the program writes a LargeFlowEvent.
+    let event: LargeFlowEvent = unsafe { item.as_ptr().cast::<LargeFlowEvent>().read_unaligned() };
+    drop(item);
+    assert!(ring.next().is_none(), "reported once");
+    assert_eq!(event.counters.payload_bytes, 10_000);
+    assert_eq!(event.counters.packets, 10);
+    assert_eq!(
+        (event.key.src_port, event.key.dst_port, event.key.protocol),
+        (80, 40_000, 6)
+    );
+}
