@@ -26,6 +26,9 @@ pub mod names {
     pub const MONITOR_PROGRAM: &str = "monitor";
     /// A program that only returns XDP_PASS: the baseline for cost-per-packet benchmarks.
     pub const PASS_PROGRAM: &str = "pass_only";
+    /// TC egress classifier counting the SYN-ACKs the host sends.
+    pub const EGRESS_PROGRAM: &str = "egress";
+    pub const SYN_ACKS_SENT: &str = "SYN_ACKS_SENT";
 }
 
 /// Default size of the per-source table (entries), overridable at load time.

@@ -4,11 +4,11 @@
 #![no_main]
 
 use aya_ebpf::{
-    bindings::{BPF_NOEXIST, xdp_action},
+    bindings::{BPF_NOEXIST, TC_ACT_UNSPEC, xdp_action},
     helpers::bpf_ktime_get_ns,
-    macros::{map, xdp},
+    macros::{classifier, map, xdp},
     maps::{Array, LpmTrie, LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf, lpm_trie::Key},
-    programs::XdpContext,
+    programs::{TcContext, XdpContext},
 };
 use aya_log_ebpf::warn;
 use monitor_common::{
@@ -63,6 +63,34 @@ pub fn monitor(ctx: XdpContext) -> u32 {
     xdp_action::XDP_PASS
 }
 
+/// SYN-ACKs this host sends, per destination: what the SYN:SYN-ACK ratio compares a
+/// source's SYNs with. Counted on egress, which XDP does not see.
+#[map(name = "SYN_ACKS_SENT")]
+static SYN_ACKS_SENT: LruPerCpuHashMap<SourceKey, u64> =
+    LruPerCpuHashMap::with_max_entries(DEFAULT_MAX_SOURCES, 0);
+
+/// TC egress: counts the SYN-ACKs the host sends; every packet continues unchanged.
+#[classifier]
+pub fn egress(ctx: TcContext) -> i32 {
+    let frame = PacketFrame {
+        start: ctx.data(),
+        end: ctx.data_end(),
+    };
+    let info = decode(&frame);
+    if info.is_syn_ack() {
+        let key = SourceKey { addr: info.dst };
+        match SYN_ACKS_SENT.get_ptr_mut(&key) {
+            // SAFETY: this CPU's slot of the entry.
+            Some(count) => unsafe { *count += 1 },
+            None => {
+                let _ = SYN_ACKS_SENT.insert(&key, &1, 0);
+            }
+        }
+    }
+    // TCX_NEXT: let the next program (or the stack) decide.
+    TC_ACT_UNSPEC
+}
+
 /// Baseline for the cost-per-packet benchmark: the cheapest possible XDP program.
 #[xdp]
 pub fn pass_only(_ctx: XdpContext) -> u32 {
@@ -71,12 +99,12 @@ pub fn pass_only(_ctx: XdpContext) -> u32 {
 
 /// The frame between `data` and `data_end`; every read is checked against the end,
 /// which is how the verifier knows it is in bounds.
-struct XdpFrame {
+struct PacketFrame {
     start: usize,
     end: usize,
 }
 
-impl Frame for XdpFrame {
+impl Frame for PacketFrame {
     #[inline(always)]
     fn len(&self) -> usize {
         self.end - self.start
@@ -110,7 +138,7 @@ impl Frame for XdpFrame {
 
 #[inline(always)]
 fn count(ctx: &XdpContext) {
-    let frame = XdpFrame {
+    let frame = PacketFrame {
         start: ctx.data(),
         end: ctx.data_end(),
     };

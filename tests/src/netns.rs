@@ -175,6 +175,14 @@ impl TestNet {
         cmd
     }
 
+    /// How many TC egress programs are attached to the host end through TCX links.
+    #[cfg(target_os = "linux")]
+    pub fn host_egress_programs(&self) -> Result<usize> {
+        use aya::programs::{SchedClassifier, TcAttachType};
+        let (_, programs) = SchedClassifier::query_tcx(&self.host_if, TcAttachType::Egress)?;
+        Ok(programs.len())
+    }
+
     /// Whether an XDP program is attached to the host end (as `ip link` reports it).
     pub fn host_has_xdp(&self) -> Result<bool> {
         let out = Command::new("ip")

@@ -382,3 +382,38 @@ fn a_large_flow_is_reported_once_at_the_threshold() {
         (80, 40_000, 6)
     );
 }
+
+/// The egress classifier counts the SYN-ACKs the host sends, per destination, and
+/// nothing else; every packet continues (TCX_NEXT).
+#[test]
+fn the_egress_classifier_counts_syn_acks_sent_per_destination() {
+    require_kernel!();
+    use aya::programs::SchedClassifier;
+    let mut ebpf = loaded();
+    let program: &mut SchedClassifier = ebpf
+        .program_mut(names::EGRESS_PROGRAM)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    program.load().expect("verifier accepts the classifier");
+    let frames = [
+        repeat(Packet::ipv4(HOST, A, tcp(TCP_SYN | TCP_ACK)).build(), 4),
+        repeat(Packet::ipv6(HOST6, A6, tcp(TCP_SYN | TCP_ACK)).build(), 2),
+        repeat(Packet::ipv4(HOST, B, tcp(TCP_SYN)).build(), 3),
+        repeat(Packet::ipv4(HOST, B, tcp(TCP_ACK)).build(), 3),
+    ]
+    .concat();
+    for frame in &frames {
+        let result = program
+            .test_run(TestRunOptions {
+                data_in: Some(frame),
+                ..TestRunOptions::new()
+            })
+            .unwrap();
+        assert_eq!(result.return_value as i32, -1, "TCX_NEXT");
+    }
+    let sent = monitor::backend::xdp::read_syn_acks_sent(&ebpf).unwrap();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(sent[&ip4(A)], 4);
+    assert_eq!(sent[&IpAddr::from(A6)], 2);
+}

@@ -24,6 +24,9 @@ pub struct Snapshot {
     /// Flows whose inbound payload reached the large-download threshold, while the
     /// backend still follows them (cumulative).
     pub large_flows: Vec<FlowTotals>,
+    /// SYN-ACKs the host sent, per destination (cumulative); `None` when the backend
+    /// cannot see egress.
+    pub syn_acks_sent: Option<HashMap<IpAddr, u64>>,
 }
 
 /// One flow's inbound payload, as followed by the backend.

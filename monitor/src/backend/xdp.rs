@@ -15,7 +15,7 @@ use aya::{
         Array, HashMap as BpfHashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf,
         lpm_trie::{Key, LpmTrie},
     },
-    programs::{ProgramError, Xdp, XdpMode},
+    programs::{ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode},
 };
 use log::{debug, warn};
 use monitor_common::{
@@ -195,6 +195,8 @@ pub struct XdpBackend {
     mode: AttachedMode,
     settings: Settings,
     large_flow_events: RingBuf<MapData>,
+    /// Whether the egress classifier is attached (SYN-ACKs counted).
+    egress: bool,
     /// Flows the kernel reported as large, with when each last grew.
     followed: HashMap<FlowKey, (FlowCounters, Instant, SystemTime)>,
 }
@@ -228,6 +230,41 @@ fn write_settings(ebpf: &mut Ebpf, settings: &Settings) -> Result<()> {
     array
         .set(0, settings, 0)
         .context("failed to write SETTINGS")
+}
+
+/// Attaches the egress classifier (through a TCX link on kernels from 6.6, which the
+/// kernel removes when the monitor exits, however it exits).
+fn attach_egress(ebpf: &mut Ebpf, iface: &str) -> Result<()> {
+    let program: &mut SchedClassifier = ebpf
+        .program_mut(names::EGRESS_PROGRAM)
+        .context("egress program missing from the object")?
+        .try_into()?;
+    program
+        .load()
+        .context("failed to load the egress classifier")?;
+    program
+        .attach(iface, TcAttachType::Egress)
+        .with_context(|| format!("failed to attach the egress classifier to `{iface}`"))?;
+    Ok(())
+}
+
+/// SYN-ACKs sent per destination, summed over CPUs.
+pub fn read_syn_acks_sent(ebpf: &Ebpf) -> Result<HashMap<IpAddr, u64>> {
+    let map = ebpf
+        .map(names::SYN_ACKS_SENT)
+        .context("map SYN_ACKS_SENT missing")?;
+    let table = PerCpuHashMap::<_, SourceKey, u64>::try_from(map)?;
+    let mut out = HashMap::new();
+    for entry in table.iter() {
+        match entry {
+            Ok((key, per_cpu)) => {
+                out.insert(key.ip(), per_cpu.iter().sum());
+            }
+            Err(MapError::KeyNotFound) => continue,
+            Err(err) => return Err(err).context("failed to read SYN_ACKS_SENT"),
+        }
+    }
+    Ok(out)
 }
 
 /// Traffic to blocklisted destinations, summed over CPUs.
@@ -332,11 +369,21 @@ impl XdpBackend {
                 }
             },
         };
+        let egress = match attach_egress(&mut ebpf, iface_name) {
+            Ok(()) => true,
+            Err(err) => {
+                warn!(
+                    "SYN-ACKs sent are not counted, so the SYN:SYN-ACK ratio check is off: {err:#}"
+                );
+                false
+            }
+        };
         Ok(Self {
             ebpf,
             iface: iface_name.to_owned(),
             mode,
             settings,
+            egress,
             large_flow_events,
             followed: HashMap::new(),
         })
@@ -402,6 +449,11 @@ impl Backend for XdpBackend {
             sources: read_sources(&self.ebpf)?,
             listed_destinations: read_listed_destinations(&self.ebpf)?,
             large_flows: self.large_flows()?,
+            syn_acks_sent: if self.egress {
+                Some(read_syn_acks_sent(&self.ebpf)?)
+            } else {
+                None
+            },
         })
     }
 

@@ -115,10 +115,25 @@ impl DetectInput {
                 last_seen: flow.last_grew,
             })
             .collect();
+        // SYN-ACKs sent back to each source that sent something, when egress is seen.
+        let syn_ack_sent = match (&prev.syn_acks_sent, &cur.syn_acks_sent) {
+            (Some(before), Some(now)) => sources
+                .keys()
+                .map(|ip| {
+                    let sent = now.get(ip).copied().unwrap_or(0);
+                    (
+                        *ip,
+                        sent.saturating_sub(before.get(ip).copied().unwrap_or(0)),
+                    )
+                })
+                .collect(),
+            _ => HashMap::new(),
+        };
         Self {
             interval_secs: cur.taken.duration_since(prev.taken).as_secs_f64(),
             host: counters_delta(&prev.global, &cur.global),
             sources,
+            syn_ack_sent,
             blocklist_hits,
             flows,
             ..Self::default()
