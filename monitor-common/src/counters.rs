@@ -154,6 +154,29 @@ pub struct Settings {
     pub blocklist_generation: u64,
     /// Inbound payload bytes at which a flow is reported as a large download; 0: off.
     pub large_flow_bytes: u64,
+    /// Entries in CAPTURE_TARGETS; 0 (no capture armed) skips the capture path.
+    pub captures_armed: u64,
+    /// Bytes of each captured packet copied to userspace.
+    pub capture_snaplen: u64,
+}
+
+/// Largest snap length: bounds the copy for the verifier and the perf buffers.
+pub const MAX_CAPTURE_SNAPLEN: u32 = 4_096;
+
+/// Header of one captured packet in the perf buffer; the kernel appends `caplen`
+/// bytes of the packet after it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CaptureMeta {
+    /// The capture this packet belongs to (CAPTURE_TARGETS' value).
+    pub capture_id: u32,
+    /// Length of the packet on the wire.
+    pub len: u32,
+    /// Bytes of it that follow this header.
+    pub caplen: u32,
+    pub _pad: u32,
+    /// `bpf_ktime_get_ns` when the hook saw it.
+    pub ts_ns: u64,
 }
 
 /// Whether a packet is one a source sends to open something: a TCP SYN without ACK, a
@@ -472,6 +495,7 @@ mod pod {
     unsafe impl aya::Pod for super::FlowCounters {}
     unsafe impl aya::Pod for super::LargeFlowEvent {}
     unsafe impl aya::Pod for super::Tally {}
+    unsafe impl aya::Pod for super::CaptureMeta {}
     unsafe impl aya::Pod for crate::decode::Addr {}
 }
 

@@ -29,6 +29,8 @@ pub mod names {
     /// TC egress classifier counting the SYN-ACKs the host sends.
     pub const EGRESS_PROGRAM: &str = "egress";
     pub const SYN_ACKS_SENT: &str = "SYN_ACKS_SENT";
+    pub const CAPTURE_TARGETS: &str = "CAPTURE_TARGETS";
+    pub const CAPTURED: &str = "CAPTURED";
 }
 
 /// Default size of the per-source table (entries), overridable at load time.

@@ -7,7 +7,10 @@ use aya_ebpf::{
     bindings::{BPF_NOEXIST, TC_ACT_UNSPEC, xdp_action},
     helpers::bpf_ktime_get_ns,
     macros::{classifier, map, xdp},
-    maps::{Array, LpmTrie, LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf, lpm_trie::Key},
+    maps::{
+        Array, HashMap, LpmTrie, LruHashMap, LruPerCpuHashMap, PerCpuArray, PerfEventArray,
+        RingBuf, lpm_trie::Key,
+    },
     programs::{TcContext, XdpContext},
 };
 use aya_log_ebpf::warn;
@@ -15,7 +18,8 @@ use monitor_common::{
     Class, DEFAULT_MAX_SOURCES, Frame, GlobalCounters, PacketInfo, SourceCache, SourceCounters,
     SourceKey, SourceSlot,
     counters::{
-        DestinationCounters, FlowCounters, FlowKey, LargeFlowEvent, MIN_FLOW_PAYLOAD, Settings,
+        CaptureMeta, DestinationCounters, FlowCounters, FlowKey, LargeFlowEvent,
+        MAX_CAPTURE_SNAPLEN, MIN_FLOW_PAYLOAD, Settings,
     },
     decode,
     decode::{Addr, MAX_HEADER_OFFSET},
@@ -56,6 +60,16 @@ static FLOWS: LruHashMap<FlowKey, FlowCounters> = LruHashMap::with_max_entries(1
 /// A LargeFlowEvent the moment a flow's payload reaches the threshold.
 #[map(name = "LARGE_FLOWS")]
 static LARGE_FLOWS: RingBuf = RingBuf::with_byte_size(64 * 1024, 0);
+
+/// Sources being captured, each with its capture id; the unspecified address (::)
+/// stands for every source (a distributed flood).
+#[map(name = "CAPTURE_TARGETS")]
+static CAPTURE_TARGETS: HashMap<SourceKey, u32> = HashMap::with_max_entries(64, 0);
+
+/// Captured packets: a CaptureMeta, then the packet's first bytes (appended by the
+/// kernel, so the program copies nothing itself).
+#[map(name = "CAPTURED")]
+static CAPTURED: PerfEventArray<CaptureMeta> = PerfEventArray::new(0);
 
 #[xdp]
 pub fn monitor(ctx: XdpContext) -> u32 {
@@ -154,6 +168,9 @@ fn count(ctx: &XdpContext) {
     let Some(settings) = SETTINGS.get(0) else {
         return;
     };
+    if settings.captures_armed != 0 {
+        capture(ctx, &info, len, settings.capture_snaplen);
+    }
     count_source(ctx, &info, len, settings);
     if settings.blocklist_active != 0 && is_listed(&info.dst) {
         count_listed_destination(&info, len);
@@ -164,6 +181,32 @@ fn count(ctx: &XdpContext) {
     {
         follow_flow(&info, settings.large_flow_bytes);
     }
+}
+
+/// Copies the packet to userspace when its source (or every source) is being captured.
+#[inline(always)]
+fn capture(ctx: &XdpContext, info: &PacketInfo, len: u64, snaplen: u64) {
+    let id = match CAPTURE_TARGETS.get_ptr(&SourceKey { addr: info.src }) {
+        Some(id) => id,
+        None => match CAPTURE_TARGETS.get_ptr(&SourceKey {
+            addr: Addr::UNSPECIFIED,
+        }) {
+            Some(id) => id,
+            None => return,
+        },
+    };
+    let caplen = len.min(snaplen).min(u64::from(MAX_CAPTURE_SNAPLEN)) as u32;
+    let meta = CaptureMeta {
+        // SAFETY: a value of the map, valid for this program run.
+        capture_id: unsafe { *id },
+        len: len as u32,
+        caplen,
+        _pad: 0,
+        // SAFETY: a helper without preconditions.
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+    };
+    // The upper flag bits tell the kernel how many packet bytes to append.
+    CAPTURED.output(ctx, &meta, caplen);
 }
 
 #[inline(always)]

@@ -18,6 +18,8 @@ const SETTINGS: Settings = Settings {
     blocklist_active: 0,
     blocklist_generation: 0,
     large_flow_bytes: 0,
+    captures_armed: 0,
+    capture_snaplen: 0,
 };
 
 fn syn_to(port: u16) -> PacketInfo {

@@ -326,6 +326,8 @@ impl XdpBackend {
             blocklist_active: u64::from(!setup.blocklist.is_empty()),
             blocklist_generation: 1,
             large_flow_bytes: setup.large_flow_bytes,
+            captures_armed: 0,
+            capture_snaplen: 0,
         };
         configure(&mut ebpf, setup.blocklist, &settings)?;
         let large_flow_events = RingBuf::try_from(
