@@ -1,10 +1,11 @@
 //! Helpers for the integration tests: the rule for skipping kernel tests, a network
-//! namespace with a veth pair that cleans up after itself, and the monitor binary run
-//! as a child process whose JSON lines the tests read.
+//! namespace with a veth pair that cleans up after itself, the monitor binary run as a
+//! child process whose JSON lines the tests read, and traffic from real tools.
 
 pub mod monitor_process;
 pub mod netns;
 pub mod send;
+pub mod traffic;
 
 /// Whether this process may load XDP programs. When it may not, the test says why on
 /// stderr and skips; under CI (`CI=true`) that skip is a failure instead.

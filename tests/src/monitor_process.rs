@@ -132,6 +132,18 @@ impl MonitorProcess {
         Ok(last)
     }
 
+    /// SIGINT, then every line up to and including `final`, then the exit status:
+    /// everything the monitor printed over its whole run.
+    pub fn stop_and_collect(mut self) -> Result<Vec<Value>> {
+        self.signal(libc::SIGINT);
+        self.wait_for("final", Duration::from_secs(30))?;
+        let status = self.child.wait()?;
+        if !status.success() {
+            bail!("the monitor exited with {status}");
+        }
+        Ok(std::mem::take(&mut self.seen))
+    }
+
     /// Waits for the process to end by itself (e.g. `--duration`).
     pub fn wait_final(mut self, timeout: Duration) -> Result<Value> {
         let last = self.wait_for("final", timeout)?;
