@@ -2,7 +2,10 @@
 //! detectors and report their alerts; stop on a signal or at `--duration`, then report
 //! the alerts still open and the final totals.
 
-use std::time::{Instant, SystemTime};
+use std::{
+    collections::VecDeque,
+    time::{Duration, Instant, SystemTime},
+};
 
 use anyhow::{Context as _, Result};
 use log::warn;
@@ -21,6 +24,11 @@ use crate::{
     report::{self, RunInfo},
     stats,
 };
+
+/// Detectors compare rates over at least this long. With short intervals a burst that
+/// lands in one of them (a fast 5 MB download in 250 ms) would read as four times its
+/// per-second rate; a real flood still crosses its threshold in its first interval.
+pub const RATE_WINDOW: Duration = Duration::from_secs(1);
 
 pub async fn run(cli: Cli) -> Result<()> {
     let config = cli.config().context("invalid configuration")?;
@@ -69,9 +77,12 @@ async fn poll(
     let mut sigterm = signal(SignalKind::terminate()).context("failed to watch SIGTERM")?;
     let interval = config.capture.interval;
     let mut tracker = AlertTracker::new(&config.alerting);
-    let mut previous: Snapshot = backend.snapshot()?;
-    let mut scans = ScanWindow::new(config.detection.port_scan.window, previous.taken);
-    let started = previous.taken;
+    let first: Snapshot = backend.snapshot()?;
+    let started = first.taken;
+    let mut scans = ScanWindow::new(config.detection.port_scan.window, started);
+    // Recent snapshots, oldest first: the last one for the stats line, the newest one
+    // at least RATE_WINDOW old for detection.
+    let mut recent: VecDeque<Snapshot> = VecDeque::from([first]);
     let deadline = cli.duration.map(|d| started + d);
     let mut ticker = interval_at((started + interval).into(), interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -81,19 +92,36 @@ async fn poll(
         tokio::select! {
             _ = ticker.tick() => match backend.snapshot() {
                 Ok(current) => {
-                    // Alerts first: they are what someone is waiting for.
-                    let mut input = DetectInput::from_snapshots(&previous, &current);
+                    let window_start = recent
+                        .iter()
+                        .rev()
+                        .find(|s| current.taken.duration_since(s.taken) >= RATE_WINDOW)
+                        .unwrap_or(&recent[0]);
+                    let mut input = DetectInput::from_snapshots(window_start, &current);
+                    // Less than a window since start: what came before counts as silence.
+                    input.interval_secs = input.interval_secs.max(RATE_WINDOW.as_secs_f64());
+                    input.elapsed_secs = recent
+                        .back()
+                        .map_or(input.interval_secs, |last| {
+                            current.taken.duration_since(last.taken).as_secs_f64()
+                        });
                     input.scans = scans.estimates(&current.sources);
                     if let Some(epoch) = scans.advance(&current.sources, current.taken)
                         && let Err(err) = backend.set_scan_epoch(epoch)
                     {
                         warn!("failed to start scan epoch {epoch}: {err:#}");
                     }
+                    // Alerts first: they are what someone is waiting for.
                     let findings = detector.evaluate(&input);
                     let events = tracker.update(findings, SystemTime::now());
                     reporter.alerts(info, &events);
-                    reporter.interval(info, &stats::interval(&previous, &current, config.capture.top));
-                    previous = current;
+                    let last = recent.back().unwrap_or(&current);
+                    reporter.interval(info, &stats::interval(last, &current, config.capture.top));
+                    recent.push_back(current);
+                    let newest = recent.back().map(|s| s.taken).unwrap_or(started);
+                    while recent.len() > 1 && newest.duration_since(recent[1].taken) >= RATE_WINDOW {
+                        recent.pop_front();
+                    }
                 }
                 // Keep going: the next poll may work, and the totals are cumulative.
                 Err(err) => warn!("failed to read the counters: {err:#}"),
@@ -107,10 +135,13 @@ async fn poll(
 
     // Read once more so that the final totals include the last partial interval; if
     // that fails, the last good snapshot is still reported.
-    let last = backend.snapshot().unwrap_or_else(|err| {
-        warn!("failed to read the final counters, reporting the last good ones: {err:#}");
-        previous
-    });
+    let last = match backend.snapshot() {
+        Ok(last) => last,
+        Err(err) => {
+            warn!("failed to read the final counters, reporting the last good ones: {err:#}");
+            recent.pop_back().expect("at least the first snapshot")
+        }
+    };
     drop(backend); // detaches the program before we report
     reporter.alerts(info, &tracker.finish(SystemTime::now()));
     reporter.finish(info, &last.global, last.taken.duration_since(started));

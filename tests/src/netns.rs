@@ -42,7 +42,8 @@ impl TestNet {
     /// A fresh namespace and veth pair with unique names and subnets, configured so
     /// that the namespace sends nothing of its own: static neighbours (no ARP or
     /// neighbour discovery), no IPv6 link-local address (no DAD, router or MLD
-    /// chatter). Only what a test sends crosses the veth.
+    /// chatter). Only what a test sends crosses the veth. The host never answers a
+    /// spoofed source (see `drop_spoofed_sources`).
     pub fn new() -> Result<Self> {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let pid = std::process::id();
@@ -138,7 +139,37 @@ impl TestNet {
         ip(&["link", "set", h, "up"])?;
         ip(&["-n", ns, "link", "set", m, "up"])?;
         ip(&["-n", ns, "link", "set", "lo", "up"])?;
+        self.drop_spoofed_sources()?;
         self.wait_until_quiet()
+    }
+
+    /// Makes the host end of the veth drop packets
+    /// whose source does not route back through it (strict reverse-path filtering), so the
+    /// host's stack never answers a spoofed address. Its answers (RSTs, SYN-ACKs, ICMP)
+    /// would otherwise leave through the default route, out of the test network, to
+    /// random addresses. XDP sees every packet before this filter, so the monitor's counts
+    /// are unchanged. Fails, rather than flood, when the filter cannot be made strict.
+    fn drop_spoofed_sources(&self) -> Result<()> {
+        let conf = |name: &str| format!("/proc/sys/net/ipv4/conf/{name}/rp_filter");
+        let path = conf(&self.host_if);
+        std::fs::write(&path, "1").with_context(|| format!("failed to write {path}"))?;
+        // The kernel applies the larger of `all` and the interface's value: 2 (loose)
+        // would let any source with some route through.
+        let read = |path: &str| -> Result<String> {
+            Ok(std::fs::read_to_string(path)
+                .with_context(|| format!("failed to read {path}"))?
+                .trim()
+                .to_owned())
+        };
+        let (all, own) = (read(&conf("all"))?, read(&path)?);
+        if own != "1" || !(all == "0" || all == "1") {
+            bail!(
+                "cannot make reverse-path filtering strict on {} (its rp_filter {own}, all {all}): \
+                 a spoofed flood's replies would leave this host",
+                self.host_if
+            );
+        }
+        Ok(())
     }
 
     /// The namespace's kernel still sends MLD reports for its solicited-node groups

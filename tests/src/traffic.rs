@@ -205,35 +205,6 @@ impl Drop for Flood {
     }
 }
 
-/// Before a flood from spoofed sources: makes the host end of the veth drop packets
-/// whose source does not route back through it (strict reverse-path filtering), so the
-/// host's stack never answers a spoofed address. Its answers (RSTs, SYN-ACKs, ICMP)
-/// would otherwise leave through the default route, out of the test network, to
-/// random addresses. XDP sees every packet before this filter, so the monitor's counts
-/// are unchanged. Fails, rather than flood, when the filter cannot be made strict.
-pub fn drop_spoofed_sources(net: &TestNet) -> Result<()> {
-    let conf = |name: &str| format!("/proc/sys/net/ipv4/conf/{name}/rp_filter");
-    let path = conf(&net.host_if);
-    std::fs::write(&path, "1").with_context(|| format!("failed to write {path}"))?;
-    // The kernel applies the larger of `all` and the interface's value: 2 (loose)
-    // would let any source with some route through.
-    let read = |path: &str| -> Result<String> {
-        Ok(std::fs::read_to_string(path)
-            .with_context(|| format!("failed to read {path}"))?
-            .trim()
-            .to_owned())
-    };
-    let (all, own) = (read(&conf("all"))?, read(&path)?);
-    if own != "1" || !(all == "0" || all == "1") {
-        bail!(
-            "cannot make reverse-path filtering strict on {} (its rp_filter {own}, all {all}): \
-             a spoofed flood's replies would leave this host",
-            net.host_if
-        );
-    }
-    Ok(())
-}
-
 /// `hping3 <args> --flood <target>` from inside the namespace, for `run_for`.
 pub fn hping3_flood(
     net: &TestNet,
@@ -434,11 +405,23 @@ pub fn wait_for_alert(
     kind: &str,
     timeout: Duration,
 ) -> Result<Value> {
+    wait_for_alert_from(monitor, kind, None, timeout)
+}
+
+/// The first `alert` line of `kind` (and from `source`, when given).
+pub fn wait_for_alert_from(
+    monitor: &mut MonitorProcess,
+    kind: &str,
+    source: Option<&str>,
+    timeout: Duration,
+) -> Result<Value> {
     let deadline = Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match monitor.wait_for("alert", left) {
-            Ok(alert) if alert["kind"] == kind => return Ok(alert),
+            Ok(alert) if alert["kind"] == kind && source.is_none_or(|s| alert["source"] == s) => {
+                return Ok(alert);
+            }
             Ok(_) => {}
             Err(e) => {
                 let others: Vec<String> = alerts(&monitor.seen)

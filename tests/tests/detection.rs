@@ -116,7 +116,6 @@ fn hping3_rand_source_syn_flood_is_reported_as_many() {
     require_kernel!();
     require_tool("hping3");
     let net = TestNet::new().expect("test network");
-    traffic::drop_spoofed_sources(&net).expect("no replies to spoofed sources");
     let mut monitor = start_monitor(&net, &[]);
     let started = Instant::now();
     let flood = traffic::hping3_flood(
@@ -196,10 +195,14 @@ fn blocklisted_ipv6_network_from_a_list_file() {
     })
     .expect("send from the namespace");
 
-    let alert = wait_for_alert(&mut monitor, "blocklisted", ALERT_TIMEOUT);
+    // The /48 holds the host's own address too, so traffic *to* a listed address is
+    // reported as well; the alert wanted here is the one naming the sender.
+    let sender = net.ns_v6.to_string();
+    let alert =
+        traffic::wait_for_alert_from(&mut monitor, "blocklisted", Some(&sender), ALERT_TIMEOUT);
     let _ = std::fs::remove_dir_all(&dir);
     let alert = alert.unwrap();
-    assert_eq!(alert["source"], net.ns_v6.to_string(), "{alert}");
+    assert_eq!(alert["source"], sender, "{alert}");
     let message = alert["message"].as_str().unwrap();
     assert!(
         message.contains(&format!("listed as {network}/48")),
@@ -272,14 +275,16 @@ fn large_http_download() {
 }
 
 /// What a normal host sees: a 5 MB download, a few pings, a short SYN burst well under
-/// the thresholds. Not one alert over the whole run.
+/// the thresholds. Not one alert over the whole run. The namespace's addresses are
+/// private, so burst checks are turned on for them: the download (which lands in one or
+/// two 250 ms intervals) must not read as a burst either.
 #[test]
 fn normal_traffic_raises_no_alert() {
     require_kernel!();
     require_tool("hping3");
     const SIZE: u64 = 5_000_000;
     let net = TestNet::new().expect("test network");
-    let monitor = start_monitor(&net, &[]);
+    let monitor = start_monitor(&net, &["--exclude-private-from-burst", "false"]);
     let host = IpAddr::V4(net.host_v4);
 
     let server = HttpServer::start(&net, IpAddr::V4(net.ns_v4), SIZE).expect("HTTP server");
@@ -287,8 +292,9 @@ fn normal_traffic_raises_no_alert() {
     server.stop().expect("the server served cleanly");
     // Five pings, 100 ms apart.
     traffic::hping3(&net, &["--icmp", "-c", "5", "-i", "u100000"], host).expect("pings");
-    // 200 SYNs to an open or closed port, at 100 a second (the threshold is 500).
-    traffic::hping3(&net, &["-S", "-p", "80", "-c", "200", "-i", "u10000"], host)
+    // 100 SYNs to a closed port, at 50 a second: under the 500 SYN/s threshold, and
+    // under the 100 SYN/s from which unanswered SYNs (the SYN:SYN-ACK ratio) count.
+    traffic::hping3(&net, &["-S", "-p", "80", "-c", "100", "-i", "u20000"], host)
         .expect("SYN burst");
     // Two intervals, so that the last of it has been through the detectors.
     std::thread::sleep(Duration::from_millis(500));
@@ -301,7 +307,7 @@ fn normal_traffic_raises_no_alert() {
     assert!(raised.is_empty(), "normal traffic raised: {raised:?}");
     // And the traffic did arrive: the quiet is not for lack of it.
     let totals = &lines.last().unwrap()["totals"];
-    assert!(number(totals, "syn") >= 200.0, "{totals}");
+    assert!(number(totals, "syn") >= 100.0, "{totals}");
     assert!(number(totals, "icmp") >= 5.0, "{totals}");
     assert!(number(totals, "bytes") >= SIZE as f64, "{totals}");
 }

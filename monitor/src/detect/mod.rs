@@ -32,8 +32,12 @@ use lists::is_local_network;
 /// interval; flows are cumulative.
 #[derive(Clone, Debug, Default)]
 pub struct DetectInput {
-    /// Length of the interval; nothing is detected when it is not above zero.
+    /// Length of the window the counter deltas cover, which rates divide by;
+    /// nothing is detected when it is not above zero.
     pub interval_secs: f64,
+    /// Time since the previous evaluation: what learning and "for how long" checks
+    /// advance by. Equal to `interval_secs` unless windows overlap.
+    pub elapsed_secs: f64,
     /// Host-wide counters grown during the interval.
     pub host: GlobalCounters,
     /// Per-source counters grown during the interval (sources that sent nothing may be
@@ -129,8 +133,10 @@ impl DetectInput {
                 .collect(),
             _ => HashMap::new(),
         };
+        let interval_secs = cur.taken.duration_since(prev.taken).as_secs_f64();
         Self {
-            interval_secs: cur.taken.duration_since(prev.taken).as_secs_f64(),
+            interval_secs,
+            elapsed_secs: interval_secs,
             host: counters_delta(&prev.global, &cur.global),
             sources,
             syn_ack_sent,
@@ -272,7 +278,7 @@ impl Detector {
         found.extend(self.spike.observe(
             host.packets as f64 / seconds,
             host.bytes as f64 / seconds,
-            seconds,
+            input.elapsed_secs,
             flood_active,
             &self.config.spike,
             target,

@@ -37,6 +37,7 @@ fn src(packets: u64, bytes: u64, syn: u64, udp: u64, icmp: u64) -> SourceCounter
 fn interval(sources: &[(&str, SourceCounters)]) -> DetectInput {
     let mut input = DetectInput {
         interval_secs: TICK,
+        elapsed_secs: TICK,
         ..DetectInput::default()
     };
     for (addr, c) in sources {
