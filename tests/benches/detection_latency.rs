@@ -4,11 +4,12 @@
 //!
 //! Each run builds a fresh namespace and veth pair (`TestNet`), starts one detector on
 //! the host end, opens a raw AF_PACKET socket on the host end with kernel receive
-//! timestamps (`SO_TIMESTAMPNS`), waits a random 0–1 s (so that the flood starts at
-//! any phase of the detector's polling), then runs `hping3 -S -p 80 --flood` inside
-//! the namespace. Latency = when the detector reported the flood − the kernel's
-//! timestamp of the first SYN on the host end. All clocks are CLOCK_REALTIME on this
-//! machine. Traffic never leaves the namespace and its veth pair.
+//! timestamps (`SO_TIMESTAMPNS`), waits 0–1 s (run i of n in the i-th n-th of the
+//! second, so that the floods start at phases spread over the detectors' polling
+//! periods), then runs `hping3 -S -p 80 --flood` inside the namespace. Latency = when
+//! the detector reported the flood − the kernel's timestamp of the first SYN on the
+//! host end. All clocks are CLOCK_REALTIME on this machine. Traffic never leaves the
+//! namespace and its veth pair.
 //!
 //! Run: `cargo xtask bench` (or `cargo bench -p monitor-tests --bench detection_latency`
 //! after `cargo build --release -p monitor`), as root.
@@ -50,9 +51,9 @@ mod linux {
     use anyhow::{Context as _, Result, bail};
     use monitor_tests::{monitor_process::MonitorProcess, netns::TestNet};
 
-    /// Runs per detector: enough for a min/median/max, short enough for the bench to
-    /// stay around a minute and a half.
-    const RUNS: usize = 5;
+    /// Runs per detector: enough for a min/median/max, short enough for the whole bench
+    /// to stay under two minutes.
+    const RUNS: usize = 7;
     const INTERVAL: &str = "250ms";
     /// fastnetmon's `threshold_pps` values: 10,000 pps, and 500 pps, the monitor's own
     /// per-source SYN threshold (its default), fastnetmon's most favourable setting.
@@ -124,7 +125,12 @@ mod linux {
             let mut samples = Vec::new();
             let mut misses = Vec::new();
             for run in 1..=RUNS {
-                let phase = Duration::from_millis(rng.below(1000));
+                // Stratified: run i starts the flood in the i-th seventh of a second after
+                // the detector is ready, at a random point of it. Both detectors work in
+                // ticks (250 ms, 1 s), so their latency depends on that phase; spreading
+                // it evenly keeps the median from hanging on a lucky draw.
+                let slot = 1000 / RUNS as u64;
+                let phase = Duration::from_millis((run as u64 - 1) * slot + rng.below(slot));
                 match run_once(*detector, phase) {
                     Ok(s) => {
                         println!(
