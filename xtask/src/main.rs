@@ -139,6 +139,9 @@ fn main() -> Result<()> {
         }
         Cmd::Bench => {
             setup::ensure(true)?;
+            setup::ensure_bench_tools()?;
+            // The detection latency benchmark runs the monitor binary (target/release).
+            run(&mut cargo(&["build", "--release", "--package", "monitor"]))?;
             let runner = runner_args();
             let mut cmd = cargo(&["bench", "--package", "monitor-tests"]);
             cmd.args(&runner);

@@ -10,6 +10,11 @@ use crate::toolchain::{self, BPF_LINKER_VERSION, DEBIAN_BUILD_PACKAGES, DEBIAN_T
 /// Debian packages the tests drive: real tools, real traffic.
 pub const DEBIAN_TEST_PACKAGES: &[&str] = &["iproute2", "hping3", "nmap", "tshark", "tcpdump"];
 
+/// Debian packages only the benchmarks use: fastnetmon, the detector the detection
+/// latency benchmark compares with. Kept out of the tests' list so that `cargo xtask
+/// test` (and CI) do not install it.
+pub const DEBIAN_BENCH_PACKAGES: &[&str] = &["fastnetmon"];
+
 fn is_debian() -> bool {
     Path::new("/etc/debian_version").is_file()
 }
@@ -63,6 +68,45 @@ fn apt_install(packages: &[&str]) -> Result<()> {
         packages,
     ]
     .concat())
+}
+
+/// Installs (on Debian) what only the benchmarks use; elsewhere says what they would
+/// compare with, and the benchmarks measure the monitor alone.
+pub fn ensure_bench_tools() -> Result<()> {
+    if !is_debian() {
+        println!(
+            "xtask: not Debian; the detection latency benchmark compares with fastnetmon when \
+             it is installed (Debian package `fastnetmon`)"
+        );
+        return Ok(());
+    }
+    let missing: Vec<&str> = DEBIAN_BENCH_PACKAGES
+        .iter()
+        .copied()
+        .filter(|p| !dpkg_installed(p))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    apt_install(&missing)?;
+    // The package enables and starts a system-wide fastnetmon service (with the stock
+    // configuration, which reports usage to the vendor every hour). The benchmark runs
+    // its own instances; stop the service we just caused, where systemd runs.
+    if missing.contains(&"fastnetmon") && Path::new("/run/systemd/system").is_dir() {
+        println!(
+            "xtask: stopping and disabling the fastnetmon service its package started \
+             (the benchmark runs its own fastnetmon)"
+        );
+        let mut cmd = if is_root() {
+            Command::new("systemctl")
+        } else {
+            let mut c = Command::new("sudo");
+            c.arg("systemctl");
+            c
+        };
+        run(cmd.args(["disable", "--now", "fastnetmon"]))?;
+    }
+    Ok(())
 }
 
 /// Installs (on Debian) or checks (elsewhere) the eBPF toolchain, and the test tools
