@@ -241,6 +241,25 @@ pub struct Overrides {
     #[arg(long, value_name = "BOOL", help_heading = "Address lists")]
     pub exclude_private_from_burst: Option<bool>,
 
+    /// Capture the offending traffic to a pcap file on each alert [config: pcap.enabled]
+    #[arg(long, value_name = "BOOL", help_heading = "Triggered capture")]
+    pub pcap_enabled: Option<bool>,
+    /// Directory of the capture files [config: pcap.dir]
+    #[arg(long, value_name = "DIR", help_heading = "Triggered capture")]
+    pub pcap_dir: Option<PathBuf>,
+    /// Packets per capture [config: pcap.max_packets]
+    #[arg(long, value_name = "N", help_heading = "Triggered capture")]
+    pub pcap_max_packets: Option<NonZeroU32>,
+    /// Longest capture [config: pcap.max_duration]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Triggered capture")]
+    pub pcap_max_duration: Option<Duration>,
+    /// Bytes kept of each packet, 1 to 4096 [config: pcap.snaplen]
+    #[arg(long, value_name = "BYTES", help_heading = "Triggered capture")]
+    pub pcap_snaplen: Option<crate::config::Snaplen>,
+    /// Disk space for all captures; the oldest files go first [config: pcap.max_disk_bytes]
+    #[arg(long, value_name = "BYTES", help_heading = "Triggered capture")]
+    pub pcap_max_disk_bytes: Option<NonZeroU64>,
+
     /// Quiet time before the same alert (kind and source) is raised again [config: alerting.cooldown]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Alerting")]
     pub cooldown: Option<Duration>,
@@ -311,6 +330,14 @@ impl Overrides {
             &mut lists.exclude_private_from_burst,
             &self.exclude_private_from_burst,
         );
+
+        let pcap = &mut config.pcap;
+        set(&mut pcap.enabled, &self.pcap_enabled);
+        set(&mut pcap.dir, &self.pcap_dir);
+        set(&mut pcap.max_packets, &self.pcap_max_packets);
+        set(&mut pcap.max_duration, &self.pcap_max_duration);
+        set(&mut pcap.snaplen, &self.pcap_snaplen);
+        set(&mut pcap.max_disk_bytes, &self.pcap_max_disk_bytes);
 
         set(&mut config.alerting.cooldown, &self.cooldown);
         set(&mut config.alerting.clear_intervals, &self.clear_intervals);
@@ -440,6 +467,8 @@ mod tests {
             "--blocklist", "192.0.2.0/24,2001:db8::/32", "--blocklist-file", "a.txt", "--blocklist-file", "b.txt",
             "--allowlist", "198.51.100.7", "--allowlist-file", "c.txt",
             "--exclude-private-from-burst", "false",
+            "--pcap-enabled", "false", "--pcap-dir", "/tmp/x", "--pcap-max-packets", "18",
+            "--pcap-max-duration", "5s", "--pcap-snaplen", "1500", "--pcap-max-disk-bytes", "19",
             "--cooldown", "10s", "--clear-intervals", "5",
         ];
         let every_flag = cli(&args).config().unwrap();

@@ -3,6 +3,7 @@
 
 pub mod alert;
 pub mod backend;
+pub mod capture;
 pub mod cli;
 pub mod config;
 pub mod detect;

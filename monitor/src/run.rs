@@ -17,6 +17,7 @@ use tokio::{
 use crate::{
     alert::AlertTracker,
     backend::{Backend, Snapshot},
+    capture::Captures,
     cli::Cli,
     config::Config,
     detect::{DetectInput, Detector, Lists, ScanWindow},
@@ -55,6 +56,7 @@ fn open_backend(config: &Config, lists: &Lists, iface: &str) -> Result<Box<dyn B
         max_sources: config.capture.max_sources.get(),
         blocklist: lists.blocklist.entries(),
         large_flow_bytes: config.detection.large_download.bytes.get(),
+        capture_snaplen: config.pcap.snaplen.0,
     };
     let backend = crate::backend::xdp::XdpBackend::attach(iface, config.capture.xdp_mode, &setup)?;
     Ok(Box::new(backend))
@@ -83,6 +85,7 @@ async fn poll(
     // Recent snapshots, oldest first: the last one for the stats line, the newest one
     // at least RATE_WINDOW old for detection.
     let mut recent: VecDeque<Snapshot> = VecDeque::from([first]);
+    let mut captures = Captures::start(&config.pcap, backend.as_mut());
     let deadline = cli.duration.map(|d| started + d);
     let mut ticker = interval_at((started + interval).into(), interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -115,6 +118,12 @@ async fn poll(
                     let findings = detector.evaluate(&input);
                     let events = tracker.update(findings, SystemTime::now());
                     reporter.alerts(info, &events);
+                    if let Some(captures) = &mut captures {
+                        captures.on_alerts(&events, backend.as_mut(), Instant::now());
+                        for done in captures.finished(backend.as_mut()) {
+                            reporter.capture(info, &done);
+                        }
+                    }
                     let last = recent.back().unwrap_or(&current);
                     reporter.interval(info, &stats::interval(last, &current, config.capture.top));
                     recent.push_back(current);
@@ -142,6 +151,11 @@ async fn poll(
             recent.pop_back().expect("at least the first snapshot")
         }
     };
+    if let Some(captures) = captures {
+        for done in captures.shutdown(backend.as_mut()).await {
+            reporter.capture(info, &done);
+        }
+    }
     drop(backend); // detaches the program before we report
     reporter.alerts(info, &tracker.finish(SystemTime::now()));
     reporter.finish(info, &last.global, last.taken.duration_since(started));

@@ -10,6 +10,8 @@ use std::{
 use anyhow::Result;
 use monitor_common::{GlobalCounters, SourceCounters, counters::Tally};
 
+use crate::capture::{CaptureTarget, CapturedPacket};
+
 #[cfg(target_os = "linux")]
 pub mod xdp;
 
@@ -52,4 +54,10 @@ pub trait Backend {
     fn snapshot(&mut self) -> Result<Snapshot>;
     /// Starts a new scan epoch: per-source scan sketches restart from empty.
     fn set_scan_epoch(&mut self, epoch: u64) -> Result<()>;
+    /// Starts copying `target`'s packets (every packet for `None`) as capture `id`.
+    fn arm_capture(&mut self, id: u32, target: CaptureTarget) -> Result<()>;
+    fn disarm_capture(&mut self, target: CaptureTarget) -> Result<()>;
+    /// The stream of captured packets; `None` when the backend cannot capture. Called
+    /// once, from within the async runtime.
+    fn captured_packets(&mut self) -> Option<tokio::sync::mpsc::Receiver<CapturedPacket>>;
 }

@@ -12,20 +12,27 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
     maps::{
-        Array, HashMap as BpfHashMap, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf,
+        Array, HashMap as BpfHashMap, MapData, MapError, PerCpuArray, PerCpuHashMap,
+        PerfEventArray, RingBuf,
         lpm_trie::{Key, LpmTrie},
+        perf::PerfEvent,
     },
     programs::{ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode},
 };
 use log::{debug, warn};
 use monitor_common::{
     GlobalCounters, SourceCache, SourceCounters, SourceKey,
-    counters::{FlowCounters, FlowKey, LargeFlowEvent, Settings, Tally},
+    counters::{CaptureMeta, FlowCounters, FlowKey, LargeFlowEvent, Settings, Tally},
     names,
 };
 
 use super::{Backend, FlowTotals, Snapshot};
-use crate::{cli::XdpModeArg, detect::lists::Cidr, iface};
+use crate::{
+    capture::{CaptureTarget, CapturedPacket},
+    cli::XdpModeArg,
+    detect::lists::Cidr,
+    iface,
+};
 
 /// Room in the kernel's blocklist trie when the list is small: later additions (bans,
 /// a reloaded list) fit without reloading the program.
@@ -187,7 +194,15 @@ pub struct KernelSetup<'a> {
     pub blocklist: &'a [Cidr],
     /// Inbound payload at which a flow is reported (0: large downloads off).
     pub large_flow_bytes: u64,
+    /// Bytes of each captured packet copied to userspace.
+    pub capture_snaplen: u32,
 }
+
+/// Perf buffer pages per CPU for captured packets (4 MiB each with 4 KiB pages):
+/// room for a quarter second of a 100k pps flood at the default snap length.
+const CAPTURE_PAGES_PER_CPU: usize = 1024;
+/// Captured packets waiting for the writer.
+const CAPTURE_QUEUE: usize = 65_536;
 
 pub struct XdpBackend {
     ebpf: Ebpf,
@@ -327,7 +342,7 @@ impl XdpBackend {
             blocklist_generation: 1,
             large_flow_bytes: setup.large_flow_bytes,
             captures_armed: 0,
-            capture_snaplen: 0,
+            capture_snaplen: u64::from(setup.capture_snaplen),
         };
         configure(&mut ebpf, setup.blocklist, &settings)?;
         let large_flow_events = RingBuf::try_from(
@@ -463,6 +478,123 @@ impl Backend for XdpBackend {
         self.settings.scan_epoch = epoch;
         write_settings(&mut self.ebpf, &self.settings)
     }
+
+    fn arm_capture(&mut self, id: u32, target: CaptureTarget) -> Result<()> {
+        let mut targets: BpfHashMap<_, SourceKey, u32> = self
+            .ebpf
+            .map_mut(names::CAPTURE_TARGETS)
+            .context("map CAPTURE_TARGETS missing")?
+            .try_into()?;
+        targets
+            .insert(capture_key(target), id, 0)
+            .context("failed to arm the capture")?;
+        self.settings.captures_armed = u64::from(targets.keys().count() as u32);
+        write_settings(&mut self.ebpf, &self.settings)
+    }
+
+    fn disarm_capture(&mut self, target: CaptureTarget) -> Result<()> {
+        let mut targets: BpfHashMap<_, SourceKey, u32> = self
+            .ebpf
+            .map_mut(names::CAPTURE_TARGETS)
+            .context("map CAPTURE_TARGETS missing")?
+            .try_into()?;
+        match targets.remove(&capture_key(target)) {
+            Ok(()) | Err(MapError::KeyNotFound) => {}
+            Err(err) => return Err(err).context("failed to disarm the capture"),
+        }
+        self.settings.captures_armed = u64::from(targets.keys().count() as u32);
+        write_settings(&mut self.ebpf, &self.settings)
+    }
+
+    fn captured_packets(&mut self) -> Option<tokio::sync::mpsc::Receiver<CapturedPacket>> {
+        match start_capture_readers(&mut self.ebpf) {
+            Ok(packets) => Some(packets),
+            Err(err) => {
+                warn!("triggered captures are off: {err:#}");
+                None
+            }
+        }
+    }
+}
+
+/// The CAPTURE_TARGETS key for a target: the source, or :: for every source.
+fn capture_key(target: CaptureTarget) -> SourceKey {
+    target.map_or_else(SourceKey::default, SourceKey::from_ip)
+}
+
+/// One reader task per CPU drains that CPU's perf buffer into a bounded queue. A full
+/// queue or a full perf buffer loses packets of the capture (counted and logged), never
+/// delays the polling loop or the XDP program.
+fn start_capture_readers(ebpf: &mut Ebpf) -> Result<tokio::sync::mpsc::Receiver<CapturedPacket>> {
+    let mut array = PerfEventArray::try_from(
+        ebpf.take_map(names::CAPTURED)
+            .context("map CAPTURED missing")?,
+    )?;
+    let (sender, receiver) = tokio::sync::mpsc::channel(CAPTURE_QUEUE);
+    let cpus = aya::util::online_cpus().map_err(|(_, err)| err)?;
+    for cpu in cpus {
+        let buffer = array
+            .open(cpu, Some(CAPTURE_PAGES_PER_CPU))
+            .with_context(|| format!("failed to open the capture buffer of CPU {cpu}"))?;
+        // SAFETY: the buffer owns its perf fd and keeps it open until it is dropped,
+        // which only happens with the AsyncFd that wraps it.
+        let mut fd = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(buffer, tokio::io::Interest::READABLE)
+        }
+        .map_err(|e| {
+            anyhow!(
+                "failed to watch the capture buffer of CPU {cpu}: {}",
+                e.into_parts().1
+            )
+        })?;
+        let sender = sender.clone();
+        tokio::spawn(async move {
+            let mut lost = 0u64;
+            loop {
+                let Ok(mut guard) = fd.readable_mut().await else {
+                    return;
+                };
+                guard.get_inner_mut().for_each(|event| match event {
+                    PerfEvent::Sample { head, tail } => {
+                        let sample = [head, tail].concat();
+                        match parse_captured(&sample) {
+                            Some(packet) => {
+                                if sender.try_send(packet).is_err() {
+                                    lost += 1;
+                                }
+                            }
+                            None => lost += 1,
+                        }
+                    }
+                    PerfEvent::Lost { count } => lost += count,
+                });
+                guard.clear_ready();
+                if lost > 0 {
+                    warn!("capture on CPU {cpu} lost {lost} packets (buffers full)");
+                    lost = 0;
+                }
+                if sender.is_closed() {
+                    return;
+                }
+            }
+        });
+    }
+    Ok(receiver)
+}
+
+/// A perf sample: a CaptureMeta, then the packet's first bytes.
+fn parse_captured(sample: &[u8]) -> Option<CapturedPacket> {
+    let header = sample.get(..size_of::<CaptureMeta>())?;
+    // SAFETY: CaptureMeta is plain old data; the length was checked above.
+    let meta: CaptureMeta = unsafe { header.as_ptr().cast::<CaptureMeta>().read_unaligned() };
+    let data = sample.get(size_of::<CaptureMeta>()..)?;
+    let caplen = (meta.caplen as usize).min(data.len());
+    Some(CapturedPacket {
+        capture_id: meta.capture_id,
+        timestamp: monotonic_to_system(meta.ts_ns),
+        orig_len: meta.len,
+        data: data[..caplen].to_vec(),
+    })
 }
 
 /// Forwards the program's rare diagnostics (aya-log) to our log. The program logs

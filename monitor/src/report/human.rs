@@ -8,6 +8,7 @@ use monitor_common::GlobalCounters;
 use super::{Reporter, RunInfo, now_rfc3339};
 use crate::{
     alert::{AlertEvent, human::render},
+    capture::CaptureDone,
     stats::IntervalStats,
 };
 
@@ -102,6 +103,25 @@ impl<W: Write> Reporter for HumanReporter<W> {
             line.push('\n');
             self.emit(&line);
         }
+    }
+
+    fn capture(&mut self, _run: &RunInfo, done: &CaptureDone) {
+        let line = match &done.error {
+            None => format!(
+                "capture of {} ({}): {} packets in {}\n",
+                done.source,
+                done.kind.as_str(),
+                thousands(done.packets),
+                done.path.display()
+            ),
+            Some(error) => format!(
+                "capture of {} ({}) failed after {} packets: {error}\n",
+                done.source,
+                done.kind.as_str(),
+                thousands(done.packets)
+            ),
+        };
+        self.emit(&line);
     }
 
     fn finish(&mut self, run: &RunInfo, c: &GlobalCounters, elapsed: Duration) {

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::{Reporter, RunInfo, now_rfc3339};
-use crate::{alert::AlertEvent, stats::IntervalStats};
+use crate::{alert::AlertEvent, capture::CaptureDone, stats::IntervalStats};
 
 /// Cumulative totals, flattened to the names the README documents.
 #[derive(Serialize, Debug, PartialEq, Eq)]
@@ -134,6 +134,17 @@ impl<W: Write> Reporter for JsonReporter<W> {
             }
             self.emit(&value);
         }
+    }
+
+    fn capture(&mut self, run: &RunInfo, done: &CaptureDone) {
+        let mut line = serde_json::Map::new();
+        line.insert("type".into(), "capture".into());
+        line.insert("time".into(), now_rfc3339().into());
+        line.insert("iface".into(), run.iface.clone().into());
+        if let Ok(serde_json::Value::Object(mut fields)) = serde_json::to_value(done) {
+            line.append(&mut fields);
+        }
+        self.emit(&line.into());
     }
 
     fn finish(&mut self, run: &RunInfo, totals: &GlobalCounters, elapsed: Duration) {

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use monitor_common::GlobalCounters;
 
-use crate::{alert::AlertEvent, stats::IntervalStats};
+use crate::{alert::AlertEvent, capture::CaptureDone, stats::IntervalStats};
 
 pub mod human;
 pub mod json;
@@ -25,6 +25,8 @@ pub trait Reporter {
     fn interval(&mut self, run: &RunInfo, stats: &IntervalStats);
     /// Alerts raised and ended in one interval, in order.
     fn alerts(&mut self, run: &RunInfo, events: &[AlertEvent]);
+    /// A triggered capture that ended (written, cut short, or failed).
+    fn capture(&mut self, run: &RunInfo, done: &CaptureDone);
     fn finish(&mut self, run: &RunInfo, totals: &GlobalCounters, elapsed: Duration);
 }
 

@@ -1,0 +1,150 @@
+//! The task that writes captures: it opens a pcap file per `CaptureStart`, appends the
+//! packets of that capture as the backend delivers them, and closes the file at its
+//! packet count or deadline (or at shutdown), reporting each as a `CaptureDone`. Disk
+//! errors end that capture, with the reason, and nothing else.
+
+use std::{
+    collections::HashMap,
+    fs::File,
+    io::BufWriter,
+    path::{Path, PathBuf},
+    time::{Instant, UNIX_EPOCH},
+};
+
+use log::warn;
+use pcap_file::{
+    DataLink,
+    pcap::{PcapHeader, PcapPacket, PcapWriter},
+};
+use tokio::{
+    sync::mpsc::{Receiver, UnboundedReceiver, UnboundedSender},
+    task::JoinHandle,
+    time::interval,
+};
+
+use super::{CaptureDone, CaptureStart, CapturedPacket, DEADLINE_CHECK, enforce_disk_limit};
+
+struct OpenCapture {
+    start: CaptureStart,
+    writer: PcapWriter<BufWriter<File>>,
+    packets: u64,
+    bytes: u64,
+}
+
+fn open(start: &CaptureStart) -> Result<PcapWriter<BufWriter<File>>, String> {
+    if let Some(dir) = start.path.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create capture directory {}: {e}", dir.display()))?;
+    }
+    let file = File::create(&start.path)
+        .map_err(|e| format!("cannot create {}: {e}", start.path.display()))?;
+    let header = PcapHeader {
+        snaplen: start.snaplen,
+        datalink: DataLink::ETHERNET,
+        ..PcapHeader::default()
+    };
+    PcapWriter::with_header(BufWriter::new(file), header)
+        .map_err(|e| format!("cannot write to {}: {e}", start.path.display()))
+}
+
+fn done(start: &CaptureStart, packets: u64, bytes: u64, error: Option<String>) -> CaptureDone {
+    CaptureDone {
+        id: start.id,
+        kind: start.kind,
+        source: start
+            .target
+            .map_or_else(|| "many".to_owned(), |ip| ip.to_string()),
+        target: start.target,
+        path: start.path.clone(),
+        packets,
+        bytes,
+        error,
+    }
+}
+
+/// Closes a capture: flushes the file, then keeps the directory under its limit.
+fn close(capture: OpenCapture, error: Option<String>, dir: &Path, max_disk: u64) -> CaptureDone {
+    let flushed = capture.writer.into_writer().into_inner().map_err(|e| {
+        format!(
+            "cannot finish {}: {}",
+            capture.start.path.display(),
+            e.error()
+        )
+    });
+    let error = error.or(flushed.err());
+    if let Err(e) = enforce_disk_limit(dir, max_disk) {
+        warn!(
+            "cannot keep the capture directory {} under its size limit: {e}",
+            dir.display()
+        );
+    }
+    done(&capture.start, capture.packets, capture.bytes, error)
+}
+
+/// Starts the writer. It ends when `starts` is closed, closing what is still open.
+pub fn spawn(
+    mut starts: UnboundedReceiver<CaptureStart>,
+    mut packets: Receiver<CapturedPacket>,
+    finished: UnboundedSender<CaptureDone>,
+    dir: PathBuf,
+    max_disk: u64,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut open_captures: HashMap<u32, OpenCapture> = HashMap::new();
+        let mut deadlines = interval(DEADLINE_CHECK);
+        loop {
+            tokio::select! {
+                start = starts.recv() => {
+                    let Some(start) = start else { break };
+                    match open(&start) {
+                        Ok(writer) => {
+                            open_captures.insert(start.id, OpenCapture { start, writer, packets: 0, bytes: 0 });
+                        }
+                        Err(error) => {
+                            let _ = finished.send(done(&start, 0, 0, Some(error)));
+                        }
+                    }
+                }
+                Some(packet) = packets.recv() => {
+                    let Some(capture) = open_captures.get_mut(&packet.capture_id) else {
+                        continue; // a capture that already ended
+                    };
+                    let timestamp = packet.timestamp.duration_since(UNIX_EPOCH).unwrap_or_default();
+                    let written = capture
+                        .writer
+                        .write_packet(&PcapPacket::new(timestamp, packet.orig_len, &packet.data));
+                    let error = match written {
+                        Ok(_) => {
+                            capture.packets += 1;
+                            capture.bytes += packet.data.len() as u64;
+                            if capture.packets < u64::from(capture.start.max_packets) {
+                                continue;
+                            }
+                            None
+                        }
+                        Err(e) => Some(format!("cannot write to {}: {e}", capture.start.path.display())),
+                    };
+                    if let Some(capture) = open_captures.remove(&packet.capture_id) {
+                        let _ = finished.send(close(capture, error, &dir, max_disk));
+                    }
+                }
+                _ = deadlines.tick() => {
+                    let now = Instant::now();
+                    let expired: Vec<u32> = open_captures
+                        .iter()
+                        .filter(|(_, c)| c.start.deadline <= now)
+                        .map(|(id, _)| *id)
+                        .collect();
+                    for id in expired {
+                        if let Some(capture) = open_captures.remove(&id) {
+                            let _ = finished.send(close(capture, None, &dir, max_disk));
+                        }
+                    }
+                }
+            }
+        }
+        for (_, capture) in open_captures.drain() {
+            let _ = finished.send(close(capture, None, &dir, max_disk));
+        }
+    })
+}
