@@ -168,6 +168,110 @@ pub fn enforce_disk_limit(dir: &Path, max_bytes: u64) -> std::io::Result<Vec<Pat
 /// How long the writer waits between deadline checks.
 pub const DEADLINE_CHECK: Duration = Duration::from_millis(100);
 
+/// Triggered capture while the monitor runs: the planner, the writer task and the
+/// channels between them and the polling loop.
+pub struct Captures {
+    planner: CapturePlanner,
+    starts: tokio::sync::mpsc::UnboundedSender<CaptureStart>,
+    finished: tokio::sync::mpsc::UnboundedReceiver<CaptureDone>,
+    writer: tokio::task::JoinHandle<()>,
+}
+
+impl Captures {
+    /// `None` when captures are off or the backend cannot capture.
+    pub fn start(config: &PcapConfig, backend: &mut dyn crate::backend::Backend) -> Option<Self> {
+        if !config.enabled {
+            return None;
+        }
+        let packets = backend.captured_packets()?;
+        let (starts, starts_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (finished_tx, finished) = tokio::sync::mpsc::unbounded_channel();
+        let writer = writer::spawn(
+            starts_rx,
+            packets,
+            finished_tx,
+            config.dir.clone(),
+            config.max_disk_bytes.get(),
+        );
+        Some(Self {
+            planner: CapturePlanner::new(config),
+            starts,
+            finished,
+            writer,
+        })
+    }
+
+    /// Starts a capture for each new alert whose source is not already being captured.
+    pub fn on_alerts(
+        &mut self,
+        events: &[crate::alert::AlertEvent],
+        backend: &mut dyn crate::backend::Backend,
+        now: Instant,
+    ) {
+        for event in events {
+            let crate::alert::AlertEvent::Alert(alert) = event else {
+                continue;
+            };
+            let Some(start) = self.planner.request(alert, now) else {
+                continue;
+            };
+            if let Err(err) = backend.arm_capture(start.id, start.target) {
+                log::warn!("cannot capture {}: {err:#}", alert.source);
+                let done = CaptureDone {
+                    id: start.id,
+                    kind: start.kind,
+                    source: alert.source.to_string(),
+                    target: start.target,
+                    path: start.path,
+                    packets: 0,
+                    bytes: 0,
+                    error: Some(format!("{err:#}")),
+                };
+                self.planner.finished(&done);
+                continue;
+            }
+            log::info!("capturing {} to {}", alert.source, start.path.display());
+            let _ = self.starts.send(start);
+        }
+    }
+
+    /// Captures that ended since the last call; their sources are disarmed.
+    pub fn finished(&mut self, backend: &mut dyn crate::backend::Backend) -> Vec<CaptureDone> {
+        let mut done = Vec::new();
+        while let Ok(capture) = self.finished.try_recv() {
+            self.retire(&capture, backend);
+            done.push(capture);
+        }
+        done
+    }
+
+    fn retire(&mut self, capture: &CaptureDone, backend: &mut dyn crate::backend::Backend) {
+        if let Err(err) = backend.disarm_capture(capture.target) {
+            log::warn!("cannot stop capturing {}: {err:#}", capture.source);
+        }
+        self.planner.finished(capture);
+    }
+
+    /// Closes the captures still open (their files stay valid) and reports them.
+    pub async fn shutdown(self, backend: &mut dyn crate::backend::Backend) -> Vec<CaptureDone> {
+        let Self {
+            mut planner,
+            starts,
+            mut finished,
+            writer,
+        } = self;
+        drop(starts); // the writer closes what is open, then ends
+        let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+        let mut done = Vec::new();
+        while let Ok(capture) = finished.try_recv() {
+            let _ = backend.disarm_capture(capture.target);
+            planner.finished(&capture);
+            done.push(capture);
+        }
+        done
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::num::{NonZeroU32, NonZeroU64};
@@ -279,109 +383,5 @@ mod tests {
             "only captures are counted and deleted"
         );
         std::fs::remove_dir_all(&dir).unwrap();
-    }
-}
-
-/// Triggered capture while the monitor runs: the planner, the writer task and the
-/// channels between them and the polling loop.
-pub struct Captures {
-    planner: CapturePlanner,
-    starts: tokio::sync::mpsc::UnboundedSender<CaptureStart>,
-    finished: tokio::sync::mpsc::UnboundedReceiver<CaptureDone>,
-    writer: tokio::task::JoinHandle<()>,
-}
-
-impl Captures {
-    /// `None` when captures are off or the backend cannot capture.
-    pub fn start(config: &PcapConfig, backend: &mut dyn crate::backend::Backend) -> Option<Self> {
-        if !config.enabled {
-            return None;
-        }
-        let packets = backend.captured_packets()?;
-        let (starts, starts_rx) = tokio::sync::mpsc::unbounded_channel();
-        let (finished_tx, finished) = tokio::sync::mpsc::unbounded_channel();
-        let writer = writer::spawn(
-            starts_rx,
-            packets,
-            finished_tx,
-            config.dir.clone(),
-            config.max_disk_bytes.get(),
-        );
-        Some(Self {
-            planner: CapturePlanner::new(config),
-            starts,
-            finished,
-            writer,
-        })
-    }
-
-    /// Starts a capture for each new alert whose source is not already being captured.
-    pub fn on_alerts(
-        &mut self,
-        events: &[crate::alert::AlertEvent],
-        backend: &mut dyn crate::backend::Backend,
-        now: Instant,
-    ) {
-        for event in events {
-            let crate::alert::AlertEvent::Alert(alert) = event else {
-                continue;
-            };
-            let Some(start) = self.planner.request(alert, now) else {
-                continue;
-            };
-            if let Err(err) = backend.arm_capture(start.id, start.target) {
-                log::warn!("cannot capture {}: {err:#}", alert.source);
-                let done = CaptureDone {
-                    id: start.id,
-                    kind: start.kind,
-                    source: alert.source.to_string(),
-                    target: start.target,
-                    path: start.path,
-                    packets: 0,
-                    bytes: 0,
-                    error: Some(format!("{err:#}")),
-                };
-                self.planner.finished(&done);
-                continue;
-            }
-            log::info!("capturing {} to {}", alert.source, start.path.display());
-            let _ = self.starts.send(start);
-        }
-    }
-
-    /// Captures that ended since the last call; their sources are disarmed.
-    pub fn finished(&mut self, backend: &mut dyn crate::backend::Backend) -> Vec<CaptureDone> {
-        let mut done = Vec::new();
-        while let Ok(capture) = self.finished.try_recv() {
-            self.retire(&capture, backend);
-            done.push(capture);
-        }
-        done
-    }
-
-    fn retire(&mut self, capture: &CaptureDone, backend: &mut dyn crate::backend::Backend) {
-        if let Err(err) = backend.disarm_capture(capture.target) {
-            log::warn!("cannot stop capturing {}: {err:#}", capture.source);
-        }
-        self.planner.finished(capture);
-    }
-
-    /// Closes the captures still open (their files stay valid) and reports them.
-    pub async fn shutdown(self, backend: &mut dyn crate::backend::Backend) -> Vec<CaptureDone> {
-        let Self {
-            mut planner,
-            starts,
-            mut finished,
-            writer,
-        } = self;
-        drop(starts); // the writer closes what is open, then ends
-        let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
-        let mut done = Vec::new();
-        while let Ok(capture) = finished.try_recv() {
-            let _ = backend.disarm_capture(capture.target);
-            planner.finished(&capture);
-            done.push(capture);
-        }
-        done
     }
 }
