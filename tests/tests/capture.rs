@@ -1,0 +1,127 @@
+//! Triggered capture, end to end: an hping3 flood from a namespace, the alert, then a
+//! pcap file that tshark reads, holding the configured number of packets, all from the
+//! attacker; and an unwritable capture directory, which must not stop the monitoring.
+#![cfg(target_os = "linux")]
+
+use std::{net::IpAddr, process::Command, time::Duration};
+
+use monitor_tests::{
+    monitor_process::MonitorProcess, netns::TestNet, require_kernel, require_tool, traffic,
+};
+
+const PACKETS: u64 = 2_000;
+
+fn tshark_sources(path: &str) -> Vec<String> {
+    let out = Command::new("tshark")
+        .args(["-r", path, "-T", "fields", "-e", "ip.src"])
+        .output()
+        .expect("run tshark");
+    assert!(
+        out.status.success(),
+        "tshark cannot read {path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn a_flood_is_captured_to_a_pcap_file_of_the_attacker_only() {
+    require_kernel!();
+    require_tool("hping3");
+    require_tool("tshark");
+    let net = TestNet::new().expect("test network");
+    let dir = std::env::temp_dir().join(format!("monitor-captures-{}", net.ns));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut monitor = MonitorProcess::start(&[
+        "--iface",
+        &net.host_if,
+        "--interval",
+        "250ms",
+        "--pcap-dir",
+        dir.to_str().unwrap(),
+        "--pcap-max-packets",
+        &PACKETS.to_string(),
+    ])
+    .expect("start the monitor");
+    let flood = traffic::hping3_flood(
+        &net,
+        &["-S", "-p", "80"],
+        IpAddr::V4(net.host_v4),
+        Duration::from_secs(3),
+    )
+    .expect("flood");
+    let alert = traffic::wait_for_alert(&mut monitor, "syn_flood", Duration::from_secs(10))
+        .expect("the flood is reported");
+    let attacker = net.ns_v4.to_string();
+    assert_eq!(alert["source"], attacker);
+    let capture = monitor
+        .wait_for("capture", Duration::from_secs(20))
+        .expect("a capture line");
+    flood.finish().expect("the flood ran");
+    monitor.interrupt().expect("clean stop");
+
+    assert_eq!(capture["source"], attacker, "{capture}");
+    assert_eq!(capture["kind"], "syn_flood");
+    assert_eq!(capture["packets"], PACKETS, "{capture}");
+    assert!(capture.get("error").is_none(), "{capture}");
+    let path = capture["path"].as_str().unwrap();
+    let name = std::path::Path::new(path)
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(
+        name.starts_with(&format!("syn_flood_{attacker}_")) && name.ends_with("Z.pcap"),
+        "{name}"
+    );
+    let sources = tshark_sources(path);
+    assert_eq!(sources.len() as u64, PACKETS, "tshark reads every packet");
+    assert!(
+        sources.iter().all(|s| *s == attacker),
+        "only the attacker's packets"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_unwritable_capture_directory_is_reported_and_monitoring_goes_on() {
+    require_kernel!();
+    require_tool("hping3");
+    let net = TestNet::new().expect("test network");
+    // A directory cannot be created under a regular file, even by root.
+    let blocker = std::env::temp_dir().join(format!("monitor-not-a-dir-{}", net.ns));
+    std::fs::write(&blocker, b"").unwrap();
+    let dir = blocker.join("captures");
+    let mut monitor = MonitorProcess::start(&[
+        "--iface",
+        &net.host_if,
+        "--interval",
+        "250ms",
+        "--pcap-dir",
+        dir.to_str().unwrap(),
+    ])
+    .expect("start the monitor");
+    let flood = traffic::hping3_flood(
+        &net,
+        &["-S", "-p", "80"],
+        IpAddr::V4(net.host_v4),
+        Duration::from_secs(2),
+    )
+    .expect("flood");
+    let capture = monitor
+        .wait_for("capture", Duration::from_secs(10))
+        .expect("the failed capture is reported");
+    flood.finish().expect("the flood ran");
+    let error = capture["error"].as_str().expect("an error");
+    assert!(error.contains("cannot create capture directory"), "{error}");
+    assert_eq!(capture["packets"], 0);
+    // Still polling after the failure, and the totals add up at the end.
+    let stats = monitor.wait_for("stats", Duration::from_secs(5)).unwrap();
+    let last = monitor.interrupt().expect("clean stop");
+    assert!(last["totals"]["syn"].as_u64().unwrap() >= stats["totals"]["syn"].as_u64().unwrap());
+    assert!(last["totals"]["syn"].as_u64().unwrap() > 1_000);
+    let _ = std::fs::remove_file(&blocker);
+}
