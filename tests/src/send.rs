@@ -6,6 +6,7 @@ use std::{
     io::ErrorKind,
     net::{Ipv4Addr, SocketAddr, TcpStream, UdpSocket},
     os::fd::AsRawFd,
+    thread::JoinHandle,
     time::Duration,
 };
 
@@ -18,6 +19,17 @@ pub fn in_netns<T: Send + 'static>(
     ns: &str,
     f: impl FnOnce() -> Result<T> + Send + 'static,
 ) -> Result<T> {
+    spawn_in_netns(ns, f)
+        .join()
+        .map_err(|_| anyhow::anyhow!("sender thread panicked"))?
+}
+
+/// Starts a thread that has joined the namespace `ns` (sockets it opens live there) and
+/// runs `f` on it; unlike [`in_netns`], it does not wait for the thread.
+pub fn spawn_in_netns<T: Send + 'static>(
+    ns: &str,
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> JoinHandle<Result<T>> {
     let path = format!("/var/run/netns/{ns}");
     std::thread::spawn(move || {
         let netns = File::open(&path).with_context(|| format!("failed to open {path}"))?;
@@ -27,8 +39,6 @@ pub fn in_netns<T: Send + 'static>(
         }
         f()
     })
-    .join()
-    .map_err(|_| anyhow::anyhow!("sender thread panicked"))?
 }
 
 /// `count` UDP datagrams of `payload` zero bytes to `dst`.

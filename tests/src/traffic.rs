@@ -3,10 +3,8 @@
 //! side, and helpers to pick the monitor's alert lines out of its output.
 
 use std::{
-    fs::File,
     io::{BufRead as _, BufReader, ErrorKind, Read, Write as _},
     net::{IpAddr, SocketAddr, TcpListener, TcpStream},
-    os::fd::AsRawFd,
     process::{Child, Command, ExitStatus, Stdio},
     sync::{
         Arc, Mutex,
@@ -20,24 +18,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 use serde_json::Value;
 
-use crate::{monitor_process::MonitorProcess, netns::TestNet};
-
-/// Starts a thread that has joined the namespace `ns` (sockets it opens live there) and
-/// runs `f` on it; unlike [`crate::send::in_netns`], it does not wait for the thread.
-pub fn spawn_in_netns<T: Send + 'static>(
-    ns: &str,
-    f: impl FnOnce() -> Result<T> + Send + 'static,
-) -> JoinHandle<Result<T>> {
-    let path = format!("/var/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let netns = File::open(&path).with_context(|| format!("failed to open {path}"))?;
-        // SAFETY: a valid namespace fd; setns only changes this thread's namespace.
-        if unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            bail!("setns({path}) failed: {}", std::io::Error::last_os_error());
-        }
-        f()
-    })
-}
+use crate::{monitor_process::MonitorProcess, netns::TestNet, send::spawn_in_netns};
 
 /// Collects a child's stdout or stderr on a thread, so that a chatty tool never blocks
 /// on a full pipe.
