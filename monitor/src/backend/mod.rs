@@ -13,6 +13,8 @@ use monitor_common::{GlobalCounters, SourceCounters, counters::Tally};
 use crate::capture::{CaptureTarget, CapturedPacket};
 
 #[cfg(target_os = "linux")]
+mod batch;
+#[cfg(target_os = "linux")]
 pub mod xdp;
 
 /// Cumulative counters since the backend started, read at `taken`.

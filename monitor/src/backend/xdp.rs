@@ -12,8 +12,7 @@ use anyhow::{Context as _, Result, anyhow, bail};
 use aya::{
     Ebpf, EbpfError, EbpfLoader,
     maps::{
-        Array, HashMap as BpfHashMap, MapData, MapError, PerCpuArray, PerCpuHashMap,
-        PerfEventArray, RingBuf,
+        Array, HashMap as BpfHashMap, Map, MapData, MapError, PerCpuArray, PerfEventArray, RingBuf,
         lpm_trie::{Key, LpmTrie},
         perf::PerfEvent,
     },
@@ -139,24 +138,16 @@ pub fn read_global(ebpf: &Ebpf) -> Result<GlobalCounters> {
 /// pending in each CPU's source cache. The table is read first: a slot flushed in
 /// between is then missed once (and counted at the next poll), never counted twice.
 pub fn read_sources(ebpf: &Ebpf) -> Result<HashMap<IpAddr, SourceCounters>> {
-    let map = ebpf
-        .map(names::SOURCE_COUNTERS)
-        .context("map SOURCE_COUNTERS missing")?;
-    let table = PerCpuHashMap::<_, SourceKey, SourceCounters>::try_from(map)?;
-    let mut sources: HashMap<IpAddr, SourceCounters> = HashMap::new();
-    for entry in table.iter() {
-        match entry {
-            Ok((key, per_cpu)) => {
+    let mut sources: HashMap<IpAddr, SourceCounters> =
+        per_cpu_table::<SourceKey, SourceCounters>(ebpf, names::SOURCE_COUNTERS)?
+            .into_iter()
+            .map(|(key, per_cpu)| {
                 let sum = per_cpu
-                    .iter()
-                    .fold(SourceCounters::default(), |sum, c| sum.merged(*c));
-                sources.insert(key.ip(), sum);
-            }
-            // The LRU can evict a key between listing it and reading it.
-            Err(MapError::KeyNotFound) => continue,
-            Err(err) => return Err(err).context("failed to read SOURCE_COUNTERS"),
-        }
-    }
+                    .into_iter()
+                    .fold(SourceCounters::default(), SourceCounters::merged);
+                (key.ip(), sum)
+            })
+            .collect();
     let map = ebpf
         .map(names::SOURCE_CACHE)
         .context("map SOURCE_CACHE missing")?;
@@ -265,43 +256,35 @@ fn attach_egress(ebpf: &mut Ebpf, iface: &str) -> Result<()> {
 
 /// SYN-ACKs sent per destination, summed over CPUs.
 pub fn read_syn_acks_sent(ebpf: &Ebpf) -> Result<HashMap<IpAddr, u64>> {
-    let map = ebpf
-        .map(names::SYN_ACKS_SENT)
-        .context("map SYN_ACKS_SENT missing")?;
-    let table = PerCpuHashMap::<_, SourceKey, u64>::try_from(map)?;
-    let mut out = HashMap::new();
-    for entry in table.iter() {
-        match entry {
-            Ok((key, per_cpu)) => {
-                out.insert(key.ip(), per_cpu.iter().sum());
-            }
-            Err(MapError::KeyNotFound) => continue,
-            Err(err) => return Err(err).context("failed to read SYN_ACKS_SENT"),
-        }
-    }
-    Ok(out)
+    Ok(per_cpu_table::<SourceKey, u64>(ebpf, names::SYN_ACKS_SENT)?
+        .into_iter()
+        .map(|(key, per_cpu)| (key.ip(), per_cpu.into_iter().sum()))
+        .collect())
 }
 
 /// Traffic to blocklisted destinations, summed over CPUs.
 pub fn read_listed_destinations(ebpf: &Ebpf) -> Result<HashMap<IpAddr, Tally>> {
-    let map = ebpf
-        .map("BLOCKLISTED_DESTINATIONS")
-        .context("map BLOCKLISTED_DESTINATIONS missing")?;
-    let table = PerCpuHashMap::<_, SourceKey, Tally>::try_from(map)?;
-    let mut out = HashMap::new();
-    for entry in table.iter() {
-        match entry {
-            Ok((key, per_cpu)) => {
-                out.insert(
+    Ok(
+        per_cpu_table::<SourceKey, Tally>(ebpf, "BLOCKLISTED_DESTINATIONS")?
+            .into_iter()
+            .map(|(key, per_cpu)| {
+                (
                     key.ip(),
-                    per_cpu.iter().fold(Tally::default(), |a, b| a.merged(*b)),
-                );
-            }
-            Err(MapError::KeyNotFound) => continue,
-            Err(err) => return Err(err).context("failed to read BLOCKLISTED_DESTINATIONS"),
-        }
-    }
-    Ok(out)
+                    per_cpu.into_iter().fold(Tally::default(), Tally::merged),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Every entry of a per-CPU hash map, read in batches (see `batch`).
+fn per_cpu_table<K: aya::Pod, V: aya::Pod>(ebpf: &Ebpf, name: &str) -> Result<Vec<(K, Vec<V>)>> {
+    let data = match ebpf.map(name) {
+        Some(Map::PerCpuHashMap(data) | Map::PerCpuLruHashMap(data)) => data,
+        Some(_) => bail!("map {name} is not a per-CPU hash map"),
+        None => bail!("map {name} missing"),
+    };
+    super::batch::per_cpu_entries(data).with_context(|| format!("failed to read {name}"))
 }
 
 /// CLOCK_MONOTONIC (what `bpf_ktime_get_ns` reads) to wall-clock time.
