@@ -1,6 +1,8 @@
 //! The polling loop: snapshot the backend every interval, report the stats, run the
-//! detectors and report their alerts; stop on a signal or at `--duration`, then report
-//! the alerts still open and the final totals.
+//! detectors and report their alerts, on stdout and to the sinks (log files, webhooks:
+//! queued, never waited for); stop on a signal or at `--duration`, then report the
+//! alerts still open and the final totals, and give the sinks a few seconds to deliver
+//! what is queued.
 
 use std::time::{Instant, SystemTime};
 
@@ -12,13 +14,14 @@ use tokio::{
 };
 
 use crate::{
-    alert::AlertTracker,
+    alert::{AlertEvent, AlertSource, AlertTracker},
     backend::{Backend, Snapshot},
     cli::Cli,
     config::Config,
     detect::{DetectInput, Detector, Lists, ScanWindow},
     iface,
     report::{self, RunInfo},
+    sink::{self, Delivery, Origin, Traffic},
     stats,
 };
 
@@ -29,6 +32,18 @@ pub async fn run(cli: Cli) -> Result<()> {
         Some(name) => name.clone(),
         None => iface::default_route()?,
     };
+    // The log files are opened before the program is attached: a wrong path stops the
+    // monitor before it touches the interface.
+    let origin = Origin {
+        server_name: config
+            .alerting
+            .server_name
+            .clone()
+            .unwrap_or_else(sink::hostname),
+        iface: iface.clone(),
+    };
+    let delivery =
+        Delivery::start(&config.alerting, origin).context("failed to set up alert delivery")?;
     let backend = open_backend(&config, &lists, &iface)?;
     let info = RunInfo {
         iface: iface.clone(),
@@ -37,8 +52,26 @@ pub async fn run(cli: Cli) -> Result<()> {
         interval: config.capture.interval,
     };
     let detector = Detector::new(&config, lists, iface);
-    let reporter = report::reporter(cli.json);
-    poll(backend, &cli, &config, &info, detector, reporter).await
+    let reporter = report::reporter(cli.json, config.alerting.color);
+    let polled = poll(backend, &cli, &config, &info, detector, reporter, &delivery).await;
+    delivery.shutdown().await;
+    polled
+}
+
+/// What an alert's source sent in the interval: its own rates, or the host's for
+/// `many`. None for a source that sent nothing in it.
+fn traffic(input: &DetectInput, source: AlertSource) -> Option<Traffic> {
+    if input.interval_secs <= 0.0 {
+        return None;
+    }
+    let (packets, bytes) = match source {
+        AlertSource::Ip(ip) => input.sources.get(&ip).map(|c| (c.packets, c.bytes))?,
+        AlertSource::Many => (input.host.total.packets, input.host.total.bytes),
+    };
+    Some(Traffic {
+        pps: packets as f64 / input.interval_secs,
+        bits_per_sec: bytes as f64 * 8.0 / input.interval_secs,
+    })
 }
 
 #[cfg(target_os = "linux")]
@@ -64,6 +97,7 @@ async fn poll(
     info: &RunInfo,
     mut detector: Detector,
     mut reporter: Box<dyn report::Reporter + Send>,
+    delivery: &Delivery,
 ) -> Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("failed to watch SIGINT")?;
     let mut sigterm = signal(SignalKind::terminate()).context("failed to watch SIGTERM")?;
@@ -92,6 +126,13 @@ async fn poll(
                     let findings = detector.evaluate(&input);
                     let events = tracker.update(findings, SystemTime::now());
                     reporter.alerts(info, &events);
+                    for event in &events {
+                        let source_traffic = match event {
+                            AlertEvent::Alert(a) => traffic(&input, a.source),
+                            AlertEvent::AlertEnd(_) => None,
+                        };
+                        delivery.alert(event, source_traffic);
+                    }
                     reporter.interval(info, &stats::interval(&previous, &current, config.capture.top));
                     previous = current;
                 }
@@ -112,7 +153,11 @@ async fn poll(
         previous
     });
     drop(backend); // detaches the program before we report
-    reporter.alerts(info, &tracker.finish(SystemTime::now()));
+    let closing = tracker.finish(SystemTime::now());
+    reporter.alerts(info, &closing);
+    for event in &closing {
+        delivery.alert(event, None);
+    }
     reporter.finish(info, &last.global, last.taken.duration_since(started));
     Ok(())
 }
