@@ -485,24 +485,39 @@ impl Webhook {
         let body = response.bytes().await.unwrap_or_default();
         debug!(
             "webhook answered {status}: {}",
-            String::from_utf8_lossy(&body)
+            self.scrub(&String::from_utf8_lossy(&body))
         );
         classify(status, retry_after.as_deref(), &body)
     }
 
-    /// Whatever a message says, never the URL's secret part.
+    /// Whatever a message says (ours, reqwest's, the server's answer), never the
+    /// URL's secret part: the URL, its path and query, and any long path segment or
+    /// query value (ids and tokens) are replaced by `…`.
     fn scrub(&self, text: &str) -> String {
-        let mut text = text.replace(self.url.as_str(), "…");
-        let path = self.url.path();
-        if path.len() > 1 {
-            text = text.replace(path, "/…");
+        let url = &self.url;
+        let mut secrets: Vec<String> = vec![url.as_str().to_owned()];
+        if url.path().len() > 1 {
+            secrets.push(url.path().to_owned());
         }
-        if let Some(query) = self.url.query().filter(|q| !q.is_empty()) {
-            text = text.replace(query, "…");
-        }
-        text
+        secrets.extend(url.query().map(str::to_owned));
+        secrets.extend(
+            url.path_segments()
+                .into_iter()
+                .flatten()
+                .map(str::to_owned)
+                .chain(url.query_pairs().map(|(_, value)| value.into_owned())),
+        );
+        secrets
+            .iter()
+            .filter(|secret| secret.len() >= SECRET_MIN_LEN)
+            .fold(text.to_owned(), |text, secret| {
+                text.replace(secret.as_str(), "…")
+            })
     }
 }
+
+/// A path segment or query value this long may be a token: never shown.
+const SECRET_MIN_LEN: usize = 12;
 
 /// The wait before attempt `attempt + 1`: `base`, doubling, at most [`MAX_BACKOFF`].
 pub fn backoff(base: Duration, attempt: u32) -> Duration {
