@@ -650,3 +650,100 @@ fn print_config_shows_webhooks_redacted() {
     assert!(err.contains("invalid value for --webhook"), "{err}");
     assert!(!err.contains(SECRET), "{err}");
 }
+
+// ---- end to end ----------------------------------------------------------------
+
+/// The monitor binary on a veth, a SYN flood from the namespace, and two webhooks on
+/// loopback, one of which takes 5 s to answer: the alert reaches the fast one and the
+/// JSON log at once, and the polling loop keeps its pace meanwhile.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_flood_alert_reaches_the_webhooks_while_a_slow_one_holds_up_nothing() {
+    use std::net::{IpAddr, SocketAddr};
+
+    use monitor_tests::{monitor_process::MonitorProcess, netns::TestNet, require_kernel, send};
+
+    require_kernel!();
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime for the test servers");
+    let slow = runtime.block_on(TestServer::start(vec![
+        Reply::no_content()
+            .after(Duration::from_secs(5));
+        8
+    ]));
+    let fast = runtime.block_on(TestServer::start(vec![]));
+    let net = TestNet::new().expect("test network");
+    let dir = std::env::temp_dir().join(format!("monitor-e2e-sinks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json_log = dir.join("alerts.jsonl");
+    let _ = std::fs::remove_file(&json_log);
+    let slow_hook = format!("generic={}", slow.url(&format!("/slow/{SECRET}")));
+    let fast_hook = format!("discord={}", fast.url(&format!("/api/webhooks/9/{SECRET}")));
+    let mut monitor = MonitorProcess::start(&[
+        "--iface",
+        &net.host_if,
+        "--interval",
+        "250ms",
+        "--source-syn-per-sec",
+        "5",
+        "--server-name",
+        "e2e-host",
+        "--webhook",
+        &slow_hook,
+        "--webhook",
+        &fast_hook,
+        "--json-log",
+        json_log.to_str().unwrap(),
+        "--delivery-flush-timeout",
+        "1s",
+    ])
+    .expect("start the monitor");
+
+    let dst = SocketAddr::new(IpAddr::V4(net.host_v4), 9);
+    send::in_netns(&net.ns, move || send::tcp_syns(dst, 300)).expect("send SYNs");
+    let alert = monitor
+        .wait_for("alert", Duration::from_secs(10))
+        .expect("an alert");
+    assert_eq!(alert["kind"], "syn_flood");
+    assert_eq!(alert["source"], net.ns_v4.to_string());
+
+    // The Discord webhook has it within a second, with the source's traffic.
+    let got = runtime.block_on(fast.wait_for(1, Duration::from_secs(2)));
+    let embed = &got[0].json()["embeds"][0];
+    assert_eq!(
+        embed["title"].as_str().unwrap(),
+        format!(
+            "{}: SYN flood from {}",
+            alert["severity"].as_str().unwrap().to_uppercase(),
+            net.ns_v4
+        )
+    );
+    assert_eq!(field(embed, "Server"), "e2e-host");
+    assert_eq!(field(embed, "Interface"), net.host_if.as_str());
+    assert!(field(embed, "PPS").as_str().is_some(), "{embed}");
+    runtime.block_on(slow.wait_for(1, Duration::from_secs(2)));
+
+    // The polling loop keeps its 250 ms pace while the slow webhook sleeps.
+    for _ in 0..6 {
+        monitor
+            .wait_for("stats", Duration::from_millis(1_000))
+            .expect("a stats line every interval");
+    }
+
+    let stopping = Instant::now();
+    monitor.interrupt().expect("a clean stop");
+    let took = stopping.elapsed();
+    assert!(took < Duration::from_secs(4), "shutdown took {took:?}");
+
+    let records: Vec<Value> = std::fs::read_to_string(&json_log)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let first = &records[0];
+    assert_eq!(first["type"], "alert");
+    assert_eq!(first["kind"], "syn_flood");
+    assert_eq!(first["server"], "e2e-host");
+    assert_eq!(first["remote_ip"], net.ns_v4.to_string());
+    assert!(first["pps"].as_f64().unwrap() > 5.0, "{first}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

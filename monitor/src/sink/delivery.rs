@@ -259,23 +259,19 @@ impl Delivery {
                 worker.abort();
             }
             let s = stats(kind, &target, &counters);
+            let counts = format!(
+                "{} delivered, {} failed, {} dropped",
+                s.delivered, s.failed, s.dropped
+            );
             if s.pending > 0 {
                 warn!(
-                    "{}: {} not delivered within the {} shutdown deadline",
+                    "{}: {} not delivered within the {} shutdown deadline ({counts})",
                     s.name(),
                     plural(s.pending, "notice"),
                     humantime::format_duration(self.flush_timeout)
                 );
-            }
-            if s.failed > 0 || s.dropped > 0 || s.pending > 0 {
-                warn!(
-                    "{}: {} delivered, {} failed, {} dropped, {} not delivered",
-                    s.name(),
-                    s.delivered,
-                    s.failed,
-                    s.dropped,
-                    s.pending
-                );
+            } else if s.failed > 0 || s.dropped > 0 {
+                warn!("{}: {counts}", s.name());
             }
             all.push(s);
         }
