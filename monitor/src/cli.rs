@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     config::{Config, ConfigError, Fraction, Positive},
     detect::lists::Cidr,
+    sink::WebhookConfig,
 };
 
 /// The shortest polling interval: below it, reading the maps costs more than it tells.
@@ -266,6 +267,44 @@ pub struct Overrides {
     /// Consecutive clear intervals before an alert ends [config: alerting.clear_intervals]
     #[arg(long, value_name = "N", help_heading = "Alerting")]
     pub clear_intervals: Option<NonZeroU32>,
+    /// No colours on stdout (there are none anyway when stdout is not a terminal, or NO_COLOR is set) [config: alerting.color = false]
+    #[arg(long, help_heading = "Alerting")]
+    pub no_color: bool,
+
+    /// The name webhooks show for this machine [default: the hostname] [config: alerting.server_name]
+    #[arg(long, value_name = "NAME", help_heading = "Alert sinks")]
+    pub server_name: Option<String>,
+    /// Append a timestamped line per alert to this file [config: alerting.log]
+    #[arg(long = "log", value_name = "PATH", help_heading = "Alert sinks")]
+    pub log: Option<PathBuf>,
+    /// Append a JSON object per alert to this file (schema in the README) [config: alerting.json_log]
+    #[arg(long = "json-log", value_name = "PATH", help_heading = "Alert sinks")]
+    pub json_log: Option<PathBuf>,
+    /// POST every alert to this webhook; repeatable. The kind (discord, slack, teams, generic) is inferred from the URL, or given as KIND=URL [config: alerting.webhooks]
+    #[arg(long = "webhook", value_name = "[KIND=]URL", value_parser = WebhookParser, help_heading = "Alert sinks")]
+    pub webhooks: Option<Vec<WebhookConfig>>,
+
+    /// Notices waiting per sink before new ones are dropped (and counted) [config: alerting.delivery.queue]
+    #[arg(long, value_name = "N", help_heading = "Alert delivery")]
+    pub delivery_queue: Option<NonZeroU32>,
+    /// Timeout of one webhook request [config: alerting.delivery.timeout]
+    #[arg(long, value_name = "DURATION", value_parser = parse_nonzero_duration, help_heading = "Alert delivery")]
+    pub delivery_timeout: Option<Duration>,
+    /// Retries of a failed webhook request (timeout, connection error, 5xx, 429) [config: alerting.delivery.retries]
+    #[arg(long, value_name = "N", help_heading = "Alert delivery")]
+    pub delivery_retries: Option<u32>,
+    /// Wait before the first retry, doubling each time [config: alerting.delivery.backoff]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Alert delivery")]
+    pub delivery_backoff: Option<Duration>,
+    /// Webhook requests per second, per webhook [config: alerting.delivery.rate_per_sec]
+    #[arg(long, value_name = "RATE", help_heading = "Alert delivery")]
+    pub delivery_rate_per_sec: Option<Positive>,
+    /// Webhook requests sent at once before the rate applies [config: alerting.delivery.burst]
+    #[arg(long, value_name = "N", help_heading = "Alert delivery")]
+    pub delivery_burst: Option<NonZeroU32>,
+    /// On exit, how long to keep delivering queued alerts [config: alerting.delivery.flush_timeout]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Alert delivery")]
+    pub delivery_flush_timeout: Option<Duration>,
 }
 
 impl Overrides {
@@ -339,8 +378,31 @@ impl Overrides {
         set(&mut pcap.snaplen, &self.pcap_snaplen);
         set(&mut pcap.max_disk_bytes, &self.pcap_max_disk_bytes);
 
-        set(&mut config.alerting.cooldown, &self.cooldown);
-        set(&mut config.alerting.clear_intervals, &self.clear_intervals);
+        let alerting = &mut config.alerting;
+        set(&mut alerting.cooldown, &self.cooldown);
+        set(&mut alerting.clear_intervals, &self.clear_intervals);
+        if self.no_color {
+            alerting.color = false;
+        }
+        if self.server_name.is_some() {
+            alerting.server_name.clone_from(&self.server_name);
+        }
+        if self.log.is_some() {
+            alerting.log.clone_from(&self.log);
+        }
+        if self.json_log.is_some() {
+            alerting.json_log.clone_from(&self.json_log);
+        }
+        set(&mut alerting.webhooks, &self.webhooks);
+
+        let delivery = &mut alerting.delivery;
+        set(&mut delivery.queue, &self.delivery_queue);
+        set(&mut delivery.timeout, &self.delivery_timeout);
+        set(&mut delivery.retries, &self.delivery_retries);
+        set(&mut delivery.backoff, &self.delivery_backoff);
+        set(&mut delivery.rate_per_sec, &self.delivery_rate_per_sec);
+        set(&mut delivery.burst, &self.delivery_burst);
+        set(&mut delivery.flush_timeout, &self.delivery_flush_timeout);
     }
 }
 
@@ -353,6 +415,34 @@ pub enum XdpModeArg {
     Native,
     /// Generic (skb) mode only
     Skb,
+}
+
+/// `--webhook [KIND=]URL`. Not a plain `FromStr` parser: clap would echo a refused
+/// value whole, and a webhook URL holds a secret; this one shows it redacted.
+#[derive(Clone)]
+struct WebhookParser;
+
+impl clap::builder::TypedValueParser for WebhookParser {
+    type Value = WebhookConfig;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<WebhookConfig, clap::Error> {
+        let refuse = |why: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for --webhook: {why}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let text = value
+            .to_str()
+            .ok_or_else(|| refuse("the URL is not valid UTF-8".into()))?;
+        text.parse().map_err(refuse)
+    }
 }
 
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -469,7 +559,12 @@ mod tests {
             "--exclude-private-from-burst", "false",
             "--pcap-enabled", "false", "--pcap-dir", "/tmp/x", "--pcap-max-packets", "18",
             "--pcap-max-duration", "5s", "--pcap-snaplen", "1500", "--pcap-max-disk-bytes", "19",
-            "--cooldown", "10s", "--clear-intervals", "5",
+            "--cooldown", "10s", "--clear-intervals", "5", "--no-color",
+            "--server-name", "web-1", "--log", "alerts.log", "--json-log", "alerts.jsonl",
+            "--webhook", "https://discord.com/api/webhooks/1/t", "--webhook", "generic=https://hooks.slack.com/services/a/b/c",
+            "--delivery-queue", "8", "--delivery-timeout", "3s", "--delivery-retries", "1",
+            "--delivery-backoff", "250ms", "--delivery-rate-per-sec", "0.5", "--delivery-burst", "2",
+            "--delivery-flush-timeout", "1s",
         ];
         let every_flag = cli(&args).config().unwrap();
         assert_eq!(every_flag.lists.blocklist.len(), 2);
@@ -486,6 +581,23 @@ mod tests {
             "settings no flag reached: {unchanged:?}"
         );
         assert_eq!(every_flag.capture.iface.as_deref(), Some("eth9"));
+        let hooks = &every_flag.alerting.webhooks;
+        assert_eq!(hooks.len(), 2);
+        assert_eq!(hooks[0].kind(), crate::sink::WebhookKind::Discord);
+        assert_eq!(hooks[1].kind(), crate::sink::WebhookKind::Generic);
+    }
+
+    #[test]
+    fn a_refused_webhook_is_not_echoed() {
+        let err = Cli::try_parse_args_from([
+            "monitor",
+            "--webhook",
+            "hooks.slack.com/services/T0/B0/s3cr3tT0ken",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("invalid value for --webhook"), "{err}");
+        assert!(!err.contains("s3cr3t"), "{err}");
     }
 
     #[test]
@@ -501,6 +613,10 @@ mod tests {
             &["--blocklist", "10.0.0.0/40"],
             &["--port-scan-window", "0s"],
             &["--clear-intervals", "0"],
+            &["--webhook", "ftp://files.example/x"],
+            &["--webhook", "pager=https://alerts.example/"],
+            &["--delivery-rate-per-sec", "0"],
+            &["--delivery-timeout", "0s"],
         ] {
             assert!(parse(args).is_err(), "{args:?}");
         }

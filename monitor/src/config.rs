@@ -18,7 +18,7 @@ use std::{
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::{cli::XdpModeArg, detect::lists::Cidr};
+use crate::{cli::XdpModeArg, detect::lists::Cidr, sink::WebhookConfig};
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -318,6 +318,27 @@ pub struct AlertingConfig {
     pub cooldown: Duration,
     /// Consecutive clear intervals before an alert is declared ended.
     pub clear_intervals: NonZeroU32,
+    /// Colour alert lines on stdout by severity (only ever when stdout is a terminal
+    /// and `NO_COLOR` is not set).
+    pub color: bool,
+    /// The name webhooks show for this machine; none means the hostname.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    /// Append a timestamped line per alert to this file. A relative path in a file is
+    /// relative to the configuration file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log: Option<PathBuf>,
+    /// Append a JSON object per alert to this file (schema in the README).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub json_log: Option<PathBuf>,
+    /// Webhooks to POST every alert to: URLs, or tables `{ url, kind }`. Predecessor
+    /// 003's single `webhook_url` is read as one entry.
+    #[serde(
+        alias = "webhook_url",
+        deserialize_with = "crate::sink::webhook::deserialize_webhooks"
+    )]
+    pub webhooks: Vec<WebhookConfig>,
+    pub delivery: DeliveryConfig,
 }
 
 impl Default for AlertingConfig {
@@ -325,6 +346,55 @@ impl Default for AlertingConfig {
         Self {
             cooldown: Duration::from_secs(60),
             clear_intervals: nz32(3),
+            color: true,
+            server_name: None,
+            log: None,
+            json_log: None,
+            webhooks: Vec::new(),
+            delivery: DeliveryConfig::default(),
+        }
+    }
+}
+
+/// How alerts reach the log files and webhooks: each sink has its own queue and
+/// worker, so a slow one delays no other and never the polling loop.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeliveryConfig {
+    /// Notices waiting per sink; when the queue is full, new ones are dropped for that
+    /// sink, counted and logged.
+    pub queue: NonZeroU32,
+    /// Timeout of one webhook request, connection included.
+    #[serde(
+        serialize_with = "duration_text::serialize",
+        deserialize_with = "duration_text::deserialize_nonzero"
+    )]
+    pub timeout: Duration,
+    /// Retries after a failed webhook attempt (timeout, connection error, 5xx, 429).
+    pub retries: u32,
+    /// Wait before the first retry, doubling with each retry (at most 60s); a 429
+    /// says its own wait.
+    #[serde(with = "duration_text")]
+    pub backoff: Duration,
+    /// Webhook requests per second, per webhook, after a burst of `burst`.
+    pub rate_per_sec: Positive,
+    pub burst: NonZeroU32,
+    /// On shutdown, how long to keep delivering what is queued.
+    #[serde(with = "duration_text")]
+    pub flush_timeout: Duration,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        Self {
+            queue: nz32(256),
+            timeout: Duration::from_secs(10),
+            retries: 4,
+            backoff: Duration::from_secs(1),
+            // Discord allows a webhook 5 requests per 2 seconds.
+            rate_per_sec: Positive(2.0),
+            burst: nz32(5),
+            flush_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -532,7 +602,8 @@ impl Format {
 }
 
 impl Config {
-    /// Reads a configuration file; list file paths in it become relative to its folder.
+    /// Reads a configuration file; list and log file paths in it become relative to its
+    /// folder.
     pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
             path: path.to_path_buf(),
@@ -541,10 +612,13 @@ impl Config {
         let mut config = Self::parse(&text, Format::of(path), path)?;
         if let Some(dir) = path.parent() {
             let lists = &mut config.lists;
+            let alerting = &mut config.alerting;
             for file in lists
                 .blocklist_files
                 .iter_mut()
                 .chain(&mut lists.allowlist_files)
+                .chain(&mut alerting.log)
+                .chain(&mut alerting.json_log)
             {
                 if file.is_relative() {
                     *file = dir.join(&*file);
@@ -794,13 +868,54 @@ mod tests {
             err,
             "config.yml, line 3, field `detection.per_source.pps`: invalid value: integer `0`, expected a whole number above 0"
         );
-        let err = yaml("alerting:\n  webhook_url: https://example.invalid\n")
+        // Its single `webhook_url` is read as one webhook, its kind inferred.
+        let config = yaml("alerting:\n  webhook_url: \"https://hooks.slack.com/services/T0/B0/x\"\n  cooldown: 60\n").unwrap();
+        assert_eq!(config.alerting.webhooks.len(), 1);
+        assert_eq!(
+            config.alerting.webhooks[0].kind(),
+            crate::sink::WebhookKind::Slack
+        );
+        let err = yaml("alerting:\n  verbosity: high\n")
             .unwrap_err()
             .to_string();
         assert!(
-            err.starts_with("config.yml, line 2, field `alerting.webhook_url`: unknown field"),
+            err.starts_with("config.yml, line 2, field `alerting.verbosity`: unknown field"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn webhooks_as_urls_or_tables() {
+        let config = toml(
+            "[alerting]\nwebhooks = [\n  \"https://discord.com/api/webhooks/1/tok\",\n  { url = \"https://alerts.example/hook\", kind = \"slack\" },\n]\n",
+        )
+        .unwrap();
+        let hooks = &config.alerting.webhooks;
+        assert_eq!(hooks[0].kind(), crate::sink::WebhookKind::Discord);
+        assert_eq!(hooks[1].kind(), crate::sink::WebhookKind::Slack);
+        // Printed redacted, with the kind in effect.
+        let printed = config.to_toml().unwrap();
+        assert!(!printed.contains("tok"), "{printed}");
+        assert!(
+            printed.contains("url = \"https://discord.com/api/webhooks/…\""),
+            "{printed}"
+        );
+        assert!(printed.contains("kind = \"discord\""), "{printed}");
+
+        #[rustfmt::skip]
+        let cases = [
+            ("[alerting]\nwebhooks = [\"ftp://x.example/s3cr3t\"]\n", "alerting.webhooks[0]", "the scheme must be http or https"),
+            ("[alerting]\nwebhooks = [\n  \"https://a.example/\",\n  { url = \"https://b.example/s3cr3t\", kind = \"pager\" },\n]\n", "alerting.webhooks[1].kind", "unknown variant `pager`"),
+            ("[alerting]\nwebhooks = [{ uri = \"https://b.example/\" }]\n", "alerting.webhooks[0].uri", "unknown field `uri`"),
+            ("[alerting.delivery]\nrate_per_sec = 0\n", "alerting.delivery.rate_per_sec", "above 0"),
+            ("[alerting.delivery]\ntimeout = \"0s\"\n", "alerting.delivery.timeout", "above zero"),
+        ];
+        for (text, field, words) in cases {
+            let err = toml(text).unwrap_err().to_string();
+            assert!(err.contains(&format!("field `{field}`")), "{err}");
+            assert!(err.contains(words), "{err}");
+            assert!(!err.contains("s3cr3t"), "{err}");
+        }
     }
 
     #[test]

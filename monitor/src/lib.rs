@@ -1,5 +1,6 @@
 //! The monitor: a backend that counts packets (XDP in the kernel), a loop that polls
-//! it, and reports of what it counted.
+//! it, and reports of what it counted; alerts go to stdout and to the sinks (log files,
+//! webhooks).
 
 pub mod alert;
 pub mod backend;
@@ -10,4 +11,5 @@ pub mod detect;
 pub mod iface;
 pub mod report;
 pub mod run;
+pub mod sink;
 pub mod stats;

@@ -1,6 +1,8 @@
 //! The polling loop: snapshot the backend every interval, report the stats, run the
-//! detectors and report their alerts; stop on a signal or at `--duration`, then report
-//! the alerts still open and the final totals.
+//! detectors and report their alerts, on stdout and to the sinks (log files, webhooks:
+//! queued, never waited for); stop on a signal or at `--duration`, then report the
+//! alerts still open and the final totals, and give the sinks a few seconds to deliver
+//! what is queued.
 
 use std::{
     collections::VecDeque,
@@ -15,7 +17,7 @@ use tokio::{
 };
 
 use crate::{
-    alert::AlertTracker,
+    alert::{AlertEvent, AlertSource, AlertTracker},
     backend::{Backend, Snapshot},
     capture::Captures,
     cli::Cli,
@@ -23,6 +25,7 @@ use crate::{
     detect::{DetectInput, Detector, Lists, ScanWindow},
     iface,
     report::{self, RunInfo},
+    sink::{self, Delivery, Origin, Traffic},
     stats,
 };
 
@@ -38,6 +41,18 @@ pub async fn run(cli: Cli) -> Result<()> {
         Some(name) => name.clone(),
         None => iface::default_route()?,
     };
+    // The log files are opened before the program is attached: a wrong path stops the
+    // monitor before it touches the interface.
+    let origin = Origin {
+        server_name: config
+            .alerting
+            .server_name
+            .clone()
+            .unwrap_or_else(sink::hostname),
+        iface: iface.clone(),
+    };
+    let delivery =
+        Delivery::start(&config.alerting, origin).context("failed to set up alert delivery")?;
     let backend = open_backend(&config, &lists, &iface)?;
     let info = RunInfo {
         iface: iface.clone(),
@@ -46,8 +61,26 @@ pub async fn run(cli: Cli) -> Result<()> {
         interval: config.capture.interval,
     };
     let detector = Detector::new(&config, lists, iface);
-    let reporter = report::reporter(cli.json);
-    poll(backend, &cli, &config, &info, detector, reporter).await
+    let reporter = report::reporter(cli.json, config.alerting.color);
+    let polled = poll(backend, &cli, &config, &info, detector, reporter, &delivery).await;
+    delivery.shutdown().await;
+    polled
+}
+
+/// What an alert's source sent in the interval: its own rates, or the host's for
+/// `many`. None for a source that sent nothing in it.
+fn traffic(input: &DetectInput, source: AlertSource) -> Option<Traffic> {
+    if input.interval_secs <= 0.0 {
+        return None;
+    }
+    let (packets, bytes) = match source {
+        AlertSource::Ip(ip) => input.sources.get(&ip).map(|c| (c.packets, c.bytes))?,
+        AlertSource::Many => (input.host.total.packets, input.host.total.bytes),
+    };
+    Some(Traffic {
+        pps: packets as f64 / input.interval_secs,
+        bits_per_sec: bytes as f64 * 8.0 / input.interval_secs,
+    })
 }
 
 #[cfg(target_os = "linux")]
@@ -74,6 +107,7 @@ async fn poll(
     info: &RunInfo,
     mut detector: Detector,
     mut reporter: Box<dyn report::Reporter + Send>,
+    delivery: &Delivery,
 ) -> Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("failed to watch SIGINT")?;
     let mut sigterm = signal(SignalKind::terminate()).context("failed to watch SIGTERM")?;
@@ -118,10 +152,17 @@ async fn poll(
                     let findings = detector.evaluate(&input);
                     let events = tracker.update(findings, SystemTime::now());
                     reporter.alerts(info, &events);
+                    for event in &events {
+                        let source_traffic = match event {
+                            AlertEvent::Alert(a) => traffic(&input, a.source),
+                            AlertEvent::AlertEnd(_) => None,
+                        };
+                        delivery.alert(event, source_traffic);
+                    }
                     if let Some(captures) = &mut captures {
                         captures.on_alerts(&events, backend.as_mut(), Instant::now());
                         for done in captures.finished(backend.as_mut()) {
-                            reporter.capture(info, &done);
+                            report_capture(reporter.as_mut(), delivery, info, &done);
                         }
                     }
                     let last = recent.back().unwrap_or(&current);
@@ -153,11 +194,30 @@ async fn poll(
     };
     if let Some(captures) = captures {
         for done in captures.shutdown(backend.as_mut()).await {
-            reporter.capture(info, &done);
+            report_capture(reporter.as_mut(), delivery, info, &done);
         }
     }
     drop(backend); // detaches the program before we report
-    reporter.alerts(info, &tracker.finish(SystemTime::now()));
+    let closing = tracker.finish(SystemTime::now());
+    reporter.alerts(info, &closing);
+    for event in &closing {
+        delivery.alert(event, None);
+    }
     reporter.finish(info, &last.global, last.taken.duration_since(started));
     Ok(())
+}
+
+/// A capture that ended goes to stdout, and a written one to the sinks as a note
+/// (Discord gets a follow-up naming the file, as predecessor 004 did).
+fn report_capture(
+    reporter: &mut (dyn report::Reporter + Send),
+    delivery: &Delivery,
+    info: &RunInfo,
+    done: &crate::capture::CaptureDone,
+) {
+    reporter.capture(info, done);
+    if done.error.is_none() {
+        let source = done.target.map_or(AlertSource::Many, AlertSource::Ip);
+        delivery.capture_written(done.kind, source, &done.path, done.packets);
+    }
 }

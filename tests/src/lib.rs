@@ -1,7 +1,9 @@
 //! Helpers for the integration tests: the rule for skipping kernel tests, a network
 //! namespace with a veth pair that cleans up after itself, the monitor binary run as a
-//! child process whose JSON lines the tests read, and traffic from real tools.
+//! child process whose JSON lines the tests read, traffic from real tools, and an HTTP
+//! server on loopback that records the webhooks it receives.
 
+pub mod http_server;
 pub mod monitor_process;
 pub mod netns;
 pub mod send;

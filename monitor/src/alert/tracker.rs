@@ -214,6 +214,7 @@ mod tests {
         AlertTracker::new(&AlertingConfig {
             cooldown: Duration::from_secs(cooldown_secs),
             clear_intervals: NonZeroU32::new(clear).unwrap(),
+            ..AlertingConfig::default()
         })
     }
 

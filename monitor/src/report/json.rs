@@ -126,7 +126,10 @@ impl<W: Write> Reporter for JsonReporter<W> {
             // Same envelope as the other lines: `type` first, then time and interface.
             if let Some(fields) = value.as_object_mut() {
                 let mut line = serde_json::Map::new();
-                line.insert("type".into(), fields.remove("type").unwrap_or_default());
+                line.insert(
+                    "type".into(),
+                    fields.shift_remove("type").unwrap_or_default(),
+                );
                 line.insert("time".into(), now_rfc3339().into());
                 line.insert("iface".into(), run.iface.clone().into());
                 line.append(fields);

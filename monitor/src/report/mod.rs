@@ -30,16 +30,45 @@ pub trait Reporter {
     fn finish(&mut self, run: &RunInfo, totals: &GlobalCounters, elapsed: Duration);
 }
 
-pub fn reporter(json: bool) -> Box<dyn Reporter + Send> {
+/// The stdout reporter. Human lines are coloured only when `colour` is on
+/// (`alerting.color`, off with `--no-color`), stdout is a terminal and `NO_COLOR` is
+/// not set.
+pub fn reporter(json: bool, colour: bool) -> Box<dyn Reporter + Send> {
     if json {
         Box::new(json::JsonReporter::new(std::io::stdout()))
     } else {
         use std::io::IsTerminal as _;
-        let colour = std::io::stdout().is_terminal();
+        let colour = use_colour(
+            colour,
+            std::io::stdout().is_terminal(),
+            std::env::var_os("NO_COLOR").as_deref(),
+        );
         Box::new(human::HumanReporter::new(std::io::stdout(), colour))
     }
 }
 
+/// Colour when asked for, on a terminal, and not refused by a non-empty `NO_COLOR`
+/// (no-color.org).
+pub fn use_colour(wanted: bool, terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
+    wanted && terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 pub(crate) fn now_rfc3339() -> String {
     humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+
+    use super::use_colour;
+
+    #[test]
+    fn colour_only_when_wanted_on_a_terminal_without_no_color() {
+        assert!(use_colour(true, true, None));
+        assert!(use_colour(true, true, Some(OsStr::new(""))));
+        assert!(!use_colour(false, true, None), "--no-color");
+        assert!(!use_colour(true, false, None), "not a terminal");
+        assert!(!use_colour(true, true, Some(OsStr::new("1"))), "NO_COLOR");
+    }
 }
