@@ -6,7 +6,8 @@
 use std::{net::IpAddr, process::Command, time::Duration};
 
 use monitor_tests::{
-    monitor_process::MonitorProcess, netns::TestNet, require_kernel, require_tool, traffic,
+    http_server::TestServer, monitor_process::MonitorProcess, netns::TestNet, require_kernel,
+    require_tool, traffic,
 };
 
 const PACKETS: u64 = 2_000;
@@ -35,6 +36,10 @@ fn a_flood_is_captured_to_a_pcap_file_of_the_attacker_only() {
     let net = TestNet::new().expect("test network");
     let dir = std::env::temp_dir().join(format!("monitor-captures-{}", net.ns));
     let _ = std::fs::remove_dir_all(&dir);
+    // A Discord webhook on loopback: it must hear of the file once it is written.
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let discord = runtime.block_on(TestServer::start(Vec::new()));
+    let hook = format!("discord={}", discord.url("/api/webhooks/1/token"));
     let mut monitor = MonitorProcess::start(&[
         "--iface",
         &net.host_if,
@@ -44,6 +49,8 @@ fn a_flood_is_captured_to_a_pcap_file_of_the_attacker_only() {
         dir.to_str().unwrap(),
         "--pcap-max-packets",
         &PACKETS.to_string(),
+        "--webhook",
+        &hook,
     ])
     .expect("start the monitor");
     let flood = traffic::hping3_flood(
@@ -76,6 +83,12 @@ fn a_flood_is_captured_to_a_pcap_file_of_the_attacker_only() {
     assert!(
         name.starts_with(&format!("syn_flood_{attacker}_")) && name.ends_with("Z.pcap"),
         "{name}"
+    );
+    let notes = runtime.block_on(discord.wait_for(2, Duration::from_secs(10)));
+    assert!(
+        notes.iter().any(|r| r.json().to_string().contains(name)),
+        "Discord hears of {name}: {:?}",
+        notes.iter().map(|r| r.json()).collect::<Vec<_>>()
     );
     let sources = tshark_sources(path);
     assert_eq!(sources.len() as u64, PACKETS, "tshark reads every packet");
