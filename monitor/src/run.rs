@@ -216,7 +216,14 @@ fn report_capture(
     done: &crate::capture::CaptureDone,
 ) {
     reporter.capture(info, done);
-    if done.error.is_none() {
+    if let Some(error) = &done.error {
+        warn!(
+            "capture of {} ({}) stopped after {} packets: {error}; monitoring goes on",
+            done.source,
+            done.kind.as_str(),
+            done.packets
+        );
+    } else {
         let source = done.target.map_or(AlertSource::Many, AlertSource::Ip);
         delivery.capture_written(done.kind, source, &done.path, done.packets);
     }
