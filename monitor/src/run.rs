@@ -127,12 +127,17 @@ async fn poll(
 
     loop {
         tokio::select! {
+            // In this order: a tick due at the deadline is still reported.
+            biased;
             _ = ticker.tick() => match backend.snapshot() {
                 Ok(current) => {
+                    // Ticks jitter: a snapshot 0.999 s old is a 1 s window, not too short
+                    // (taking the one before would halve a new flood's rate at 1 s).
+                    let window = RATE_WINDOW.saturating_sub(interval / 2);
                     let window_start = recent
                         .iter()
                         .rev()
-                        .find(|s| current.taken.duration_since(s.taken) >= RATE_WINDOW)
+                        .find(|s| current.taken.duration_since(s.taken) >= window)
                         .unwrap_or(&recent[0]);
                     let mut input = DetectInput::from_snapshots(window_start, &current);
                     // Less than a window since start: what came before counts as silence.
@@ -169,7 +174,7 @@ async fn poll(
                     reporter.interval(info, &stats::interval(last, &current, config.capture.top));
                     recent.push_back(current);
                     let newest = recent.back().map(|s| s.taken).unwrap_or(started);
-                    while recent.len() > 1 && newest.duration_since(recent[1].taken) >= RATE_WINDOW {
+                    while recent.len() > 1 && newest.duration_since(recent[1].taken) >= window {
                         recent.pop_front();
                     }
                 }

@@ -91,13 +91,13 @@ fn runner_args() -> Vec<String> {
         .status()
         .is_ok_and(|s| s.success())
     {
-        println!("xtask: running the test binaries through `sudo -E` (XDP needs root)");
+        eprintln!("xtask: running the test binaries through `sudo -E` (XDP needs root)");
         return vec![
             "--config".into(),
             "target.'cfg(all())'.runner = 'sudo -E'".into(),
         ];
     }
-    println!("xtask: not root and no password-less sudo: the kernel tests will say so and skip");
+    eprintln!("xtask: not root and no password-less sudo: the kernel tests will say so and skip");
     Vec::new()
 }
 
@@ -108,14 +108,14 @@ fn main() -> Result<()> {
         }
         Cmd::Build { release } => {
             let binary = build(release)?;
-            println!("xtask: built {}", binary.display());
+            eprintln!("xtask: built {}", binary.display());
         }
         Cmd::BuildAndRun { release, args } => {
             let binary = build(release)?;
             let mut cmd = if is_root() {
                 Command::new(&binary)
             } else {
-                println!(
+                eprintln!(
                     "xtask: running the monitor with sudo (XDP needs CAP_BPF and CAP_NET_ADMIN)"
                 );
                 let mut c = Command::new("sudo");

@@ -50,7 +50,7 @@ fn apt_install(packages: &[&str]) -> Result<()> {
             packages.join(" ")
         );
     }
-    println!("xtask: installing Debian packages: {}", packages.join(" "));
+    eprintln!("xtask: installing Debian packages: {}", packages.join(" "));
     let apt = |args: &[&str]| {
         let mut cmd = if sudo {
             let mut c = Command::new("sudo");
@@ -74,7 +74,7 @@ fn apt_install(packages: &[&str]) -> Result<()> {
 /// compare with, and the benchmarks measure the monitor alone.
 pub fn ensure_bench_tools() -> Result<()> {
     if !is_debian() {
-        println!(
+        eprintln!(
             "xtask: not Debian; the detection latency benchmark compares with fastnetmon when \
              it is installed (Debian package `fastnetmon`)"
         );
@@ -93,7 +93,7 @@ pub fn ensure_bench_tools() -> Result<()> {
     // configuration, which reports usage to the vendor every hour). The benchmark runs
     // its own instances; stop the service we just caused, where systemd runs.
     if missing.contains(&"fastnetmon") && Path::new("/run/systemd/system").is_dir() {
-        println!(
+        eprintln!(
             "xtask: stopping and disabling the fastnetmon service its package started \
              (the benchmark runs its own fastnetmon)"
         );
@@ -122,7 +122,7 @@ pub fn ensure(test_tools: bool) -> Result<Route> {
             apt_install(&missing)?;
         }
     } else if test_tools {
-        println!(
+        eprintln!(
             "xtask: not Debian; the end-to-end tests need these tools installed: {}",
             DEBIAN_TEST_PACKAGES.join(", ")
         );
@@ -132,7 +132,7 @@ pub fn ensure(test_tools: bool) -> Result<Route> {
         && toolchain::has_rustup()
         && !toolchain::debian_toolchain_linked()
     {
-        println!("xtask: linking Debian's rustc-web into rustup as `{DEBIAN_TOOLCHAIN}`");
+        eprintln!("xtask: linking Debian's rustc-web into rustup as `{DEBIAN_TOOLCHAIN}`");
         run(Command::new("rustup").args(["toolchain", "link", DEBIAN_TOOLCHAIN, "/usr"]))?;
     }
 
@@ -145,7 +145,7 @@ pub fn ensure(test_tools: bool) -> Result<Route> {
             cmd.args(["--no-default-features", "--features", "llvm-22"])
                 .env("LLVM_PREFIX", "/usr/lib/llvm-22");
         }
-        println!("xtask: installing bpf-linker {BPF_LINKER_VERSION} with cargo (takes a minute)");
+        eprintln!("xtask: installing bpf-linker {BPF_LINKER_VERSION} with cargo (takes a minute)");
         run(&mut cmd).context(
             "failed to install bpf-linker; on Debian 12 it needs llvm-22-dev, elsewhere \
              see https://github.com/aya-rs/bpf-linker",
@@ -153,7 +153,7 @@ pub fn ensure(test_tools: bool) -> Result<Route> {
     }
 
     let route = toolchain::detect().map_err(|missing| anyhow::anyhow!("{missing}"))?;
-    println!(
+    eprintln!(
         "xtask: eBPF toolchain: {route}; cargo runs under `rustup run {}`{}",
         route.toolchain(),
         if route.needs_rustc_bootstrap() {

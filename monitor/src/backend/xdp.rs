@@ -350,7 +350,7 @@ impl XdpBackend {
         let mode = match mode {
             XdpModeArg::Native => {
                 attach(program, XdpMode::Driver, "native")
-                    .map_err(|e| e.context("try --xdp-mode skb"))?;
+                    .map_err(|e| anyhow!("{e:#}; try --xdp-mode skb"))?;
                 AttachedMode::Native
             }
             XdpModeArg::Skb => {
@@ -443,10 +443,13 @@ impl Backend for XdpBackend {
 
     fn snapshot(&mut self) -> Result<Snapshot> {
         let taken = Instant::now();
+        // Sources before the host totals: the totals then cover at least what the
+        // sources add up to (a top source never shows more than the whole host).
+        let sources = read_sources(&self.ebpf)?;
         Ok(Snapshot {
             taken,
             global: read_global(&self.ebpf)?,
-            sources: read_sources(&self.ebpf)?,
+            sources,
             listed_destinations: read_listed_destinations(&self.ebpf)?,
             large_flows: self.large_flows()?,
             syn_acks_sent: if self.egress {
@@ -533,6 +536,8 @@ fn start_capture_readers(ebpf: &mut Ebpf) -> Result<tokio::sync::mpsc::Receiver<
         let sender = sender.clone();
         tokio::spawn(async move {
             let mut lost = 0u64;
+            // One warning per CPU at most every few seconds, however hard the flood.
+            let mut last_warning: Option<Instant> = None;
             loop {
                 let Ok(mut guard) = fd.readable_mut().await else {
                     return;
@@ -552,9 +557,10 @@ fn start_capture_readers(ebpf: &mut Ebpf) -> Result<tokio::sync::mpsc::Receiver<
                     PerfEvent::Lost { count } => lost += count,
                 });
                 guard.clear_ready();
-                if lost > 0 {
+                if lost > 0 && last_warning.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
                     warn!("capture on CPU {cpu} lost {lost} packets (buffers full)");
                     lost = 0;
+                    last_warning = Some(Instant::now());
                 }
                 if sender.is_closed() {
                     return;

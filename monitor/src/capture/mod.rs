@@ -139,9 +139,13 @@ impl CapturePlanner {
     }
 }
 
-/// Deletes the oldest `.pcap` files in `dir` until they total at most `max_bytes`;
-/// returns the files deleted.
-pub fn enforce_disk_limit(dir: &Path, max_bytes: u64) -> std::io::Result<Vec<PathBuf>> {
+/// Deletes the oldest `.pcap` files in `dir` until they total at most `max_bytes`,
+/// sparing the files still being written (`open`); returns the files deleted.
+pub fn enforce_disk_limit(
+    dir: &Path,
+    max_bytes: u64,
+    open: &[&Path],
+) -> std::io::Result<Vec<PathBuf>> {
     let mut files: Vec<(SystemTime, u64, PathBuf)> = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
@@ -157,6 +161,9 @@ pub fn enforce_disk_limit(dir: &Path, max_bytes: u64) -> std::io::Result<Vec<Pat
     for (_, len, path) in files {
         if total <= max_bytes {
             break;
+        }
+        if open.contains(&path.as_path()) {
+            continue;
         }
         std::fs::remove_file(&path)?;
         total -= len;
@@ -215,6 +222,9 @@ impl Captures {
             let Some(start) = self.planner.request(alert, now) else {
                 continue;
             };
+            // The writer learns of the capture before the kernel starts sending its
+            // packets, so none arrives for a capture it does not know yet.
+            let _ = self.starts.send(start.clone());
             if let Err(err) = backend.arm_capture(start.id, start.target) {
                 log::warn!("cannot capture {}: {err:#}", alert.source);
                 let done = CaptureDone {
@@ -231,7 +241,6 @@ impl Captures {
                 continue;
             }
             log::info!("capturing {} to {}", alert.source, start.path.display());
-            let _ = self.starts.send(start);
         }
     }
 
@@ -375,9 +384,14 @@ mod tests {
                 .unwrap();
         }
         std::fs::write(dir.join("notes.txt"), vec![0u8; 1_000]).unwrap();
-        let deleted = enforce_disk_limit(&dir, 200).unwrap();
+        let deleted = enforce_disk_limit(&dir, 200, &[]).unwrap();
         assert_eq!(deleted, vec![dir.join("a.pcap")]);
         assert!(dir.join("b.pcap").exists() && dir.join("c.pcap").exists());
+        // The oldest left is still being written: the next one goes instead.
+        let open = dir.join("b.pcap");
+        let deleted = enforce_disk_limit(&dir, 100, &[open.as_path()]).unwrap();
+        assert_eq!(deleted, vec![dir.join("c.pcap")]);
+        assert!(open.exists());
         assert!(
             dir.join("notes.txt").exists(),
             "only captures are counted and deleted"

@@ -62,8 +62,16 @@ fn done(start: &CaptureStart, packets: u64, bytes: u64, error: Option<String>) -
     }
 }
 
-/// Closes a capture: flushes the file, then keeps the directory under its limit.
-fn close(capture: OpenCapture, error: Option<String>, dir: &Path, max_disk: u64) -> CaptureDone {
+/// Closes a capture: flushes the file, then keeps the directory under its limit
+/// (sparing the files of the captures still open). A capture that got no packet (the
+/// traffic had stopped by the time it was armed) leaves no empty file behind.
+fn close(
+    capture: OpenCapture,
+    error: Option<String>,
+    dir: &Path,
+    max_disk: u64,
+    still_open: &HashMap<u32, OpenCapture>,
+) -> CaptureDone {
     let flushed = capture.writer.into_writer().into_inner().map_err(|e| {
         format!(
             "cannot finish {}: {}",
@@ -71,8 +79,16 @@ fn close(capture: OpenCapture, error: Option<String>, dir: &Path, max_disk: u64)
             e.error()
         )
     });
-    let error = error.or(flushed.err());
-    if let Err(e) = enforce_disk_limit(dir, max_disk) {
+    let mut error = error.or(flushed.err());
+    if error.is_none() && capture.packets == 0 {
+        let _ = std::fs::remove_file(&capture.start.path);
+        error = Some("no packet arrived before the capture ended (the traffic had stopped)".into());
+    }
+    let open: Vec<&Path> = still_open
+        .values()
+        .map(|c| c.start.path.as_path())
+        .collect();
+    if let Err(e) = enforce_disk_limit(dir, max_disk, &open) {
         warn!(
             "cannot keep the capture directory {} under its size limit: {e}",
             dir.display()
@@ -94,6 +110,8 @@ pub fn spawn(
         let mut deadlines = interval(DEADLINE_CHECK);
         loop {
             tokio::select! {
+                // Starts first: a capture is known before its packets are read.
+                biased;
                 start = starts.recv() => {
                     let Some(start) = start else { break };
                     match open(&start) {
@@ -125,7 +143,7 @@ pub fn spawn(
                         Err(e) => Some(format!("cannot write to {}: {e}", capture.start.path.display())),
                     };
                     if let Some(capture) = open_captures.remove(&packet.capture_id) {
-                        let _ = finished.send(close(capture, error, &dir, max_disk));
+                        let _ = finished.send(close(capture, error, &dir, max_disk, &open_captures));
                     }
                 }
                 _ = deadlines.tick() => {
@@ -137,14 +155,15 @@ pub fn spawn(
                         .collect();
                     for id in expired {
                         if let Some(capture) = open_captures.remove(&id) {
-                            let _ = finished.send(close(capture, None, &dir, max_disk));
+                            let _ = finished.send(close(capture, None, &dir, max_disk, &open_captures));
                         }
                     }
                 }
             }
         }
-        for (_, capture) in open_captures.drain() {
-            let _ = finished.send(close(capture, None, &dir, max_disk));
+        let closing: Vec<OpenCapture> = open_captures.drain().map(|(_, c)| c).collect();
+        for capture in closing {
+            let _ = finished.send(close(capture, None, &dir, max_disk, &open_captures));
         }
     })
 }

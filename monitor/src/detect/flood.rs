@@ -89,7 +89,12 @@ pub fn source_floods(
             Unit::SynPerSec.format(syn_rate),
             Unit::SynPerSec.format(threshold as f64)
         );
-        if let Some(ratio) = ratio {
+        if traffic.syn_ack_sent == Some(0) {
+            message.push_str(", no SYN-ACK sent back");
+            if !by_rate {
+                message.push_str(&format!(" (ratio threshold {})", t.syn_ratio.get()));
+            }
+        } else if let Some(ratio) = ratio {
             message.push_str(&format!(", SYN:SYN-ACK ratio ~{ratio:.1}"));
             if !by_rate {
                 message.push_str(&format!(" (threshold {})", t.syn_ratio.get()));

@@ -10,7 +10,7 @@ use std::{collections::HashMap, net::IpAddr};
 use monitor_common::{GlobalCounters, SourceCounters, counters::Tally};
 
 use crate::{
-    alert::Finding,
+    alert::{AlertKind, AlertSource, Finding},
     backend::Snapshot,
     config::{Config, DetectionConfig},
 };
@@ -261,6 +261,19 @@ impl Detector {
                 ));
             }
         }
+        // A scan is unanswered SYNs too: a source reported as scanning is not also a
+        // SYN flood by the ratio alone (its SYN rate under the SYN threshold).
+        let scanners: Vec<AlertSource> = found
+            .iter()
+            .filter(|f| f.kind == AlertKind::PortScan)
+            .map(|f| f.source)
+            .collect();
+        let syn_threshold = self.config.per_source.syn_per_sec.get() as f64;
+        found.retain(|f| {
+            !(f.kind == AlertKind::SynFlood
+                && f.threshold < syn_threshold
+                && scanners.contains(&f.source))
+        });
         for flow in &input.flows {
             if !allowlisted(flow.key.src.ip()) {
                 found.extend(download::large_download(flow, &self.config.large_download));

@@ -493,3 +493,33 @@ fn kernel_matches_and_flows_become_input() {
     );
     assert!(idle.blocklist_hits.is_empty());
 }
+
+/// A scan is unanswered SYNs: a scanner under the SYN threshold is reported as a scan,
+/// not also as a SYN flood by the SYN:SYN-ACK ratio; the ratio still catches a source
+/// that is not scanning.
+#[test]
+fn a_scan_is_not_also_a_ratio_syn_flood() {
+    let scanner = "192.0.2.44";
+    let mut input = interval(&[(scanner, src(100, 6_000, 100, 0, 0))]); // 400 SYN/s
+    input.syn_ack_sent.insert(ip(scanner), 0);
+    input.scans.insert(
+        ip(scanner),
+        ScanEstimate {
+            distinct_ports: 180,
+            distinct_hosts: 1,
+        },
+    );
+    let mut d = Detector::new(&Config::default(), Lists::default(), "eth0");
+    let kinds: Vec<AlertKind> = d.evaluate(&input).iter().map(|f| f.kind).collect();
+    assert_eq!(kinds, vec![AlertKind::PortScan]);
+
+    input.scans.clear();
+    let found = d.evaluate(&input);
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].kind, AlertKind::SynFlood);
+    assert!(
+        found[0].message.contains("no SYN-ACK sent back"),
+        "{}",
+        found[0].message
+    );
+}
