@@ -178,10 +178,15 @@ fn count_source(ctx: &XdpContext, info: &PacketInfo, len: u64, settings: &Settin
         return;
     };
     // SAFETY: this CPU's own cache; XDP runs with preemption off.
-    let evicted = unsafe { (*cache).record(&key, info, len, settings, |k| is_listed(&k.addr)) };
-    if let Some(evicted) = evicted {
-        flush(ctx, &evicted);
-    }
+    let cache = unsafe { &mut *cache };
+    cache.record(
+        &key,
+        info,
+        len,
+        settings,
+        |k| is_listed(&k.addr),
+        |evicted| flush(ctx, evicted),
+    );
 }
 
 #[inline(always)]

@@ -70,7 +70,14 @@ fn a_repeated_source_stays_in_its_slot() {
     let mut cache = SourceCache::default();
     let info = syn_info();
     for _ in 0..1_000 {
-        assert_eq!(cache.record(&key(7), &info, 60, &SETTINGS, |_| false), None);
+        cache.record(
+            &key(7),
+            &info,
+            60,
+            &SETTINGS,
+            |_| false,
+            |_| panic!("a source in its own slot is never flushed"),
+        );
     }
     let slot = cache.slots[source_slot(&key(7))];
     assert_eq!(slot.key, key(7));
@@ -97,10 +104,17 @@ fn evicted_plus_pending_counts_are_exact() {
     for (n, &s) in sources.iter().enumerate() {
         for _ in 0..(n % 3 + 1) {
             *sent.entry(key(s)).or_default() += 1;
-            if let Some(evicted) = cache.record(&key(s), &info, 60, &SETTINGS, |_| false) {
-                assert!(evicted.is_occupied());
-                *table.entry(evicted.key).or_default() += evicted.counters.packets;
-            }
+            cache.record(
+                &key(s),
+                &info,
+                60,
+                &SETTINGS,
+                |_| false,
+                |evicted| {
+                    assert!(evicted.is_occupied());
+                    *table.entry(evicted.key).or_default() += evicted.counters.packets;
+                },
+            );
         }
     }
     for slot in cache.slots.iter().filter(|s| s.is_occupied()) {
@@ -181,10 +195,17 @@ fn the_blocklist_verdict_is_cached_per_generation() {
         ..SETTINGS
     };
     for _ in 0..10 {
-        cache.record(&key(7), &info, 60, &settings, |_| {
-            lookups += 1;
-            true
-        });
+        cache.record(
+            &key(7),
+            &info,
+            60,
+            &settings,
+            |_| {
+                lookups += 1;
+                true
+            },
+            |_| {},
+        );
     }
     assert_eq!(lookups, 1);
     let slot = cache.slots[source_slot(&key(7))];
@@ -193,7 +214,7 @@ fn the_blocklist_verdict_is_cached_per_generation() {
         blocklist_generation: 1,
         ..settings
     };
-    cache.record(&key(7), &info, 60, &changed, |_| false);
+    cache.record(&key(7), &info, 60, &changed, |_| false, |_| {});
     let slot = cache.slots[source_slot(&key(7))];
     assert_eq!((slot.counters.blocklisted, slot.counters.packets), (10, 11));
 }
