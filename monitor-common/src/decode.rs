@@ -4,6 +4,12 @@
 //! Every frame gets exactly one [`Class`], so the per-class counters add up to the
 //! total. A frame whose headers end early or contradict themselves is `Malformed`;
 //! the decoder never reads a field it has not bounds-checked.
+//!
+//! The same code runs in the XDP program, where how it is written decides what LLVM
+//! makes of it under BPF's ten registers and the kernel's verifier:
+//! - a header is read whole, in one bounds check, rather than field by field;
+//! - one `let else` per read, never a tuple of Options: a tuple leaves the payload of a
+//!   `None` undefined, and the verifier trips over LLVM spilling such a value.
 
 use crate::frame::Frame;
 
@@ -221,37 +227,24 @@ pub fn decode<F: Frame + ?Sized>(frame: &F) -> PacketInfo {
 
 #[inline(always)]
 fn decode_ipv4<F: Frame + ?Sized>(frame: &F, offset: usize, info: &mut PacketInfo) {
-    // Fields are read where they are: copying the header into an array first costs the
-    // XDP program a stack slot per byte.
-    let Some([version_ihl, _tos, len_hi, len_lo]) = frame.read::<4>(offset) else {
+    // The fixed header in one read: one bounds check instead of one per field.
+    let Some(h) = frame.read::<20>(offset) else {
         return;
     };
-    let Some([_, _, frag_hi, frag_lo]) = frame.read::<4>(offset + 4) else {
-        return;
-    };
-    let Some([_ttl, proto]) = frame.read::<2>(offset + 8) else {
-        return;
-    };
-    // One `let else` per read: a tuple of Options would leave the payload of a None
-    // undefined, and the kernel's verifier trips over LLVM spilling such a value.
-    let Some(src) = frame.read::<4>(offset + 12) else {
-        return;
-    };
-    let Some(dst) = frame.read::<4>(offset + 16) else {
-        return;
-    };
+    let version_ihl = h[0];
     let header_len = usize::from(version_ihl & 0x0f) * 4;
-    let total_len = usize::from(u16::from_be_bytes([len_hi, len_lo]));
+    let total_len = usize::from(u16::from_be_bytes([h[2], h[3]]));
     if version_ihl >> 4 != 4 || header_len < 20 || total_len < header_len {
         return;
     }
-    if !holds(frame, offset + header_len) {
+    if header_len > 20 && !holds(frame, offset + header_len) {
         return;
     }
+    let proto = h[9];
     info.family = Family::Ipv4;
-    info.src = Addr::ipv4_mapped(src);
-    info.dst = Addr::ipv4_mapped(dst);
-    let flags_fragment = u16::from_be_bytes([frag_hi, frag_lo]);
+    info.src = Addr::ipv4_mapped([h[12], h[13], h[14], h[15]]);
+    info.dst = Addr::ipv4_mapped([h[16], h[17], h[18], h[19]]);
+    let flags_fragment = u16::from_be_bytes([h[6], h[7]]);
     let more_fragments = flags_fragment & 0x2000 != 0;
     let fragment_offset = flags_fragment & 0x1fff;
     info.fragment = more_fragments || fragment_offset != 0;
@@ -266,24 +259,23 @@ fn decode_ipv4<F: Frame + ?Sized>(frame: &F, offset: usize, info: &mut PacketInf
 
 #[inline(always)]
 fn decode_ipv6<F: Frame + ?Sized>(frame: &F, offset: usize, info: &mut PacketInfo) {
-    let Some([version_class, _, _, _, len_hi, len_lo, next_header, _]) = frame.read::<8>(offset)
-    else {
+    let Some(h) = frame.read::<40>(offset) else {
         return;
     };
-    let word = |at: usize| frame.read::<8>(offset + at).map(u64::from_ne_bytes);
-    let Some(s0) = word(8) else { return };
-    let Some(s1) = word(16) else { return };
-    let Some(d0) = word(24) else { return };
-    let Some(d1) = word(32) else { return };
-    if version_class >> 4 != 6 {
+    if h[0] >> 4 != 6 {
         return;
     }
+    let word = |at: usize| {
+        let mut w = [0; 8];
+        w.copy_from_slice(&h[at..at + 8]);
+        u64::from_ne_bytes(w)
+    };
     info.family = Family::Ipv6;
-    info.src = Addr([s0, s1]);
-    info.dst = Addr([d0, d1]);
+    info.src = Addr([word(8), word(16)]);
+    info.dst = Addr([word(24), word(32)]);
 
-    let datagram_end = offset + 40 + usize::from(u16::from_be_bytes([len_hi, len_lo]));
-    let mut next = next_header;
+    let datagram_end = offset + 40 + usize::from(u16::from_be_bytes([h[4], h[5]]));
+    let mut next = h[6];
     let mut offset = offset + 40;
     for _ in 0..MAX_IPV6_EXT_HEADERS {
         match next {
@@ -342,7 +334,7 @@ fn decode_l4<F: Frame + ?Sized>(
                 return;
             };
             let header_len = usize::from(t[12] >> 4) * 4;
-            if header_len < 20 || !holds(frame, offset + header_len) {
+            if header_len < 20 || (header_len > 20 && !holds(frame, offset + header_len)) {
                 return;
             }
             info.src_port = u16::from_be_bytes([t[0], t[1]]);

@@ -120,18 +120,50 @@ impl Frame for PacketFrame {
         if at + N > self.end {
             return None;
         }
-        // SAFETY: `at..at + N` lies inside the frame, checked just above. Two-, four-
-        // and eight-byte fields are read with one load each: LLVM lowers unaligned
-        // reads to a load per byte, and header fields sit at any alignment. The
-        // verifier accepts misaligned packet loads where the CPU does them well
-        // (x86-64, arm64), and refuses to load the program elsewhere.
-        unsafe {
-            Some(match N {
-                2 => core::mem::transmute_copy(&(at as *const u16).read()),
-                4 => core::mem::transmute_copy(&(at as *const u32).read()),
-                8 => core::mem::transmute_copy(&(at as *const u64).read()),
-                _ => core::ptr::read_unaligned(at as *const [u8; N]),
-            })
+        // One bounds check for the whole header, then a load per word: LLVM lowers an
+        // unaligned array read to a load per byte, and header fields sit at any
+        // alignment.
+        let mut bytes = [0u8; N];
+        let mut i = 0;
+        // SAFETY (each load): `at + i..` plus the load's width stays within `at..at + N`,
+        // checked above to lie inside the frame.
+        while i + 8 <= N {
+            bytes[i..i + 8].copy_from_slice(&unsafe { load::<8>(at + i) });
+            i += 8;
+        }
+        if i + 4 <= N {
+            bytes[i..i + 4].copy_from_slice(&unsafe { load::<4>(at + i) });
+            i += 4;
+        }
+        if i + 2 <= N {
+            bytes[i..i + 2].copy_from_slice(&unsafe { load::<2>(at + i) });
+            i += 2;
+        }
+        if i < N {
+            bytes[i] = unsafe { load::<1>(at + i) }[0];
+        }
+        Some(bytes)
+    }
+}
+
+/// The `W` bytes at `at`, in one load.
+///
+/// A pointer read (not `read_unaligned`) is what makes LLVM emit a single load; the
+/// address may be misaligned, which the verifier accepts for packet loads where the
+/// CPU does them well (x86-64, arm64), refusing to load the program elsewhere.
+///
+/// # Safety
+///
+/// `at..at + W` lies inside the frame, checked against its end.
+#[inline(always)]
+unsafe fn load<const W: usize>(at: usize) -> [u8; W] {
+    // SAFETY: the caller's.
+    unsafe {
+        match W {
+            8 => core::mem::transmute_copy(&(at as *const u64).read()),
+            4 => core::mem::transmute_copy(&(at as *const u32).read()),
+            2 => core::mem::transmute_copy(&(at as *const u16).read()),
+            _ => core::ptr::read(at as *const [u8; W]),
         }
     }
 }
