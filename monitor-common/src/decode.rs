@@ -8,6 +8,7 @@
 //! The same code runs in the XDP program, where how it is written decides what LLVM
 //! makes of it under BPF's ten registers and the kernel's verifier:
 //! - a header is read whole, in one bounds check, rather than field by field;
+//! - frames without IP leave through `Err` (see [`decode_ip`]);
 //! - one `let else` per read, never a tuple of Options: a tuple leaves the payload of a
 //!   `None` undefined, and the verifier trips over LLVM spilling such a value.
 
@@ -102,6 +103,21 @@ pub enum Class {
     Malformed = 5,
 }
 
+impl Class {
+    /// The inverse of `as u8`.
+    #[inline(always)]
+    const fn from_bits(bits: u8) -> Self {
+        match bits {
+            0 => Self::Tcp,
+            1 => Self::Udp,
+            2 => Self::Icmp,
+            3 => Self::Other,
+            4 => Self::NonIp,
+            _ => Self::Malformed,
+        }
+    }
+}
+
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Family {
@@ -136,13 +152,33 @@ pub struct PacketInfo {
 }
 
 impl PacketInfo {
+    /// A frame without a valid IP header: only its class is known.
     #[inline(always)]
-    const fn malformed() -> Self {
+    pub const fn without_ip(class: Class) -> Self {
         Self {
-            class: Class::Malformed,
+            class,
             family: Family::None,
             src: Addr::UNSPECIFIED,
             dst: Addr::UNSPECIFIED,
+            ip_proto: 255,
+            src_port: 0,
+            dst_port: 0,
+            tcp_flags: 0,
+            fragment: false,
+            later_fragment: false,
+            payload_len: 0,
+        }
+    }
+
+    /// A valid IP header, before anything past it is known (so `Malformed` until the
+    /// L4 header is read).
+    #[inline(always)]
+    const fn ip(family: Family, src: Addr, dst: Addr) -> Self {
+        Self {
+            class: Class::Malformed,
+            family,
+            src,
+            dst,
             ip_proto: 255,
             src_port: 0,
             dst_port: 0,
@@ -201,9 +237,23 @@ fn holds<F: Frame + ?Sized>(frame: &F, end: usize) -> bool {
 /// Decodes one frame.
 #[inline(always)]
 pub fn decode<F: Frame + ?Sized>(frame: &F) -> PacketInfo {
-    let mut info = PacketInfo::malformed();
+    match decode_ip(frame) {
+        Ok(info) => info,
+        Err(class) => PacketInfo::without_ip(class),
+    }
+}
+
+/// Decodes a frame with a valid IP header; for any other frame, `Err` holds its class
+/// (`NonIp` or `Malformed`), which is all there is to know of it.
+///
+/// The XDP program counts such frames on a path of their own: when every early return
+/// of the decoder meets the full result at one point, LLVM carries each field of the
+/// result through all of them, and with BPF's ten registers each return path stores a
+/// dozen spilled fields on the way (most of the program's cost, measured).
+#[inline(always)]
+pub fn decode_ip<F: Frame + ?Sized>(frame: &F) -> Result<PacketInfo, Class> {
     let Some(mut ethertype) = frame.be16_at(ETH_HLEN - 2) else {
-        return info;
+        return Err(Class::Malformed);
     };
     let mut offset = ETH_HLEN;
     for _ in 0..MAX_VLAN_TAGS {
@@ -212,68 +262,71 @@ pub fn decode<F: Frame + ?Sized>(frame: &F) -> PacketInfo {
         }
         // The tag is TCI (2 bytes) then the inner EtherType.
         let Some(inner) = frame.be16_at(offset + 2) else {
-            return info;
+            return Err(Class::Malformed);
         };
         ethertype = inner;
         offset += VLAN_HLEN;
     }
     match ethertype {
-        ETHERTYPE_IPV4 => decode_ipv4(frame, offset, &mut info),
-        ETHERTYPE_IPV6 => decode_ipv6(frame, offset, &mut info),
-        _ => info.class = Class::NonIp,
+        ETHERTYPE_IPV4 => decode_ipv4(frame, offset),
+        ETHERTYPE_IPV6 => decode_ipv6(frame, offset),
+        _ => Err(Class::NonIp),
     }
-    info
 }
 
 #[inline(always)]
-fn decode_ipv4<F: Frame + ?Sized>(frame: &F, offset: usize, info: &mut PacketInfo) {
+fn decode_ipv4<F: Frame + ?Sized>(frame: &F, offset: usize) -> Result<PacketInfo, Class> {
     // The fixed header in one read: one bounds check instead of one per field.
     let Some(h) = frame.read::<20>(offset) else {
-        return;
+        return Err(Class::Malformed);
     };
     let version_ihl = h[0];
     let header_len = usize::from(version_ihl & 0x0f) * 4;
     let total_len = usize::from(u16::from_be_bytes([h[2], h[3]]));
     if version_ihl >> 4 != 4 || header_len < 20 || total_len < header_len {
-        return;
+        return Err(Class::Malformed);
     }
     if header_len > 20 && !holds(frame, offset + header_len) {
-        return;
+        return Err(Class::Malformed);
     }
-    let proto = h[9];
-    info.family = Family::Ipv4;
-    info.src = Addr::ipv4_mapped([h[12], h[13], h[14], h[15]]);
-    info.dst = Addr::ipv4_mapped([h[16], h[17], h[18], h[19]]);
     let flags_fragment = u16::from_be_bytes([h[6], h[7]]);
     let more_fragments = flags_fragment & 0x2000 != 0;
     let fragment_offset = flags_fragment & 0x1fff;
+    let proto = h[9];
+    let mut info = PacketInfo::ip(
+        Family::Ipv4,
+        Addr::ipv4_mapped([h[12], h[13], h[14], h[15]]),
+        Addr::ipv4_mapped([h[16], h[17], h[18], h[19]]),
+    );
     info.fragment = more_fragments || fragment_offset != 0;
     info.ip_proto = proto;
     if fragment_offset != 0 {
         info.later_fragment = true;
         info.class = class_of(proto);
-        return;
+        return Ok(info);
     }
-    decode_l4(frame, offset + header_len, offset + total_len, proto, info);
+    decode_l4(frame, offset + header_len, offset + total_len, proto).apply(&mut info);
+    Ok(info)
 }
 
 #[inline(always)]
-fn decode_ipv6<F: Frame + ?Sized>(frame: &F, offset: usize, info: &mut PacketInfo) {
+fn decode_ipv6<F: Frame + ?Sized>(frame: &F, offset: usize) -> Result<PacketInfo, Class> {
     let Some(h) = frame.read::<40>(offset) else {
-        return;
+        return Err(Class::Malformed);
     };
     if h[0] >> 4 != 6 {
-        return;
+        return Err(Class::Malformed);
     }
     let word = |at: usize| {
         let mut w = [0; 8];
         w.copy_from_slice(&h[at..at + 8]);
         u64::from_ne_bytes(w)
     };
-    info.family = Family::Ipv6;
-    info.src = Addr([word(8), word(16)]);
-    info.dst = Addr([word(24), word(32)]);
-
+    let mut info = PacketInfo::ip(
+        Family::Ipv6,
+        Addr([word(8), word(16)]),
+        Addr([word(24), word(32)]),
+    );
     let datagram_end = offset + 40 + usize::from(u16::from_be_bytes([h[4], h[5]]));
     let mut next = h[6];
     let mut offset = offset + 40;
@@ -282,14 +335,14 @@ fn decode_ipv6<F: Frame + ?Sized>(frame: &F, offset: usize, info: &mut PacketInf
             IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS => {
                 // Next header, then the length in 8-octet units not counting the first.
                 let Some([following, len_units]) = frame.read::<2>(offset) else {
-                    return;
+                    return Ok(info);
                 };
                 next = following;
                 offset += (usize::from(len_units) + 1) * 8;
             }
             IPPROTO_FRAGMENT => {
                 let Some([following, _, off_hi, off_lo]) = frame.read::<4>(offset) else {
-                    return;
+                    return Ok(info);
                 };
                 next = following;
                 offset += 8;
@@ -298,7 +351,7 @@ fn decode_ipv6<F: Frame + ?Sized>(frame: &F, offset: usize, info: &mut PacketInf
                     info.ip_proto = next;
                     info.later_fragment = true;
                     info.class = class_of(next);
-                    return;
+                    return Ok(info);
                 }
             }
             _ => break,
@@ -308,58 +361,102 @@ fn decode_ipv6<F: Frame + ?Sized>(frame: &F, offset: usize, info: &mut PacketInf
         next,
         IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS | IPPROTO_FRAGMENT
     ) {
-        // Chain longer than the walk: leave it malformed (but with its addresses).
-        return;
+        // Chain longer than the walk: malformed, but with its addresses.
+        return Ok(info);
     }
     info.ip_proto = next;
-    decode_l4(frame, offset, datagram_end, next, info);
+    decode_l4(frame, offset, datagram_end, next).apply(&mut info);
+    Ok(info)
 }
 
-#[inline(always)]
+/// What the L4 header gave: the class, ports, TCP flags and payload length, packed
+/// into one word. The decoder's L4 checks each end in their own early return, and in
+/// the XDP program every one of those carries the whole L4 result to where they meet:
+/// one register each, where five separate fields spill and cost a store apiece.
+#[derive(Clone, Copy)]
+struct L4(u64);
+
+impl L4 {
+    /// Class only (no header read, or a bad one).
+    #[inline(always)]
+    const fn class(class: Class) -> Self {
+        Self(class as u64)
+    }
+
+    /// A TCP or UDP header. `payload_len` fits in 16 bits: an IP datagram holds at most
+    /// 65,535 bytes.
+    #[inline(always)]
+    const fn header(
+        class: Class,
+        src_port: u16,
+        dst_port: u16,
+        tcp_flags: u8,
+        payload_len: usize,
+    ) -> Self {
+        Self(
+            class as u64
+                | (tcp_flags as u64) << 8
+                | (src_port as u64) << 16
+                | (dst_port as u64) << 32
+                | (payload_len as u64 & 0xffff) << 48,
+        )
+    }
+
+    #[inline(always)]
+    fn apply(self, info: &mut PacketInfo) {
+        info.class = Class::from_bits(self.0 as u8);
+        info.tcp_flags = (self.0 >> 8) as u8;
+        info.src_port = (self.0 >> 16) as u16;
+        info.dst_port = (self.0 >> 32) as u16;
+        info.payload_len = (self.0 >> 48) as u32;
+    }
+}
+
 /// `datagram_end`: where the IP datagram ends by its length fields (the frame may be
 /// longer, padded, or shorter, cut by a snap length).
-fn decode_l4<F: Frame + ?Sized>(
-    frame: &F,
-    offset: usize,
-    datagram_end: usize,
-    proto: u8,
-    info: &mut PacketInfo,
-) {
+#[inline(always)]
+fn decode_l4<F: Frame + ?Sized>(frame: &F, offset: usize, datagram_end: usize, proto: u8) -> L4 {
+    const MALFORMED: L4 = L4::class(Class::Malformed);
     if offset > MAX_HEADER_OFFSET {
-        return;
+        return MALFORMED;
     }
     match proto {
         IPPROTO_TCP => {
             let Some(t) = frame.read::<20>(offset) else {
-                return;
+                return MALFORMED;
             };
             let header_len = usize::from(t[12] >> 4) * 4;
             if header_len < 20 || (header_len > 20 && !holds(frame, offset + header_len)) {
-                return;
+                return MALFORMED;
             }
-            info.src_port = u16::from_be_bytes([t[0], t[1]]);
-            info.dst_port = u16::from_be_bytes([t[2], t[3]]);
-            info.tcp_flags = t[13];
-            info.payload_len = datagram_end.saturating_sub(offset + header_len) as u32;
-            info.class = Class::Tcp;
+            L4::header(
+                Class::Tcp,
+                u16::from_be_bytes([t[0], t[1]]),
+                u16::from_be_bytes([t[2], t[3]]),
+                t[13],
+                datagram_end.saturating_sub(offset + header_len),
+            )
         }
         IPPROTO_UDP => {
             let Some(u) = frame.read::<8>(offset) else {
-                return;
+                return MALFORMED;
             };
-            info.src_port = u16::from_be_bytes([u[0], u[1]]);
-            info.dst_port = u16::from_be_bytes([u[2], u[3]]);
-            info.payload_len = datagram_end.saturating_sub(offset + 8) as u32;
-            info.class = Class::Udp;
+            L4::header(
+                Class::Udp,
+                u16::from_be_bytes([u[0], u[1]]),
+                u16::from_be_bytes([u[2], u[3]]),
+                0,
+                datagram_end.saturating_sub(offset + 8),
+            )
         }
         IPPROTO_ICMP | IPPROTO_ICMPV6 => {
             // Type, code, checksum and the 4-byte rest-of-header every message has.
             if frame.read::<8>(offset).is_none() {
-                return;
+                return MALFORMED;
             }
-            info.class = Class::Icmp;
+            L4::class(Class::Icmp)
         }
-        _ => info.class = Class::Other,
+        _ => L4::class(Class::Other),
     }
 }
 

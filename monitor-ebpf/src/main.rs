@@ -18,7 +18,7 @@ use monitor_common::{
         DestinationCounters, FlowCounters, FlowKey, LargeFlowEvent, MIN_FLOW_PAYLOAD, Settings,
     },
     decode,
-    decode::{Addr, MAX_HEADER_OFFSET},
+    decode::{Addr, MAX_HEADER_OFFSET, decode_ip},
 };
 
 #[map(name = "GLOBAL_COUNTERS")]
@@ -174,19 +174,38 @@ fn count(ctx: &XdpContext) {
         start: ctx.data(),
         end: ctx.data_end(),
     };
-    let info = decode(&frame);
     let len = frame.len() as u64;
-    if let Some(global) = GLOBAL_COUNTERS.get_ptr_mut(0) {
-        // SAFETY: this CPU's own slot; XDP runs with preemption off.
-        unsafe { (*global).record(&info, len) };
-    }
-    if !info.has_source() {
+    let Some(global) = GLOBAL_COUNTERS.get_ptr_mut(0) else {
         return;
-    }
+    };
+    let info = match decode_ip(&frame) {
+        Ok(info) => info,
+        Err(class) => {
+            // SAFETY: this CPU's own slot; XDP runs with preemption off.
+            unsafe { (*global).record(&PacketInfo::without_ip(class), len) };
+            return;
+        }
+    };
+    // SAFETY: as above.
+    unsafe { (*global).record(&info, len) };
+    // One `let else` per lookup, never a tuple of Options: see `decode`'s notes.
     let Some(settings) = SETTINGS.get(0) else {
         return;
     };
-    count_source(ctx, &info, len, settings);
+    let Some(cache) = SOURCE_CACHE.get_ptr_mut(0) else {
+        return;
+    };
+    let key = SourceKey { addr: info.src };
+    // SAFETY: this CPU's own cache; XDP runs with preemption off.
+    let cache = unsafe { &mut *cache };
+    cache.record(
+        &key,
+        &info,
+        len,
+        settings,
+        |k| is_listed(&k.addr),
+        |evicted| flush(ctx, evicted),
+    );
     if settings.blocklist_active != 0 && is_listed(&info.dst) {
         count_listed_destination(&info, len);
     }
@@ -201,24 +220,6 @@ fn count(ctx: &XdpContext) {
 #[inline(always)]
 fn is_listed(addr: &Addr) -> bool {
     BLOCKLIST.get(Key::new(128, addr.bytes())).is_some()
-}
-
-#[inline(always)]
-fn count_source(ctx: &XdpContext, info: &PacketInfo, len: u64, settings: &Settings) {
-    let key = SourceKey { addr: info.src };
-    let Some(cache) = SOURCE_CACHE.get_ptr_mut(0) else {
-        return;
-    };
-    // SAFETY: this CPU's own cache; XDP runs with preemption off.
-    let cache = unsafe { &mut *cache };
-    cache.record(
-        &key,
-        info,
-        len,
-        settings,
-        |k| is_listed(&k.addr),
-        |evicted| flush(ctx, evicted),
-    );
 }
 
 #[inline(always)]

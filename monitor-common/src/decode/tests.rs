@@ -253,3 +253,37 @@ fn payload_length_comes_from_the_ip_lengths() {
         0
     );
 }
+
+#[test]
+fn the_largest_datagrams_keep_their_payload_length() {
+    // 65,535 bytes of IPv4, and of IPv6 payload: the L4 result packs the length in
+    // 16 bits.
+    let u = decoded(&Packet::ipv4(A, B, udp()).payload(65_535 - 20 - 8));
+    assert_eq!(u.payload_len, 65_507);
+    let t = decoded(&Packet::ipv6(A6, B6, syn()).payload(65_535 - 20));
+    assert_eq!(t.payload_len, 65_515);
+    assert_eq!((t.src_port, t.dst_port, t.tcp_flags), (40000, 80, TCP_SYN));
+}
+
+#[test]
+fn frames_without_ip_leave_through_err() {
+    let mut arp = Vec::from([0xffu8; 12]);
+    arp.extend_from_slice(&[0x08, 0x06]);
+    arp.resize(42, 0);
+    assert_eq!(decode_ip(arp.as_slice()), Err(Class::NonIp));
+    let frame = Packet::ipv4(A, B, syn()).build();
+    assert_eq!(decode_ip(&frame[..30]), Err(Class::Malformed));
+    assert_eq!(
+        decode_ip(Packet::ipv4(A, B, syn()).ihl(4).build().as_slice()),
+        Err(Class::Malformed)
+    );
+    // Past a valid IP header the source is known, whatever follows.
+    let cut = decode_ip(&frame[..frame.len() - 1]).expect("the IP header is whole");
+    assert_eq!((cut.class, cut.family), (Class::Malformed, Family::Ipv4));
+    assert_eq!(cut.src, Addr::ipv4_mapped(A));
+    // `decode` is `decode_ip` with the class alone for the rest.
+    for f in [arp.as_slice(), &frame[..30], frame.as_slice()] {
+        let expected = decode_ip(f).unwrap_or_else(PacketInfo::without_ip);
+        assert_eq!(decode(f), expected);
+    }
+}
