@@ -225,3 +225,74 @@ fn linear_counting_edges() {
     assert_eq!(estimate_distinct(1, 256), 1);
     assert_eq!(estimate_distinct(256, 256), 1420); // 256 ln 256
 }
+
+/// The cache skips the sketch for a repeated probe: its counts must still be exactly
+/// what `SourceCounters::record` makes of the same packets, across epochs and slot
+/// takeovers too.
+#[test]
+fn the_cache_counts_what_source_counters_count() {
+    let ack = decode(
+        Packet::ipv4(
+            [10, 0, 0, 1],
+            [10, 0, 0, 2],
+            L4::Tcp {
+                src_port: 40_000,
+                dst_port: 80,
+                flags: crate::decode::TCP_ACK,
+            },
+        )
+        .build()
+        .as_slice(),
+    );
+    let ping = |dst: u8| {
+        decode(
+            Packet::ipv4([10, 0, 0, 1], [10, 0, 0, dst], L4::Echo)
+                .build()
+                .as_slice(),
+        )
+    };
+    // Two sources sharing a slot.
+    let a = key(1);
+    let b = (2..)
+        .map(key)
+        .find(|k| source_slot(k) == source_slot(&a))
+        .unwrap();
+    let packets = [
+        // Epoch 0 (before userspace sets one): a zeroed sketch is not stale.
+        (b, ping(3), 0),
+        (a, ping(3), 0),
+        (a, syn_to(80), 1),
+        (a, syn_to(80), 1),
+        (a, ack, 1),
+        (a, syn_to(443), 1),
+        (a, syn_to(80), 1),
+        (a, ping(2), 1),
+        (a, ping(2), 1),
+        (a, ping(3), 1),
+        // The same probe in a new epoch, after a packet that is none.
+        (a, ack, 2),
+        (a, ping(3), 2),
+        // And directly.
+        (a, ping(3), 3),
+        // The same probe from the source that takes the slot over.
+        (b, ping(3), 3),
+        (b, ping(3), 3),
+    ];
+    let mut cache = SourceCache::default();
+    let mut plain = SourceCounters::default();
+    let mut owner = b;
+    for (n, (source, info, epoch)) in packets.iter().enumerate() {
+        let settings = Settings {
+            scan_epoch: *epoch,
+            ..SETTINGS
+        };
+        cache.record(source, info, 60, &settings, |_| false, |_| {});
+        if *source != owner {
+            owner = *source;
+            plain = SourceCounters::default();
+        }
+        plain.record(info, 60, *epoch, false);
+        let slot = cache.slots[source_slot(source)];
+        assert_eq!(slot.counters, plain, "after packet {n}");
+    }
+}
