@@ -56,7 +56,7 @@ impl GlobalCounters {
     #[inline(always)]
     pub fn record(&mut self, info: &PacketInfo, len: u64) {
         self.total.add(len);
-        match info.class {
+        match info.class() {
             Class::Tcp => self.tcp.add(len),
             Class::Udp => self.udp.add(len),
             Class::Icmp => self.icmp.add(len),
@@ -64,7 +64,7 @@ impl GlobalCounters {
             Class::NonIp => self.non_ip.add(len),
             Class::Malformed => self.malformed.add(len),
         }
-        match info.family {
+        match info.family() {
             Family::Ipv4 => self.ipv4.add(len),
             Family::Ipv6 => self.ipv6.add(len),
             Family::None => {}
@@ -81,7 +81,7 @@ impl GlobalCounters {
         if info.is_fin() {
             self.fin += 1;
         }
-        if info.fragment {
+        if info.fragment() {
             self.fragments += 1;
         }
     }
@@ -161,7 +161,8 @@ pub struct Settings {
 /// otherwise look like a scan of our ephemeral ports), or ICMP (for hosts only).
 #[inline(always)]
 fn probes_port(info: &PacketInfo) -> bool {
-    info.is_syn() || (info.class == Class::Udp && !info.later_fragment && info.src_port >= 1024)
+    info.is_syn()
+        || (info.class() == Class::Udp && !info.later_fragment() && info.src_port() >= 1024)
 }
 
 /// A well-mixed 32-bit hash (murmur3's finalizer). Linear counting assumes values
@@ -206,8 +207,8 @@ struct Probe {
 impl Probe {
     #[inline(always)]
     fn of(info: &PacketInfo) -> Option<Self> {
-        let port = probes_port(info).then_some(info.dst_port);
-        (port.is_some() || info.class == Class::Icmp).then(|| Self {
+        let port = probes_port(info).then_some(info.dst_port());
+        (port.is_some() || info.class() == Class::Icmp).then(|| Self {
             host: fold_host(&info.dst),
             port,
         })
@@ -281,7 +282,7 @@ impl SourceCounters {
         if info.is_syn() {
             self.syn += 1;
         }
-        match info.class {
+        match info.class() {
             Class::Udp => self.udp += 1,
             Class::Icmp => self.icmp += 1,
             _ => {}
@@ -487,9 +488,9 @@ impl FlowKey {
         Self {
             src: info.src,
             dst: info.dst,
-            src_port: info.src_port,
-            dst_port: info.dst_port,
-            protocol: info.ip_proto,
+            src_port: info.src_port(),
+            dst_port: info.dst_port(),
+            protocol: info.ip_proto(),
             _pad: [0; 3],
         }
     }

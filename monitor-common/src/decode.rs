@@ -9,6 +9,7 @@
 //! makes of it under BPF's ten registers and the kernel's verifier:
 //! - a header is read whole, in one bounds check, rather than field by field;
 //! - frames without IP leave through `Err` (see [`decode_ip`]);
+//! - the result is a few words, not a dozen fields (see [`PacketInfo`]);
 //! - one `let else` per read, never a tuple of Options: a tuple leaves the payload of a
 //!   `None` undefined, and the verifier trips over LLVM spilling such a value.
 
@@ -127,92 +128,176 @@ pub enum Family {
     Ipv6 = 6,
 }
 
+impl Family {
+    /// The inverse of `as u8`.
+    #[inline(always)]
+    const fn from_bits(bits: u8) -> Self {
+        match bits {
+            4 => Self::Ipv4,
+            6 => Self::Ipv6,
+            _ => Self::None,
+        }
+    }
+}
+
 /// What the decoder learnt of one frame.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+///
+/// Besides the addresses, the fields are packed into two words and read through the
+/// accessors. In the XDP program the result is carried through the decoder's early
+/// returns and past helper calls, under BPF's ten registers: a dozen separate fields
+/// spill there and cost stores on every path, two words mostly stay in registers.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct PacketInfo {
-    pub class: Class,
-    pub family: Family,
     /// Source and destination; IPv4 as IPv4-mapped IPv6 (`::ffff:a.b.c.d`).
     pub src: Addr,
     pub dst: Addr,
-    /// The IP protocol number (after the IPv6 extension headers), 255 when unknown.
-    pub ip_proto: u8,
-    /// TCP/UDP ports; zero when the L4 header was not decoded.
-    pub src_port: u16,
-    pub dst_port: u16,
-    /// TCP flags byte; zero for anything but decoded TCP.
-    pub tcp_flags: u8,
-    /// Part of a fragmented datagram (IPv4 MF or offset, IPv6 fragment header).
-    pub fragment: bool,
-    /// A non-first fragment: the L4 header is not in this frame, so none was read.
-    pub later_fragment: bool,
-    /// L4 payload bytes (after the TCP/UDP header), from the IP length fields; zero
-    /// when the L4 header was not decoded.
-    pub payload_len: u32,
+    /// `Family` (bits 0-7), IP protocol (8-15), `FRAGMENT` and `LATER_FRAGMENT`.
+    ip: u32,
+    /// What the L4 header gave.
+    l4: L4,
 }
+
+const FRAGMENT: u32 = 1 << 16;
+const LATER_FRAGMENT: u32 = 1 << 17;
 
 impl PacketInfo {
     /// A frame without a valid IP header: only its class is known.
     #[inline(always)]
     pub const fn without_ip(class: Class) -> Self {
         Self {
-            class,
-            family: Family::None,
             src: Addr::UNSPECIFIED,
             dst: Addr::UNSPECIFIED,
-            ip_proto: 255,
-            src_port: 0,
-            dst_port: 0,
-            tcp_flags: 0,
-            fragment: false,
-            later_fragment: false,
-            payload_len: 0,
+            ip: Family::None as u32 | 255 << 8,
+            l4: L4::class(class),
         }
     }
 
-    /// A valid IP header, before anything past it is known (so `Malformed` until the
-    /// L4 header is read).
+    /// A valid IP header, before anything past it is known: the protocol is unknown
+    /// (255) and the class `Malformed` until the L4 header is read.
     #[inline(always)]
     const fn ip(family: Family, src: Addr, dst: Addr) -> Self {
         Self {
-            class: Class::Malformed,
-            family,
             src,
             dst,
-            ip_proto: 255,
-            src_port: 0,
-            dst_port: 0,
-            tcp_flags: 0,
-            fragment: false,
-            later_fragment: false,
-            payload_len: 0,
+            ip: family as u32 | 255 << 8,
+            l4: L4::class(Class::Malformed),
         }
+    }
+
+    #[inline(always)]
+    fn set_ip_proto(&mut self, ip_proto: u8) {
+        self.ip = (self.ip & !0xff00) | u32::from(ip_proto) << 8;
+    }
+
+    #[inline(always)]
+    fn set_fragment(&mut self) {
+        self.ip |= FRAGMENT;
+    }
+
+    /// A non-first fragment of `ip_proto`: its class follows from the protocol, and
+    /// it carries no L4 header.
+    #[inline(always)]
+    fn set_later_fragment(&mut self, ip_proto: u8) {
+        self.set_ip_proto(ip_proto);
+        self.ip |= FRAGMENT | LATER_FRAGMENT;
+        self.l4 = L4::class(class_of(ip_proto));
+    }
+
+    #[inline(always)]
+    pub fn class(&self) -> Class {
+        Class::from_bits(self.l4.0 as u8)
+    }
+
+    #[inline(always)]
+    pub fn family(&self) -> Family {
+        Family::from_bits(self.ip as u8)
+    }
+
+    /// The IP protocol number (after the IPv6 extension headers), 255 when unknown.
+    #[inline(always)]
+    pub fn ip_proto(&self) -> u8 {
+        (self.ip >> 8) as u8
+    }
+
+    /// TCP/UDP source port; zero when the L4 header was not decoded.
+    #[inline(always)]
+    pub fn src_port(&self) -> u16 {
+        (self.l4.0 >> 16) as u16
+    }
+
+    /// TCP/UDP destination port; zero when the L4 header was not decoded.
+    #[inline(always)]
+    pub fn dst_port(&self) -> u16 {
+        (self.l4.0 >> 32) as u16
+    }
+
+    /// TCP flags byte; zero for anything but decoded TCP.
+    #[inline(always)]
+    pub fn tcp_flags(&self) -> u8 {
+        (self.l4.0 >> 8) as u8
+    }
+
+    /// Part of a fragmented datagram (IPv4 MF or offset, IPv6 fragment header).
+    #[inline(always)]
+    pub fn fragment(&self) -> bool {
+        self.ip & FRAGMENT != 0
+    }
+
+    /// A non-first fragment: the L4 header is not in this frame, so none was read.
+    #[inline(always)]
+    pub fn later_fragment(&self) -> bool {
+        self.ip & LATER_FRAGMENT != 0
+    }
+
+    /// L4 payload bytes (after the TCP/UDP header), from the IP length fields; zero
+    /// when the L4 header was not decoded.
+    #[inline(always)]
+    pub fn payload_len(&self) -> u32 {
+        (self.l4.0 >> 48) as u32
     }
 
     /// Whether the source address is known (a valid IP header was decoded).
     #[inline(always)]
     pub fn has_source(&self) -> bool {
-        !matches!(self.family, Family::None)
+        !matches!(self.family(), Family::None)
     }
 
     #[inline(always)]
     pub fn is_syn(&self) -> bool {
-        self.class == Class::Tcp && self.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN
+        self.class() == Class::Tcp && self.tcp_flags() & (TCP_SYN | TCP_ACK) == TCP_SYN
     }
 
     #[inline(always)]
     pub fn is_syn_ack(&self) -> bool {
-        self.class == Class::Tcp && self.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK
+        self.class() == Class::Tcp && self.tcp_flags() & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK
     }
 
     #[inline(always)]
     pub fn is_rst(&self) -> bool {
-        self.class == Class::Tcp && self.tcp_flags & TCP_RST != 0
+        self.class() == Class::Tcp && self.tcp_flags() & TCP_RST != 0
     }
 
     #[inline(always)]
     pub fn is_fin(&self) -> bool {
-        self.class == Class::Tcp && self.tcp_flags & TCP_FIN != 0
+        self.class() == Class::Tcp && self.tcp_flags() & TCP_FIN != 0
+    }
+}
+
+impl core::fmt::Debug for PacketInfo {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PacketInfo")
+            .field("class", &self.class())
+            .field("family", &self.family())
+            .field("src", &self.src)
+            .field("dst", &self.dst)
+            .field("ip_proto", &self.ip_proto())
+            .field("src_port", &self.src_port())
+            .field("dst_port", &self.dst_port())
+            .field("tcp_flags", &self.tcp_flags())
+            .field("fragment", &self.fragment())
+            .field("later_fragment", &self.later_fragment())
+            .field("payload_len", &self.payload_len())
+            .finish()
     }
 }
 
@@ -298,14 +383,15 @@ fn decode_ipv4<F: Frame + ?Sized>(frame: &F, offset: usize) -> Result<PacketInfo
         Addr::ipv4_mapped([h[12], h[13], h[14], h[15]]),
         Addr::ipv4_mapped([h[16], h[17], h[18], h[19]]),
     );
-    info.fragment = more_fragments || fragment_offset != 0;
-    info.ip_proto = proto;
+    if more_fragments || fragment_offset != 0 {
+        info.set_fragment();
+    }
     if fragment_offset != 0 {
-        info.later_fragment = true;
-        info.class = class_of(proto);
+        info.set_later_fragment(proto);
         return Ok(info);
     }
-    decode_l4(frame, offset + header_len, offset + total_len, proto).apply(&mut info);
+    info.set_ip_proto(proto);
+    info.l4 = decode_l4(frame, offset + header_len, offset + total_len, proto);
     Ok(info)
 }
 
@@ -346,11 +432,9 @@ fn decode_ipv6<F: Frame + ?Sized>(frame: &F, offset: usize) -> Result<PacketInfo
                 };
                 next = following;
                 offset += 8;
-                info.fragment = true;
+                info.set_fragment();
                 if u16::from_be_bytes([off_hi, off_lo]) >> 3 != 0 {
-                    info.ip_proto = next;
-                    info.later_fragment = true;
-                    info.class = class_of(next);
+                    info.set_later_fragment(next);
                     return Ok(info);
                 }
             }
@@ -364,16 +448,15 @@ fn decode_ipv6<F: Frame + ?Sized>(frame: &F, offset: usize) -> Result<PacketInfo
         // Chain longer than the walk: malformed, but with its addresses.
         return Ok(info);
     }
-    info.ip_proto = next;
-    decode_l4(frame, offset, datagram_end, next).apply(&mut info);
+    info.set_ip_proto(next);
+    info.l4 = decode_l4(frame, offset, datagram_end, next);
     Ok(info)
 }
 
-/// What the L4 header gave: the class, ports, TCP flags and payload length, packed
-/// into one word. The decoder's L4 checks each end in their own early return, and in
-/// the XDP program every one of those carries the whole L4 result to where they meet:
-/// one register each, where five separate fields spill and cost a store apiece.
-#[derive(Clone, Copy)]
+/// What the L4 header gave, in one word: `Class` (bits 0-7), TCP flags (8-15), source
+/// port (16-31), destination port (32-47), payload length (48-63: an IP datagram holds
+/// at most 65,535 bytes).
+#[derive(Clone, Copy, PartialEq, Eq)]
 struct L4(u64);
 
 impl L4 {
@@ -383,8 +466,7 @@ impl L4 {
         Self(class as u64)
     }
 
-    /// A TCP or UDP header. `payload_len` fits in 16 bits: an IP datagram holds at most
-    /// 65,535 bytes.
+    /// A TCP or UDP header.
     #[inline(always)]
     const fn header(
         class: Class,
@@ -400,15 +482,6 @@ impl L4 {
                 | (dst_port as u64) << 32
                 | (payload_len as u64 & 0xffff) << 48,
         )
-    }
-
-    #[inline(always)]
-    fn apply(self, info: &mut PacketInfo) {
-        info.class = Class::from_bits(self.0 as u8);
-        info.tcp_flags = (self.0 >> 8) as u8;
-        info.src_port = (self.0 >> 16) as u16;
-        info.dst_port = (self.0 >> 32) as u16;
-        info.payload_len = (self.0 >> 48) as u32;
     }
 }
 

@@ -210,8 +210,8 @@ fn count(ctx: &XdpContext) {
         count_listed_destination(&info, len);
     }
     if settings.large_flow_bytes != 0
-        && matches!(info.class, Class::Tcp | Class::Udp)
-        && info.payload_len >= MIN_FLOW_PAYLOAD
+        && matches!(info.class(), Class::Tcp | Class::Udp)
+        && info.payload_len() >= MIN_FLOW_PAYLOAD
     {
         follow_flow(&info, settings.large_flow_bytes);
     }
@@ -241,7 +241,7 @@ fn count_listed_destination(info: &PacketInfo, len: u64) {
 #[inline(always)]
 fn follow_flow(info: &PacketInfo, threshold: u64) {
     let key = FlowKey::of(info);
-    let payload = u64::from(info.payload_len);
+    let payload = u64::from(info.payload_len());
     let Some(flow) = FLOWS.get_ptr_mut(&key) else {
         let first = FlowCounters {
             payload_bytes: payload,
