@@ -222,13 +222,15 @@ impl PacketInfo {
     /// TCP/UDP source port; zero when the L4 header was not decoded.
     #[inline(always)]
     pub fn src_port(&self) -> u16 {
-        (self.l4.0 >> 16) as u16
+        let [hi, lo, _, _] = self.l4.ports();
+        u16::from_be_bytes([hi, lo])
     }
 
     /// TCP/UDP destination port; zero when the L4 header was not decoded.
     #[inline(always)]
     pub fn dst_port(&self) -> u16 {
-        (self.l4.0 >> 32) as u16
+        let [_, _, hi, lo] = self.l4.ports();
+        u16::from_be_bytes([hi, lo])
     }
 
     /// TCP flags byte; zero for anything but decoded TCP.
@@ -453,9 +455,10 @@ fn decode_ipv6<F: Frame + ?Sized>(frame: &F, offset: usize) -> Result<PacketInfo
     Ok(info)
 }
 
-/// What the L4 header gave, in one word: `Class` (bits 0-7), TCP flags (8-15), source
-/// port (16-31), destination port (32-47), payload length (48-63: an IP datagram holds
-/// at most 65,535 bytes).
+/// What the L4 header gave, in one word: `Class` (bits 0-7), TCP flags (8-15), the
+/// four bytes of the source and destination ports as the header has them (16-47: one
+/// load puts them there), payload length (48-63: an IP datagram holds at most 65,535
+/// bytes).
 #[derive(Clone, Copy, PartialEq, Eq)]
 struct L4(u64);
 
@@ -466,22 +469,20 @@ impl L4 {
         Self(class as u64)
     }
 
-    /// A TCP or UDP header.
+    /// A TCP or UDP header; `ports` are its first four bytes.
     #[inline(always)]
-    const fn header(
-        class: Class,
-        src_port: u16,
-        dst_port: u16,
-        tcp_flags: u8,
-        payload_len: usize,
-    ) -> Self {
+    const fn header(class: Class, ports: [u8; 4], tcp_flags: u8, payload_len: usize) -> Self {
         Self(
             class as u64
                 | (tcp_flags as u64) << 8
-                | (src_port as u64) << 16
-                | (dst_port as u64) << 32
+                | (u32::from_ne_bytes(ports) as u64) << 16
                 | (payload_len as u64 & 0xffff) << 48,
         )
+    }
+
+    #[inline(always)]
+    const fn ports(&self) -> [u8; 4] {
+        ((self.0 >> 16) as u32).to_ne_bytes()
     }
 }
 
@@ -504,8 +505,7 @@ fn decode_l4<F: Frame + ?Sized>(frame: &F, offset: usize, datagram_end: usize, p
             }
             L4::header(
                 Class::Tcp,
-                u16::from_be_bytes([t[0], t[1]]),
-                u16::from_be_bytes([t[2], t[3]]),
+                [t[0], t[1], t[2], t[3]],
                 t[13],
                 datagram_end.saturating_sub(offset + header_len),
             )
@@ -516,8 +516,7 @@ fn decode_l4<F: Frame + ?Sized>(frame: &F, offset: usize, datagram_end: usize, p
             };
             L4::header(
                 Class::Udp,
-                u16::from_be_bytes([u[0], u[1]]),
-                u16::from_be_bytes([u[2], u[3]]),
+                [u[0], u[1], u[2], u[3]],
                 0,
                 datagram_end.saturating_sub(offset + 8),
             )
