@@ -56,7 +56,7 @@ impl GlobalCounters {
     #[inline(always)]
     pub fn record(&mut self, info: &PacketInfo, len: u64) {
         self.total.add(len);
-        match info.class {
+        match info.class() {
             Class::Tcp => self.tcp.add(len),
             Class::Udp => self.udp.add(len),
             Class::Icmp => self.icmp.add(len),
@@ -64,7 +64,7 @@ impl GlobalCounters {
             Class::NonIp => self.non_ip.add(len),
             Class::Malformed => self.malformed.add(len),
         }
-        match info.family {
+        match info.family() {
             Family::Ipv4 => self.ipv4.add(len),
             Family::Ipv6 => self.ipv6.add(len),
             Family::None => {}
@@ -81,7 +81,7 @@ impl GlobalCounters {
         if info.is_fin() {
             self.fin += 1;
         }
-        if info.fragment {
+        if info.fragment() {
             self.fragments += 1;
         }
     }
@@ -184,7 +184,8 @@ pub struct CaptureMeta {
 /// otherwise look like a scan of our ephemeral ports), or ICMP (for hosts only).
 #[inline(always)]
 fn probes_port(info: &PacketInfo) -> bool {
-    info.is_syn() || (info.class == Class::Udp && !info.later_fragment && info.src_port >= 1024)
+    info.is_syn()
+        || (info.class() == Class::Udp && !info.later_fragment() && info.src_port() >= 1024)
 }
 
 /// A well-mixed 32-bit hash (murmur3's finalizer). Linear counting assumes values
@@ -207,8 +208,44 @@ pub fn scan_port_bit(port: u16) -> usize {
 
 #[inline(always)]
 pub fn scan_host_bit(dst: &Addr) -> usize {
+    (mix32(fold_host(dst)) as usize) & (SCAN_HOST_BITS - 1)
+}
+
+/// A destination address folded to the 32 bits its sketch bit is hashed from.
+#[inline(always)]
+fn fold_host(dst: &Addr) -> u32 {
     let folded = dst.0[0] ^ dst.0[1];
-    (mix32((folded as u32) ^ ((folded >> 32) as u32)) as usize) & (SCAN_HOST_BITS - 1)
+    (folded as u32) ^ ((folded >> 32) as u32)
+}
+
+/// What a packet adds to its source's scan sketch: its host, and its port when it
+/// probes one. Everything the sketch bits are hashed from, so two equal probes set
+/// the same bits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Probe {
+    host: u32,
+    port: Option<u16>,
+}
+
+impl Probe {
+    #[inline(always)]
+    fn of(info: &PacketInfo) -> Option<Self> {
+        let port = probes_port(info).then_some(info.dst_port());
+        (port.is_some() || info.class() == Class::Icmp).then(|| Self {
+            host: fold_host(&info.dst),
+            port,
+        })
+    }
+
+    /// The probe as one non-zero word (zero stands for none).
+    #[inline(always)]
+    fn key(&self) -> u64 {
+        let port = match self.port {
+            Some(port) => 1 << 16 | u64::from(port),
+            None => 0,
+        };
+        1 << 63 | port << 32 | u64::from(self.host)
+    }
 }
 
 /// Distinct values behind a sketch of `bits` bits with `set` of them set (linear
@@ -254,12 +291,21 @@ impl SourceCounters {
     /// source is on the blocklist.
     #[inline(always)]
     pub fn record(&mut self, info: &PacketInfo, len: u64, epoch: u64, listed: bool) {
+        self.count(info, len, listed);
+        if let Some(probe) = Probe::of(info) {
+            self.sketch(&probe, epoch);
+        }
+    }
+
+    /// Counts one packet, all but the scan sketch.
+    #[inline(always)]
+    fn count(&mut self, info: &PacketInfo, len: u64, listed: bool) {
         self.packets += 1;
         self.bytes += len;
         if info.is_syn() {
             self.syn += 1;
         }
-        match info.class {
+        match info.class() {
             Class::Udp => self.udp += 1,
             Class::Icmp => self.icmp += 1,
             _ => {}
@@ -267,19 +313,21 @@ impl SourceCounters {
         if listed {
             self.blocklisted += 1;
         }
-        let probes_port = probes_port(info);
-        if probes_port || info.class == Class::Icmp {
-            if self.scan_epoch != epoch {
-                self.scan_epoch = epoch;
-                self.scan_ports = [0; SCAN_PORT_BITS / 64];
-                self.scan_hosts = 0;
-            }
-            if probes_port {
-                let bit = scan_port_bit(info.dst_port);
-                self.scan_ports[(bit / 64) & (SCAN_PORT_BITS / 64 - 1)] |= 1 << (bit % 64);
-            }
-            self.scan_hosts |= 1 << scan_host_bit(&info.dst);
+    }
+
+    /// Adds a probe to the scan sketch of `epoch`.
+    #[inline(always)]
+    fn sketch(&mut self, probe: &Probe, epoch: u64) {
+        if self.scan_epoch != epoch {
+            self.scan_epoch = epoch;
+            self.scan_ports = [0; SCAN_PORT_BITS / 64];
+            self.scan_hosts = 0;
         }
+        if let Some(port) = probe.port {
+            let bit = scan_port_bit(port);
+            self.scan_ports[(bit / 64) & (SCAN_PORT_BITS / 64 - 1)] |= 1 << (bit % 64);
+        }
+        self.scan_hosts |= 1 << (mix32(probe.host) as usize & (SCAN_HOST_BITS - 1));
     }
 
     /// Field-by-field sum; the scan sketch of the newer epoch wins, two of the same
@@ -326,8 +374,8 @@ impl SourceKey {
     }
 }
 
-/// Slots in the per-CPU source cache (a power of two). 256 slots of 128 bytes stay
-/// under the kernel's 32 KiB limit for one per-CPU value.
+/// Slots in the per-CPU source cache (a power of two). 256 slots of 128 bytes are the
+/// kernel's limit for one per-CPU value, 32 KiB.
 pub const SOURCE_CACHE_SLOTS: usize = 256;
 
 /// One source's counts not yet added to the per-source table.
@@ -340,6 +388,10 @@ pub struct SourceSlot {
     /// `blocklist_generation` matches the settings'.
     pub listed: u32,
     pub blocklist_generation: u32,
+    /// The last probe counted in the sketch (`Probe::key`), zero for none: a source
+    /// repeating its probe, as a flood does, would set the same bits again, and the
+    /// two hashes that find them are a sixth of the XDP program's work per packet.
+    pub last_probe: u64,
 }
 
 impl SourceSlot {
@@ -380,6 +432,7 @@ impl Default for SourceCache {
             },
             listed: 0,
             blocklist_generation: 0,
+            last_probe: 0,
         };
         Self {
             slots: [EMPTY; SOURCE_CACHE_SLOTS],
@@ -398,9 +451,10 @@ pub fn source_slot(key: &SourceKey) -> usize {
 
 impl SourceCache {
     /// Counts one packet from `key`. When the packet's slot held another source, that
-    /// source's pending counts are returned: the caller adds them to the hash table.
-    /// `is_listed` is asked (it costs a trie lookup) only when the slot's verdict is
-    /// missing or from an older blocklist.
+    /// source's pending counts are first handed to `flush`, which adds them to the hash
+    /// table. In place: a copy of the slot would take a quarter of the XDP program's
+    /// 512-byte stack. `is_listed` is asked (it costs a trie lookup) only when the
+    /// slot's verdict is missing or from an older blocklist.
     #[inline(always)]
     pub fn record(
         &mut self,
@@ -409,23 +463,33 @@ impl SourceCache {
         len: u64,
         settings: &Settings,
         is_listed: impl FnOnce(&SourceKey) -> bool,
-    ) -> Option<SourceSlot> {
+        flush: impl FnOnce(&SourceSlot),
+    ) {
         let generation = settings.blocklist_generation as u32;
         let slot = &mut self.slots[source_slot(key)];
-        let mut evicted = None;
         if !(slot.is_occupied() && slot.key.same(key)) {
-            evicted = slot.is_occupied().then_some(*slot);
+            if slot.is_occupied() {
+                flush(slot);
+            }
             slot.key = *key;
             slot.counters = SourceCounters::default();
             slot.blocklist_generation = generation.wrapping_sub(1); // forces a lookup
+            slot.last_probe = 0;
         }
         if slot.blocklist_generation != generation {
             slot.listed = u32::from(settings.blocklist_active != 0 && is_listed(key));
             slot.blocklist_generation = generation;
         }
-        slot.counters
-            .record(info, len, settings.scan_epoch, slot.listed != 0);
-        evicted
+        // What `SourceCounters::record` does, with the sketch skipped for a repeated
+        // probe: its bits are set already, unless the epoch moved on since.
+        slot.counters.count(info, len, slot.listed != 0);
+        if let Some(probe) = Probe::of(info) {
+            let epoch = settings.scan_epoch;
+            if probe.key() != slot.last_probe || slot.counters.scan_epoch != epoch {
+                slot.counters.sketch(&probe, epoch);
+                slot.last_probe = probe.key();
+            }
+        }
     }
 }
 
@@ -447,9 +511,9 @@ impl FlowKey {
         Self {
             src: info.src,
             dst: info.dst,
-            src_port: info.src_port,
-            dst_port: info.dst_port,
-            protocol: info.ip_proto,
+            src_port: info.src_port(),
+            dst_port: info.dst_port(),
+            protocol: info.ip_proto(),
             _pad: [0; 3],
         }
     }

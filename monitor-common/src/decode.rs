@@ -4,6 +4,14 @@
 //! Every frame gets exactly one [`Class`], so the per-class counters add up to the
 //! total. A frame whose headers end early or contradict themselves is `Malformed`;
 //! the decoder never reads a field it has not bounds-checked.
+//!
+//! The same code runs in the XDP program, where how it is written decides what LLVM
+//! makes of it under BPF's ten registers and the kernel's verifier:
+//! - a header is read whole, in one bounds check, rather than field by field;
+//! - frames without IP leave through `Err` (see [`decode_ip`]);
+//! - the result is a few words, not a dozen fields (see [`PacketInfo`]);
+//! - one `let else` per read, never a tuple of Options: a tuple leaves the payload of a
+//!   `None` undefined, and the verifier trips over LLVM spilling such a value.
 
 use crate::frame::Frame;
 
@@ -96,6 +104,21 @@ pub enum Class {
     Malformed = 5,
 }
 
+impl Class {
+    /// The inverse of `as u8`.
+    #[inline(always)]
+    const fn from_bits(bits: u8) -> Self {
+        match bits {
+            0 => Self::Tcp,
+            1 => Self::Udp,
+            2 => Self::Icmp,
+            3 => Self::Other,
+            4 => Self::NonIp,
+            _ => Self::Malformed,
+        }
+    }
+}
+
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Family {
@@ -105,72 +128,178 @@ pub enum Family {
     Ipv6 = 6,
 }
 
+impl Family {
+    /// The inverse of `as u8`.
+    #[inline(always)]
+    const fn from_bits(bits: u8) -> Self {
+        match bits {
+            4 => Self::Ipv4,
+            6 => Self::Ipv6,
+            _ => Self::None,
+        }
+    }
+}
+
 /// What the decoder learnt of one frame.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+///
+/// Besides the addresses, the fields are packed into two words and read through the
+/// accessors. In the XDP program the result is carried through the decoder's early
+/// returns and past helper calls, under BPF's ten registers: a dozen separate fields
+/// spill there and cost stores on every path, two words mostly stay in registers.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct PacketInfo {
-    pub class: Class,
-    pub family: Family,
     /// Source and destination; IPv4 as IPv4-mapped IPv6 (`::ffff:a.b.c.d`).
     pub src: Addr,
     pub dst: Addr,
-    /// The IP protocol number (after the IPv6 extension headers), 255 when unknown.
-    pub ip_proto: u8,
-    /// TCP/UDP ports; zero when the L4 header was not decoded.
-    pub src_port: u16,
-    pub dst_port: u16,
-    /// TCP flags byte; zero for anything but decoded TCP.
-    pub tcp_flags: u8,
-    /// Part of a fragmented datagram (IPv4 MF or offset, IPv6 fragment header).
-    pub fragment: bool,
-    /// A non-first fragment: the L4 header is not in this frame, so none was read.
-    pub later_fragment: bool,
-    /// L4 payload bytes (after the TCP/UDP header), from the IP length fields; zero
-    /// when the L4 header was not decoded.
-    pub payload_len: u32,
+    /// `Family` (bits 0-7), IP protocol (8-15), `FRAGMENT` and `LATER_FRAGMENT`.
+    ip: u32,
+    /// What the L4 header gave.
+    l4: L4,
 }
 
+const FRAGMENT: u32 = 1 << 16;
+const LATER_FRAGMENT: u32 = 1 << 17;
+
 impl PacketInfo {
+    /// A frame without a valid IP header: only its class is known.
     #[inline(always)]
-    const fn malformed() -> Self {
+    pub const fn without_ip(class: Class) -> Self {
         Self {
-            class: Class::Malformed,
-            family: Family::None,
             src: Addr::UNSPECIFIED,
             dst: Addr::UNSPECIFIED,
-            ip_proto: 255,
-            src_port: 0,
-            dst_port: 0,
-            tcp_flags: 0,
-            fragment: false,
-            later_fragment: false,
-            payload_len: 0,
+            ip: Family::None as u32 | 255 << 8,
+            l4: L4::class(class),
         }
+    }
+
+    /// A valid IP header, before anything past it is known: the protocol is unknown
+    /// (255) and the class `Malformed` until the L4 header is read.
+    #[inline(always)]
+    const fn ip(family: Family, src: Addr, dst: Addr) -> Self {
+        Self {
+            src,
+            dst,
+            ip: family as u32 | 255 << 8,
+            l4: L4::class(Class::Malformed),
+        }
+    }
+
+    #[inline(always)]
+    fn set_ip_proto(&mut self, ip_proto: u8) {
+        self.ip = (self.ip & !0xff00) | u32::from(ip_proto) << 8;
+    }
+
+    #[inline(always)]
+    fn set_fragment(&mut self) {
+        self.ip |= FRAGMENT;
+    }
+
+    /// A non-first fragment of `ip_proto`: its class follows from the protocol, and
+    /// it carries no L4 header.
+    #[inline(always)]
+    fn set_later_fragment(&mut self, ip_proto: u8) {
+        self.set_ip_proto(ip_proto);
+        self.ip |= FRAGMENT | LATER_FRAGMENT;
+        self.l4 = L4::class(class_of(ip_proto));
+    }
+
+    #[inline(always)]
+    pub fn class(&self) -> Class {
+        Class::from_bits(self.l4.0 as u8)
+    }
+
+    #[inline(always)]
+    pub fn family(&self) -> Family {
+        Family::from_bits(self.ip as u8)
+    }
+
+    /// The IP protocol number (after the IPv6 extension headers), 255 when unknown.
+    #[inline(always)]
+    pub fn ip_proto(&self) -> u8 {
+        (self.ip >> 8) as u8
+    }
+
+    /// TCP/UDP source port; zero when the L4 header was not decoded.
+    #[inline(always)]
+    pub fn src_port(&self) -> u16 {
+        let [hi, lo, _, _] = self.l4.ports();
+        u16::from_be_bytes([hi, lo])
+    }
+
+    /// TCP/UDP destination port; zero when the L4 header was not decoded.
+    #[inline(always)]
+    pub fn dst_port(&self) -> u16 {
+        let [_, _, hi, lo] = self.l4.ports();
+        u16::from_be_bytes([hi, lo])
+    }
+
+    /// TCP flags byte; zero for anything but decoded TCP.
+    #[inline(always)]
+    pub fn tcp_flags(&self) -> u8 {
+        (self.l4.0 >> 8) as u8
+    }
+
+    /// Part of a fragmented datagram (IPv4 MF or offset, IPv6 fragment header).
+    #[inline(always)]
+    pub fn fragment(&self) -> bool {
+        self.ip & FRAGMENT != 0
+    }
+
+    /// A non-first fragment: the L4 header is not in this frame, so none was read.
+    #[inline(always)]
+    pub fn later_fragment(&self) -> bool {
+        self.ip & LATER_FRAGMENT != 0
+    }
+
+    /// L4 payload bytes (after the TCP/UDP header), from the IP length fields; zero
+    /// when the L4 header was not decoded.
+    #[inline(always)]
+    pub fn payload_len(&self) -> u32 {
+        (self.l4.0 >> 48) as u32
     }
 
     /// Whether the source address is known (a valid IP header was decoded).
     #[inline(always)]
     pub fn has_source(&self) -> bool {
-        !matches!(self.family, Family::None)
+        !matches!(self.family(), Family::None)
     }
 
     #[inline(always)]
     pub fn is_syn(&self) -> bool {
-        self.class == Class::Tcp && self.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN
+        self.class() == Class::Tcp && self.tcp_flags() & (TCP_SYN | TCP_ACK) == TCP_SYN
     }
 
     #[inline(always)]
     pub fn is_syn_ack(&self) -> bool {
-        self.class == Class::Tcp && self.tcp_flags & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK
+        self.class() == Class::Tcp && self.tcp_flags() & (TCP_SYN | TCP_ACK) == TCP_SYN | TCP_ACK
     }
 
     #[inline(always)]
     pub fn is_rst(&self) -> bool {
-        self.class == Class::Tcp && self.tcp_flags & TCP_RST != 0
+        self.class() == Class::Tcp && self.tcp_flags() & TCP_RST != 0
     }
 
     #[inline(always)]
     pub fn is_fin(&self) -> bool {
-        self.class == Class::Tcp && self.tcp_flags & TCP_FIN != 0
+        self.class() == Class::Tcp && self.tcp_flags() & TCP_FIN != 0
+    }
+}
+
+impl core::fmt::Debug for PacketInfo {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PacketInfo")
+            .field("class", &self.class())
+            .field("family", &self.family())
+            .field("src", &self.src)
+            .field("dst", &self.dst)
+            .field("ip_proto", &self.ip_proto())
+            .field("src_port", &self.src_port())
+            .field("dst_port", &self.dst_port())
+            .field("tcp_flags", &self.tcp_flags())
+            .field("fragment", &self.fragment())
+            .field("later_fragment", &self.later_fragment())
+            .field("payload_len", &self.payload_len())
+            .finish()
     }
 }
 
@@ -195,9 +324,23 @@ fn holds<F: Frame + ?Sized>(frame: &F, end: usize) -> bool {
 /// Decodes one frame.
 #[inline(always)]
 pub fn decode<F: Frame + ?Sized>(frame: &F) -> PacketInfo {
-    let mut info = PacketInfo::malformed();
+    match decode_ip(frame) {
+        Ok(info) => info,
+        Err(class) => PacketInfo::without_ip(class),
+    }
+}
+
+/// Decodes a frame with a valid IP header; for any other frame, `Err` holds its class
+/// (`NonIp` or `Malformed`), which is all there is to know of it.
+///
+/// The XDP program counts such frames on a path of their own: when every early return
+/// of the decoder meets the full result at one point, LLVM carries each field of the
+/// result through all of them, and with BPF's ten registers each return path stores a
+/// dozen spilled fields on the way (most of the program's cost, measured).
+#[inline(always)]
+pub fn decode_ip<F: Frame + ?Sized>(frame: &F) -> Result<PacketInfo, Class> {
     let Some(mut ethertype) = frame.be16_at(ETH_HLEN - 2) else {
-        return info;
+        return Err(Class::Malformed);
     };
     let mut offset = ETH_HLEN;
     for _ in 0..MAX_VLAN_TAGS {
@@ -206,107 +349,95 @@ pub fn decode<F: Frame + ?Sized>(frame: &F) -> PacketInfo {
         }
         // The tag is TCI (2 bytes) then the inner EtherType.
         let Some(inner) = frame.be16_at(offset + 2) else {
-            return info;
+            return Err(Class::Malformed);
         };
         ethertype = inner;
         offset += VLAN_HLEN;
     }
     match ethertype {
-        ETHERTYPE_IPV4 => decode_ipv4(frame, offset, &mut info),
-        ETHERTYPE_IPV6 => decode_ipv6(frame, offset, &mut info),
-        _ => info.class = Class::NonIp,
+        ETHERTYPE_IPV4 => decode_ipv4(frame, offset),
+        ETHERTYPE_IPV6 => decode_ipv6(frame, offset),
+        _ => Err(Class::NonIp),
     }
-    info
 }
 
 #[inline(always)]
-fn decode_ipv4<F: Frame + ?Sized>(frame: &F, offset: usize, info: &mut PacketInfo) {
-    // Fields are read where they are: copying the header into an array first costs the
-    // XDP program a stack slot per byte.
-    let Some([version_ihl, _tos, len_hi, len_lo]) = frame.read::<4>(offset) else {
-        return;
+fn decode_ipv4<F: Frame + ?Sized>(frame: &F, offset: usize) -> Result<PacketInfo, Class> {
+    // The fixed header in one read: one bounds check instead of one per field.
+    let Some(h) = frame.read::<20>(offset) else {
+        return Err(Class::Malformed);
     };
-    let Some([_, _, frag_hi, frag_lo]) = frame.read::<4>(offset + 4) else {
-        return;
-    };
-    let Some([_ttl, proto]) = frame.read::<2>(offset + 8) else {
-        return;
-    };
-    // One `let else` per read: a tuple of Options would leave the payload of a None
-    // undefined, and the kernel's verifier trips over LLVM spilling such a value.
-    let Some(src) = frame.read::<4>(offset + 12) else {
-        return;
-    };
-    let Some(dst) = frame.read::<4>(offset + 16) else {
-        return;
-    };
+    let version_ihl = h[0];
     let header_len = usize::from(version_ihl & 0x0f) * 4;
-    let total_len = usize::from(u16::from_be_bytes([len_hi, len_lo]));
+    let total_len = usize::from(u16::from_be_bytes([h[2], h[3]]));
     if version_ihl >> 4 != 4 || header_len < 20 || total_len < header_len {
-        return;
+        return Err(Class::Malformed);
     }
-    if !holds(frame, offset + header_len) {
-        return;
+    if header_len > 20 && !holds(frame, offset + header_len) {
+        return Err(Class::Malformed);
     }
-    info.family = Family::Ipv4;
-    info.src = Addr::ipv4_mapped(src);
-    info.dst = Addr::ipv4_mapped(dst);
-    let flags_fragment = u16::from_be_bytes([frag_hi, frag_lo]);
+    let flags_fragment = u16::from_be_bytes([h[6], h[7]]);
     let more_fragments = flags_fragment & 0x2000 != 0;
     let fragment_offset = flags_fragment & 0x1fff;
-    info.fragment = more_fragments || fragment_offset != 0;
-    info.ip_proto = proto;
-    if fragment_offset != 0 {
-        info.later_fragment = true;
-        info.class = class_of(proto);
-        return;
+    let proto = h[9];
+    let mut info = PacketInfo::ip(
+        Family::Ipv4,
+        Addr::ipv4_mapped([h[12], h[13], h[14], h[15]]),
+        Addr::ipv4_mapped([h[16], h[17], h[18], h[19]]),
+    );
+    if more_fragments || fragment_offset != 0 {
+        info.set_fragment();
     }
-    decode_l4(frame, offset + header_len, offset + total_len, proto, info);
+    if fragment_offset != 0 {
+        info.set_later_fragment(proto);
+        return Ok(info);
+    }
+    info.set_ip_proto(proto);
+    info.l4 = decode_l4(frame, offset + header_len, offset + total_len, proto);
+    Ok(info)
 }
 
 #[inline(always)]
-fn decode_ipv6<F: Frame + ?Sized>(frame: &F, offset: usize, info: &mut PacketInfo) {
-    let Some([version_class, _, _, _, len_hi, len_lo, next_header, _]) = frame.read::<8>(offset)
-    else {
-        return;
+fn decode_ipv6<F: Frame + ?Sized>(frame: &F, offset: usize) -> Result<PacketInfo, Class> {
+    let Some(h) = frame.read::<40>(offset) else {
+        return Err(Class::Malformed);
     };
-    let word = |at: usize| frame.read::<8>(offset + at).map(u64::from_ne_bytes);
-    let Some(s0) = word(8) else { return };
-    let Some(s1) = word(16) else { return };
-    let Some(d0) = word(24) else { return };
-    let Some(d1) = word(32) else { return };
-    if version_class >> 4 != 6 {
-        return;
+    if h[0] >> 4 != 6 {
+        return Err(Class::Malformed);
     }
-    info.family = Family::Ipv6;
-    info.src = Addr([s0, s1]);
-    info.dst = Addr([d0, d1]);
-
-    let datagram_end = offset + 40 + usize::from(u16::from_be_bytes([len_hi, len_lo]));
-    let mut next = next_header;
+    let word = |at: usize| {
+        let mut w = [0; 8];
+        w.copy_from_slice(&h[at..at + 8]);
+        u64::from_ne_bytes(w)
+    };
+    let mut info = PacketInfo::ip(
+        Family::Ipv6,
+        Addr([word(8), word(16)]),
+        Addr([word(24), word(32)]),
+    );
+    let datagram_end = offset + 40 + usize::from(u16::from_be_bytes([h[4], h[5]]));
+    let mut next = h[6];
     let mut offset = offset + 40;
     for _ in 0..MAX_IPV6_EXT_HEADERS {
         match next {
             IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS => {
                 // Next header, then the length in 8-octet units not counting the first.
                 let Some([following, len_units]) = frame.read::<2>(offset) else {
-                    return;
+                    return Ok(info);
                 };
                 next = following;
                 offset += (usize::from(len_units) + 1) * 8;
             }
             IPPROTO_FRAGMENT => {
                 let Some([following, _, off_hi, off_lo]) = frame.read::<4>(offset) else {
-                    return;
+                    return Ok(info);
                 };
                 next = following;
                 offset += 8;
-                info.fragment = true;
+                info.set_fragment();
                 if u16::from_be_bytes([off_hi, off_lo]) >> 3 != 0 {
-                    info.ip_proto = next;
-                    info.later_fragment = true;
-                    info.class = class_of(next);
-                    return;
+                    info.set_later_fragment(next);
+                    return Ok(info);
                 }
             }
             _ => break,
@@ -316,58 +447,88 @@ fn decode_ipv6<F: Frame + ?Sized>(frame: &F, offset: usize, info: &mut PacketInf
         next,
         IPPROTO_HOPOPTS | IPPROTO_ROUTING | IPPROTO_DSTOPTS | IPPROTO_FRAGMENT
     ) {
-        // Chain longer than the walk: leave it malformed (but with its addresses).
-        return;
+        // Chain longer than the walk: malformed, but with its addresses.
+        return Ok(info);
     }
-    info.ip_proto = next;
-    decode_l4(frame, offset, datagram_end, next, info);
+    info.set_ip_proto(next);
+    info.l4 = decode_l4(frame, offset, datagram_end, next);
+    Ok(info)
 }
 
-#[inline(always)]
+/// What the L4 header gave, in one word: `Class` (bits 0-7), TCP flags (8-15), the
+/// four bytes of the source and destination ports as the header has them (16-47: one
+/// load puts them there), payload length (48-63: an IP datagram holds at most 65,535
+/// bytes).
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct L4(u64);
+
+impl L4 {
+    /// Class only (no header read, or a bad one).
+    #[inline(always)]
+    const fn class(class: Class) -> Self {
+        Self(class as u64)
+    }
+
+    /// A TCP or UDP header; `ports` are its first four bytes.
+    #[inline(always)]
+    const fn header(class: Class, ports: [u8; 4], tcp_flags: u8, payload_len: usize) -> Self {
+        Self(
+            class as u64
+                | (tcp_flags as u64) << 8
+                | (u32::from_ne_bytes(ports) as u64) << 16
+                | (payload_len as u64 & 0xffff) << 48,
+        )
+    }
+
+    #[inline(always)]
+    const fn ports(&self) -> [u8; 4] {
+        ((self.0 >> 16) as u32).to_ne_bytes()
+    }
+}
+
 /// `datagram_end`: where the IP datagram ends by its length fields (the frame may be
 /// longer, padded, or shorter, cut by a snap length).
-fn decode_l4<F: Frame + ?Sized>(
-    frame: &F,
-    offset: usize,
-    datagram_end: usize,
-    proto: u8,
-    info: &mut PacketInfo,
-) {
+#[inline(always)]
+fn decode_l4<F: Frame + ?Sized>(frame: &F, offset: usize, datagram_end: usize, proto: u8) -> L4 {
+    const MALFORMED: L4 = L4::class(Class::Malformed);
     if offset > MAX_HEADER_OFFSET {
-        return;
+        return MALFORMED;
     }
     match proto {
         IPPROTO_TCP => {
             let Some(t) = frame.read::<20>(offset) else {
-                return;
+                return MALFORMED;
             };
             let header_len = usize::from(t[12] >> 4) * 4;
-            if header_len < 20 || !holds(frame, offset + header_len) {
-                return;
+            if header_len < 20 || (header_len > 20 && !holds(frame, offset + header_len)) {
+                return MALFORMED;
             }
-            info.src_port = u16::from_be_bytes([t[0], t[1]]);
-            info.dst_port = u16::from_be_bytes([t[2], t[3]]);
-            info.tcp_flags = t[13];
-            info.payload_len = datagram_end.saturating_sub(offset + header_len) as u32;
-            info.class = Class::Tcp;
+            L4::header(
+                Class::Tcp,
+                [t[0], t[1], t[2], t[3]],
+                t[13],
+                datagram_end.saturating_sub(offset + header_len),
+            )
         }
         IPPROTO_UDP => {
             let Some(u) = frame.read::<8>(offset) else {
-                return;
+                return MALFORMED;
             };
-            info.src_port = u16::from_be_bytes([u[0], u[1]]);
-            info.dst_port = u16::from_be_bytes([u[2], u[3]]);
-            info.payload_len = datagram_end.saturating_sub(offset + 8) as u32;
-            info.class = Class::Udp;
+            L4::header(
+                Class::Udp,
+                [u[0], u[1], u[2], u[3]],
+                0,
+                datagram_end.saturating_sub(offset + 8),
+            )
         }
         IPPROTO_ICMP | IPPROTO_ICMPV6 => {
             // Type, code, checksum and the 4-byte rest-of-header every message has.
             if frame.read::<8>(offset).is_none() {
-                return;
+                return MALFORMED;
             }
-            info.class = Class::Icmp;
+            L4::class(Class::Icmp)
         }
-        _ => info.class = Class::Other,
+        _ => L4::class(Class::Other),
     }
 }
 

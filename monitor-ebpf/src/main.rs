@@ -22,7 +22,7 @@ use monitor_common::{
         MAX_CAPTURE_SNAPLEN, MIN_FLOW_PAYLOAD, Settings,
     },
     decode,
-    decode::{Addr, MAX_HEADER_OFFSET},
+    decode::{Addr, MAX_HEADER_OFFSET, decode_ip},
 };
 
 #[map(name = "GLOBAL_COUNTERS")]
@@ -134,18 +134,50 @@ impl Frame for PacketFrame {
         if at + N > self.end {
             return None;
         }
-        // SAFETY: `at..at + N` lies inside the frame, checked just above. Two-, four-
-        // and eight-byte fields are read with one load each: LLVM lowers unaligned
-        // reads to a load per byte, and header fields sit at any alignment. The
-        // verifier accepts misaligned packet loads where the CPU does them well
-        // (x86-64, arm64), and refuses to load the program elsewhere.
-        unsafe {
-            Some(match N {
-                2 => core::mem::transmute_copy(&(at as *const u16).read()),
-                4 => core::mem::transmute_copy(&(at as *const u32).read()),
-                8 => core::mem::transmute_copy(&(at as *const u64).read()),
-                _ => core::ptr::read_unaligned(at as *const [u8; N]),
-            })
+        // One bounds check for the whole header, then a load per word: LLVM lowers an
+        // unaligned array read to a load per byte, and header fields sit at any
+        // alignment.
+        let mut bytes = [0u8; N];
+        let mut i = 0;
+        // SAFETY (each load): `at + i..` plus the load's width stays within `at..at + N`,
+        // checked above to lie inside the frame.
+        while i + 8 <= N {
+            bytes[i..i + 8].copy_from_slice(&unsafe { load::<8>(at + i) });
+            i += 8;
+        }
+        if i + 4 <= N {
+            bytes[i..i + 4].copy_from_slice(&unsafe { load::<4>(at + i) });
+            i += 4;
+        }
+        if i + 2 <= N {
+            bytes[i..i + 2].copy_from_slice(&unsafe { load::<2>(at + i) });
+            i += 2;
+        }
+        if i < N {
+            bytes[i] = unsafe { load::<1>(at + i) }[0];
+        }
+        Some(bytes)
+    }
+}
+
+/// The `W` bytes at `at`, in one load.
+///
+/// A pointer read (not `read_unaligned`) is what makes LLVM emit a single load; the
+/// address may be misaligned, which the verifier accepts for packet loads where the
+/// CPU does them well (x86-64, arm64), refusing to load the program elsewhere.
+///
+/// # Safety
+///
+/// `at..at + W` lies inside the frame, checked against its end.
+#[inline(always)]
+unsafe fn load<const W: usize>(at: usize) -> [u8; W] {
+    // SAFETY: the caller's.
+    unsafe {
+        match W {
+            8 => core::mem::transmute_copy(&(at as *const u64).read()),
+            4 => core::mem::transmute_copy(&(at as *const u32).read()),
+            2 => core::mem::transmute_copy(&(at as *const u16).read()),
+            _ => core::ptr::read(at as *const [u8; W]),
         }
     }
 }
@@ -156,28 +188,47 @@ fn count(ctx: &XdpContext) {
         start: ctx.data(),
         end: ctx.data_end(),
     };
-    let info = decode(&frame);
     let len = frame.len() as u64;
-    if let Some(global) = GLOBAL_COUNTERS.get_ptr_mut(0) {
-        // SAFETY: this CPU's own slot; XDP runs with preemption off.
-        unsafe { (*global).record(&info, len) };
-    }
-    if !info.has_source() {
+    let Some(global) = GLOBAL_COUNTERS.get_ptr_mut(0) else {
         return;
-    }
+    };
+    let info = match decode_ip(&frame) {
+        Ok(info) => info,
+        Err(class) => {
+            // SAFETY: this CPU's own slot; XDP runs with preemption off.
+            unsafe { (*global).record(&PacketInfo::without_ip(class), len) };
+            return;
+        }
+    };
+    // SAFETY: as above.
+    unsafe { (*global).record(&info, len) };
+    // One `let else` per lookup, never a tuple of Options: see `decode`'s notes.
     let Some(settings) = SETTINGS.get(0) else {
         return;
     };
     if settings.captures_armed != 0 {
         capture(ctx, &info, len, settings.capture_snaplen);
     }
-    count_source(ctx, &info, len, settings);
+    let Some(cache) = SOURCE_CACHE.get_ptr_mut(0) else {
+        return;
+    };
+    let key = SourceKey { addr: info.src };
+    // SAFETY: this CPU's own cache; XDP runs with preemption off.
+    let cache = unsafe { &mut *cache };
+    cache.record(
+        &key,
+        &info,
+        len,
+        settings,
+        |k| is_listed(&k.addr),
+        |evicted| flush(ctx, evicted),
+    );
     if settings.blocklist_active != 0 && is_listed(&info.dst) {
         count_listed_destination(&info, len);
     }
     if settings.large_flow_bytes != 0
-        && matches!(info.class, Class::Tcp | Class::Udp)
-        && info.payload_len >= MIN_FLOW_PAYLOAD
+        && matches!(info.class(), Class::Tcp | Class::Udp)
+        && info.payload_len() >= MIN_FLOW_PAYLOAD
     {
         follow_flow(&info, settings.large_flow_bytes);
     }
@@ -215,19 +266,6 @@ fn is_listed(addr: &Addr) -> bool {
 }
 
 #[inline(always)]
-fn count_source(ctx: &XdpContext, info: &PacketInfo, len: u64, settings: &Settings) {
-    let key = SourceKey { addr: info.src };
-    let Some(cache) = SOURCE_CACHE.get_ptr_mut(0) else {
-        return;
-    };
-    // SAFETY: this CPU's own cache; XDP runs with preemption off.
-    let evicted = unsafe { (*cache).record(&key, info, len, settings, |k| is_listed(&k.addr)) };
-    if let Some(evicted) = evicted {
-        flush(ctx, &evicted);
-    }
-}
-
-#[inline(always)]
 fn count_listed_destination(info: &PacketInfo, len: u64) {
     let key = SourceKey { addr: info.dst };
     match BLOCKLISTED_DESTINATIONS.get_ptr_mut(&key) {
@@ -246,7 +284,7 @@ fn count_listed_destination(info: &PacketInfo, len: u64) {
 #[inline(always)]
 fn follow_flow(info: &PacketInfo, threshold: u64) {
     let key = FlowKey::of(info);
-    let payload = u64::from(info.payload_len);
+    let payload = u64::from(info.payload_len());
     let Some(flow) = FLOWS.get_ptr_mut(&key) else {
         let first = FlowCounters {
             payload_bytes: payload,

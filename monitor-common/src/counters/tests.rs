@@ -72,7 +72,14 @@ fn a_repeated_source_stays_in_its_slot() {
     let mut cache = SourceCache::default();
     let info = syn_info();
     for _ in 0..1_000 {
-        assert_eq!(cache.record(&key(7), &info, 60, &SETTINGS, |_| false), None);
+        cache.record(
+            &key(7),
+            &info,
+            60,
+            &SETTINGS,
+            |_| false,
+            |_| panic!("a source in its own slot is never flushed"),
+        );
     }
     let slot = cache.slots[source_slot(&key(7))];
     assert_eq!(slot.key, key(7));
@@ -99,10 +106,17 @@ fn evicted_plus_pending_counts_are_exact() {
     for (n, &s) in sources.iter().enumerate() {
         for _ in 0..(n % 3 + 1) {
             *sent.entry(key(s)).or_default() += 1;
-            if let Some(evicted) = cache.record(&key(s), &info, 60, &SETTINGS, |_| false) {
-                assert!(evicted.is_occupied());
-                *table.entry(evicted.key).or_default() += evicted.counters.packets;
-            }
+            cache.record(
+                &key(s),
+                &info,
+                60,
+                &SETTINGS,
+                |_| false,
+                |evicted| {
+                    assert!(evicted.is_occupied());
+                    *table.entry(evicted.key).or_default() += evicted.counters.packets;
+                },
+            );
         }
     }
     for slot in cache.slots.iter().filter(|s| s.is_occupied()) {
@@ -183,10 +197,17 @@ fn the_blocklist_verdict_is_cached_per_generation() {
         ..SETTINGS
     };
     for _ in 0..10 {
-        cache.record(&key(7), &info, 60, &settings, |_| {
-            lookups += 1;
-            true
-        });
+        cache.record(
+            &key(7),
+            &info,
+            60,
+            &settings,
+            |_| {
+                lookups += 1;
+                true
+            },
+            |_| {},
+        );
     }
     assert_eq!(lookups, 1);
     let slot = cache.slots[source_slot(&key(7))];
@@ -195,7 +216,7 @@ fn the_blocklist_verdict_is_cached_per_generation() {
         blocklist_generation: 1,
         ..settings
     };
-    cache.record(&key(7), &info, 60, &changed, |_| false);
+    cache.record(&key(7), &info, 60, &changed, |_| false, |_| {});
     let slot = cache.slots[source_slot(&key(7))];
     assert_eq!((slot.counters.blocklisted, slot.counters.packets), (10, 11));
 }
@@ -205,4 +226,75 @@ fn linear_counting_edges() {
     assert_eq!(estimate_distinct(0, 256), 0);
     assert_eq!(estimate_distinct(1, 256), 1);
     assert_eq!(estimate_distinct(256, 256), 1420); // 256 ln 256
+}
+
+/// The cache skips the sketch for a repeated probe: its counts must still be exactly
+/// what `SourceCounters::record` makes of the same packets, across epochs and slot
+/// takeovers too.
+#[test]
+fn the_cache_counts_what_source_counters_count() {
+    let ack = decode(
+        Packet::ipv4(
+            [10, 0, 0, 1],
+            [10, 0, 0, 2],
+            L4::Tcp {
+                src_port: 40_000,
+                dst_port: 80,
+                flags: crate::decode::TCP_ACK,
+            },
+        )
+        .build()
+        .as_slice(),
+    );
+    let ping = |dst: u8| {
+        decode(
+            Packet::ipv4([10, 0, 0, 1], [10, 0, 0, dst], L4::Echo)
+                .build()
+                .as_slice(),
+        )
+    };
+    // Two sources sharing a slot.
+    let a = key(1);
+    let b = (2..)
+        .map(key)
+        .find(|k| source_slot(k) == source_slot(&a))
+        .unwrap();
+    let packets = [
+        // Epoch 0 (before userspace sets one): a zeroed sketch is not stale.
+        (b, ping(3), 0),
+        (a, ping(3), 0),
+        (a, syn_to(80), 1),
+        (a, syn_to(80), 1),
+        (a, ack, 1),
+        (a, syn_to(443), 1),
+        (a, syn_to(80), 1),
+        (a, ping(2), 1),
+        (a, ping(2), 1),
+        (a, ping(3), 1),
+        // The same probe in a new epoch, after a packet that is none.
+        (a, ack, 2),
+        (a, ping(3), 2),
+        // And directly.
+        (a, ping(3), 3),
+        // The same probe from the source that takes the slot over.
+        (b, ping(3), 3),
+        (b, ping(3), 3),
+    ];
+    let mut cache = SourceCache::default();
+    let mut plain = SourceCounters::default();
+    let mut owner = b;
+    for (n, (source, info, epoch)) in packets.iter().enumerate() {
+        let settings = Settings {
+            scan_epoch: *epoch,
+            ..SETTINGS
+        };
+        cache.record(source, info, 60, &settings, |_| false, |_| {});
+        if *source != owner {
+            owner = *source;
+            plain = SourceCounters::default();
+        }
+        plain.record(info, 60, *epoch, false);
+        let slot = cache.slots[source_slot(source)];
+        assert_eq!(slot.counters, plain, "after packet {n}");
+    }
 }

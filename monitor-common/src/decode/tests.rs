@@ -31,14 +31,14 @@ fn decoded(p: &Packet) -> PacketInfo {
 #[test]
 fn ipv4_tcp_syn() {
     let info = decoded(&Packet::ipv4(A, B, syn()));
-    assert_eq!(info.class, Class::Tcp);
-    assert_eq!(info.family, Family::Ipv4);
+    assert_eq!(info.class(), Class::Tcp);
+    assert_eq!(info.family(), Family::Ipv4);
     assert_eq!(info.src, Addr::ipv4_mapped(A));
     assert_eq!(info.dst, Addr::ipv4_mapped(B));
-    assert_eq!((info.src_port, info.dst_port), (40000, 80));
+    assert_eq!((info.src_port(), info.dst_port()), (40000, 80));
     assert!(info.is_syn());
     assert!(!info.is_syn_ack());
-    assert!(!info.fragment);
+    assert!(!info.fragment());
 }
 
 #[test]
@@ -65,65 +65,68 @@ fn syn_ack_rst_fin_are_told_apart() {
 #[test]
 fn ipv4_udp_and_icmp() {
     let u = decoded(&Packet::ipv4(A, B, udp()));
-    assert_eq!(u.class, Class::Udp);
-    assert_eq!((u.src_port, u.dst_port), (5353, 53));
+    assert_eq!(u.class(), Class::Udp);
+    assert_eq!((u.src_port(), u.dst_port()), (5353, 53));
     let i = decoded(&Packet::ipv4(A, B, L4::Echo));
-    assert_eq!(i.class, Class::Icmp);
-    assert_eq!(i.ip_proto, IPPROTO_ICMP);
+    assert_eq!(i.class(), Class::Icmp);
+    assert_eq!(i.ip_proto(), IPPROTO_ICMP);
     let gre = decoded(&Packet::ipv4(A, B, L4::Raw(47)));
-    assert_eq!(gre.class, Class::Other);
-    assert_eq!(gre.ip_proto, 47);
+    assert_eq!(gre.class(), Class::Other);
+    assert_eq!(gre.ip_proto(), 47);
 }
 
 #[test]
 fn ipv4_options_move_the_l4_header() {
     let info = decoded(&Packet::ipv4(A, B, syn()).ihl(8));
-    assert_eq!(info.class, Class::Tcp);
-    assert_eq!((info.src_port, info.dst_port), (40000, 80));
+    assert_eq!(info.class(), Class::Tcp);
+    assert_eq!((info.src_port(), info.dst_port()), (40000, 80));
 }
 
 #[test]
 fn ipv4_bad_ihl_or_version_is_malformed() {
     for ihl in 0..5 {
         let info = decoded(&Packet::ipv4(A, B, syn()).ihl(ihl));
-        assert_eq!(info.class, Class::Malformed, "ihl {ihl}");
-        assert_eq!(info.family, Family::None);
+        assert_eq!(info.class(), Class::Malformed, "ihl {ihl}");
+        assert_eq!(info.family(), Family::None);
     }
     let mut frame = Packet::ipv4(A, B, syn()).build();
     frame[14] = 0x55; // version 5
-    assert_eq!(decode(frame.as_slice()).class, Class::Malformed);
+    assert_eq!(decode(frame.as_slice()).class(), Class::Malformed);
     // IHL pointing past the end of the frame.
     let mut frame = Packet::ipv4(A, B, L4::Raw(47)).build();
     frame[14] = 0x4f;
-    assert_eq!(decode(frame.as_slice()).class, Class::Malformed);
+    assert_eq!(decode(frame.as_slice()).class(), Class::Malformed);
 }
 
 #[test]
 fn ipv4_fragments() {
     let first = decoded(&Packet::ipv4(A, B, udp()).fragment(0, true));
-    assert_eq!(first.class, Class::Udp);
-    assert!(first.fragment && !first.later_fragment);
-    assert_eq!(first.dst_port, 53);
+    assert_eq!(first.class(), Class::Udp);
+    assert!(first.fragment() && !first.later_fragment());
+    assert_eq!(first.dst_port(), 53);
 
     // A later fragment carries no L4 header: its bytes must not be read as one.
     let later = decoded(&Packet::ipv4(A, B, syn()).fragment(185, false));
-    assert_eq!(later.class, Class::Tcp);
-    assert!(later.fragment && later.later_fragment);
-    assert_eq!((later.src_port, later.dst_port, later.tcp_flags), (0, 0, 0));
+    assert_eq!(later.class(), Class::Tcp);
+    assert!(later.fragment() && later.later_fragment());
+    assert_eq!(
+        (later.src_port(), later.dst_port(), later.tcp_flags()),
+        (0, 0, 0)
+    );
     assert!(!later.is_syn());
 }
 
 #[test]
 fn ipv6_udp_and_icmpv6() {
     let u = decoded(&Packet::ipv6(A6, B6, udp()));
-    assert_eq!(u.class, Class::Udp);
-    assert_eq!(u.family, Family::Ipv6);
+    assert_eq!(u.class(), Class::Udp);
+    assert_eq!(u.family(), Family::Ipv6);
     assert_eq!(u.src, Addr::from_bytes(A6));
     assert_eq!(u.dst, Addr::from_bytes(B6));
-    assert_eq!(u.dst_port, 53);
+    assert_eq!(u.dst_port(), 53);
     let i = decoded(&Packet::ipv6(A6, B6, L4::Echo));
-    assert_eq!(i.class, Class::Icmp);
-    assert_eq!(i.ip_proto, IPPROTO_ICMPV6);
+    assert_eq!(i.class(), Class::Icmp);
+    assert_eq!(i.ip_proto(), IPPROTO_ICMPV6);
 }
 
 #[test]
@@ -134,18 +137,18 @@ fn ipv6_extension_headers_are_walked() {
         .ext(IPPROTO_FRAGMENT)
         .ext(IPPROTO_DSTOPTS);
     let info = decoded(&p);
-    assert_eq!(info.class, Class::Tcp);
+    assert_eq!(info.class(), Class::Tcp);
     assert!(info.is_syn());
-    assert!(info.fragment && !info.later_fragment);
-    assert_eq!(info.dst_port, 80);
+    assert!(info.fragment() && !info.later_fragment());
+    assert_eq!(info.dst_port(), 80);
 }
 
 #[test]
 fn ipv6_later_fragment_has_no_l4() {
     let info = decoded(&Packet::ipv6(A6, B6, udp()).fragment(100, false));
-    assert_eq!(info.class, Class::Udp);
-    assert!(info.later_fragment);
-    assert_eq!(info.dst_port, 0);
+    assert_eq!(info.class(), Class::Udp);
+    assert!(info.later_fragment());
+    assert_eq!(info.dst_port(), 0);
 }
 
 #[test]
@@ -154,10 +157,14 @@ fn ipv6_chain_past_the_walk_limit_is_malformed() {
     for _ in 0..MAX_IPV6_EXT_HEADERS {
         p = p.ext(IPPROTO_DSTOPTS);
     }
-    assert_eq!(decoded(&p).class, Class::Udp, "exactly the limit is walked");
+    assert_eq!(
+        decoded(&p).class(),
+        Class::Udp,
+        "exactly the limit is walked"
+    );
     let info = decoded(&p.ext(IPPROTO_DSTOPTS));
-    assert_eq!(info.class, Class::Malformed);
-    assert_eq!(info.family, Family::Ipv6, "the source is still known");
+    assert_eq!(info.class(), Class::Malformed);
+    assert_eq!(info.family(), Family::Ipv6, "the source is still known");
     assert_eq!(info.src, Addr::from_bytes(A6));
 }
 
@@ -170,15 +177,15 @@ fn vlan_tags() {
             .vlan(ETHERTYPE_QINQ)
             .vlan(ETHERTYPE_VLAN),
     );
-    assert_eq!(two.class, Class::Udp);
-    assert_eq!(two.dst_port, 53);
+    assert_eq!(two.class(), Class::Udp);
+    assert_eq!(two.dst_port(), 53);
     let three = decoded(
         &Packet::ipv4(A, B, syn())
             .vlan(ETHERTYPE_QINQ)
             .vlan(ETHERTYPE_VLAN)
             .vlan(ETHERTYPE_VLAN),
     );
-    assert_eq!(three.class, Class::NonIp);
+    assert_eq!(three.class(), Class::NonIp);
 }
 
 #[test]
@@ -186,9 +193,9 @@ fn non_ip_and_empty_frames() {
     let mut arp = Vec::from([0xffu8; 12]);
     arp.extend_from_slice(&[0x08, 0x06]);
     arp.resize(42, 0);
-    assert_eq!(decode(arp.as_slice()).class, Class::NonIp);
-    assert_eq!(decode(&[][..]).class, Class::Malformed);
-    assert_eq!(decode(&arp[..13]).class, Class::Malformed);
+    assert_eq!(decode(arp.as_slice()).class(), Class::NonIp);
+    assert_eq!(decode(&[][..]).class(), Class::Malformed);
+    assert_eq!(decode(&arp[..13]).class(), Class::Malformed);
 }
 
 #[test]
@@ -202,12 +209,12 @@ fn every_truncation_is_malformed_and_never_misread() {
     ];
     for frame in &frames {
         let whole = decode(frame.as_slice());
-        assert_ne!(whole.class, Class::Malformed);
+        assert_ne!(whole.class(), Class::Malformed);
         for len in 0..frame.len() {
             let info = decode(&frame[..len]);
-            assert_eq!(info.class, Class::Malformed, "prefix of {len} bytes");
-            assert_eq!(info.src_port, 0);
-            assert_eq!(info.tcp_flags, 0);
+            assert_eq!(info.class(), Class::Malformed, "prefix of {len} bytes");
+            assert_eq!(info.src_port(), 0);
+            assert_eq!(info.tcp_flags(), 0);
         }
     }
 }
@@ -237,19 +244,59 @@ fn class_counters_add_up_to_the_total() {
 #[test]
 fn payload_length_comes_from_the_ip_lengths() {
     let u = decoded(&Packet::ipv4(A, B, udp()).payload(300));
-    assert_eq!(u.payload_len, 300);
+    assert_eq!(u.payload_len(), 300);
     let t = decoded(
         &Packet::ipv6(A6, B6, syn())
             .ext(IPPROTO_HOPOPTS)
             .payload(1200),
     );
-    assert_eq!(t.payload_len, 1200);
+    assert_eq!(t.payload_len(), 1200);
     // Ethernet padding after the datagram is not payload.
     let mut padded = Packet::ipv4(A, B, syn()).build();
     padded.resize(padded.len() + 6, 0);
-    assert_eq!(decode(padded.as_slice()).payload_len, 0);
+    assert_eq!(decode(padded.as_slice()).payload_len(), 0);
     assert_eq!(
-        decoded(&Packet::ipv4(A, B, L4::Echo).payload(56)).payload_len,
+        decoded(&Packet::ipv4(A, B, L4::Echo).payload(56)).payload_len(),
         0
     );
+}
+
+#[test]
+fn the_largest_datagrams_keep_their_payload_length() {
+    // 65,535 bytes of IPv4, and of IPv6 payload: the L4 result packs the length in
+    // 16 bits.
+    let u = decoded(&Packet::ipv4(A, B, udp()).payload(65_535 - 20 - 8));
+    assert_eq!(u.payload_len(), 65_507);
+    let t = decoded(&Packet::ipv6(A6, B6, syn()).payload(65_535 - 20));
+    assert_eq!(t.payload_len(), 65_515);
+    assert_eq!(
+        (t.src_port(), t.dst_port(), t.tcp_flags()),
+        (40000, 80, TCP_SYN)
+    );
+}
+
+#[test]
+fn frames_without_ip_leave_through_err() {
+    let mut arp = Vec::from([0xffu8; 12]);
+    arp.extend_from_slice(&[0x08, 0x06]);
+    arp.resize(42, 0);
+    assert_eq!(decode_ip(arp.as_slice()), Err(Class::NonIp));
+    let frame = Packet::ipv4(A, B, syn()).build();
+    assert_eq!(decode_ip(&frame[..30]), Err(Class::Malformed));
+    assert_eq!(
+        decode_ip(Packet::ipv4(A, B, syn()).ihl(4).build().as_slice()),
+        Err(Class::Malformed)
+    );
+    // Past a valid IP header the source is known, whatever follows.
+    let cut = decode_ip(&frame[..frame.len() - 1]).expect("the IP header is whole");
+    assert_eq!(
+        (cut.class(), cut.family()),
+        (Class::Malformed, Family::Ipv4)
+    );
+    assert_eq!(cut.src, Addr::ipv4_mapped(A));
+    // `decode` is `decode_ip` with the class alone for the rest.
+    for f in [arp.as_slice(), &frame[..30], frame.as_slice()] {
+        let expected = decode_ip(f).unwrap_or_else(PacketInfo::without_ip);
+        assert_eq!(decode(f), expected);
+    }
 }
