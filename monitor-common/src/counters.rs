@@ -1,5 +1,6 @@
-//! Map layouts. Every field is a `u64` so the structs have no padding (the kernel
-//! copies them byte for byte) and so userspace can sum the per-CPU copies.
+//! Map layouts. Fields are laid out so the structs have no implicit padding (the
+//! kernel copies them byte for byte; explicit `_pad` fields fill any gap), and the
+//! counters are `u64` so userspace can sum the per-CPU copies.
 
 use crate::decode::{Addr, Class, Family, PacketInfo};
 
@@ -150,7 +151,8 @@ pub struct Settings {
     pub scan_epoch: u64,
     /// Non-zero when the blocklist trie has entries.
     pub blocklist_active: u64,
-    /// Bumped when the blocklist changes, so cached verdicts are looked up again.
+    /// Bumped when the blocklist changes, so cached verdicts are looked up again. The
+    /// list is written once at start for now, so it stays at 1.
     pub blocklist_generation: u64,
     /// Inbound payload bytes at which a flow is reported as a large download; 0: off.
     pub large_flow_bytes: u64,
@@ -374,8 +376,8 @@ impl SourceKey {
     }
 }
 
-/// Slots in the per-CPU source cache (a power of two). 256 slots of 128 bytes are the
-/// kernel's limit for one per-CPU value, 32 KiB.
+/// Slots in the per-CPU source cache (a power of two). 256 slots (of 128 bytes, see
+/// the test) stay under the kernel's 32 KiB limit for one per-CPU value.
 pub const SOURCE_CACHE_SLOTS: usize = 256;
 
 /// One source's counts not yet added to the per-source table.

@@ -393,7 +393,10 @@ fn decode_ipv4<F: Frame + ?Sized>(frame: &F, offset: usize) -> Result<PacketInfo
         return Ok(info);
     }
     info.set_ip_proto(proto);
-    info.l4 = decode_l4(frame, offset + header_len, offset + total_len, proto);
+    // A length field claiming more than the frame holds adds nothing: payload is
+    // counted only where it is (a forged total length cannot fake a large download).
+    let datagram_end = (offset + total_len).min(frame.len());
+    info.l4 = decode_l4(frame, offset + header_len, datagram_end, proto);
     Ok(info)
 }
 
@@ -415,7 +418,8 @@ fn decode_ipv6<F: Frame + ?Sized>(frame: &F, offset: usize) -> Result<PacketInfo
         Addr([word(8), word(16)]),
         Addr([word(24), word(32)]),
     );
-    let datagram_end = offset + 40 + usize::from(u16::from_be_bytes([h[4], h[5]]));
+    let datagram_end =
+        (offset + 40 + usize::from(u16::from_be_bytes([h[4], h[5]]))).min(frame.len());
     let mut next = h[6];
     let mut offset = offset + 40;
     for _ in 0..MAX_IPV6_EXT_HEADERS {

@@ -237,19 +237,26 @@ fn count(ctx: &XdpContext) {
 /// Copies the packet to userspace when its source (or every source) is being captured.
 #[inline(always)]
 fn capture(ctx: &XdpContext, info: &PacketInfo, len: u64, snaplen: u64) {
-    let id = match CAPTURE_TARGETS.get_ptr(&SourceKey { addr: info.src }) {
-        Some(id) => id,
-        None => match CAPTURE_TARGETS.get_ptr(&SourceKey {
-            addr: Addr::UNSPECIFIED,
-        }) {
-            Some(id) => id,
-            None => return,
-        },
-    };
+    // A packet can belong to two captures: its source's, and an every-source one (a
+    // distributed flood's), which must miss nothing. Two separate lookups and sends:
+    // folding them into one loop makes LLVM merge the pointers, which the verifier
+    // refuses.
+    // SAFETY (both reads): a map value, valid for this program run; the u32 is copied.
+    if let Some(id) = CAPTURE_TARGETS.get_ptr(&SourceKey { addr: info.src }) {
+        send_captured(ctx, unsafe { *id }, len, snaplen);
+    }
+    if let Some(id) = CAPTURE_TARGETS.get_ptr(&SourceKey {
+        addr: Addr::UNSPECIFIED,
+    }) {
+        send_captured(ctx, unsafe { *id }, len, snaplen);
+    }
+}
+
+#[inline(always)]
+fn send_captured(ctx: &XdpContext, capture_id: u32, len: u64, snaplen: u64) {
     let caplen = len.min(snaplen).min(u64::from(MAX_CAPTURE_SNAPLEN)) as u32;
     let meta = CaptureMeta {
-        // SAFETY: a value of the map, valid for this program run.
-        capture_id: unsafe { *id },
+        capture_id,
         len: len as u32,
         caplen,
         _pad: 0,

@@ -298,3 +298,9 @@ fn the_cache_counts_what_source_counters_count() {
         assert_eq!(slot.counters, plain, "after packet {n}");
     }
 }
+
+#[test]
+fn the_source_cache_fits_one_per_cpu_value() {
+    assert_eq!(std::mem::size_of::<SourceSlot>(), 128);
+    assert!(std::mem::size_of::<SourceCache>() <= 32 * 1024);
+}

@@ -300,3 +300,15 @@ fn frames_without_ip_leave_through_err() {
         assert_eq!(decode(f), expected);
     }
 }
+
+#[test]
+fn a_forged_length_claims_no_payload_the_frame_lacks() {
+    let mut frame = Packet::ipv4(A, B, udp()).payload(100).build();
+    frame[16..18].copy_from_slice(&65_535u16.to_be_bytes()); // IPv4 total length
+    let info = decode(frame.as_slice());
+    assert_eq!(info.class(), Class::Udp);
+    assert_eq!(info.payload_len(), 100);
+    let mut frame6 = Packet::ipv6(A6, B6, udp()).payload(100).build();
+    frame6[18..20].copy_from_slice(&65_535u16.to_be_bytes()); // IPv6 payload length
+    assert_eq!(decode(frame6.as_slice()).payload_len(), 100);
+}

@@ -33,8 +33,8 @@ use crate::{
     iface,
 };
 
-/// Room in the kernel's blocklist trie when the list is small: later additions (bans,
-/// a reloaded list) fit without reloading the program.
+/// Room in the kernel's blocklist trie at the least. An LPM trie allocates per entry,
+/// so unused room costs nothing; a longer list gets room for all of it.
 const MIN_BLOCKLIST_CAPACITY: u32 = 65_536;
 /// A followed large flow that has not grown for this long is let go.
 const QUIET_FLOW: Duration = Duration::from_secs(30);
