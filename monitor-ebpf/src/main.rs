@@ -202,7 +202,7 @@ fn count(ctx: &XdpContext) {
     };
     // SAFETY: as above.
     unsafe { (*global).record(&info, len) };
-    // One `let else` per lookup, never a tuple of Options: see `decode`'s notes.
+    // One `let else` per lookup, never a tuple of Options: see `monitor_common::decode`.
     let Some(settings) = SETTINGS.get(0) else {
         return;
     };
