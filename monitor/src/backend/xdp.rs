@@ -287,16 +287,35 @@ fn per_cpu_table<K: aya::Pod, V: aya::Pod>(ebpf: &Ebpf, name: &str) -> Result<Ve
     super::batch::per_cpu_entries(data).with_context(|| format!("failed to read {name}"))
 }
 
-/// CLOCK_MONOTONIC (what `bpf_ktime_get_ns` reads) to wall-clock time.
-fn monotonic_to_system(ns: u64) -> SystemTime {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: a valid timespec to fill.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
-    let now_ns = now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64;
-    SystemTime::now() - Duration::from_nanos(now_ns.saturating_sub(ns))
+/// CLOCK_MONOTONIC (what `bpf_ktime_get_ns` reads) to wall-clock time, from one
+/// reading of both clocks: read it once for a batch of kernel timestamps.
+#[derive(Clone, Copy, Debug)]
+struct MonotonicToWall {
+    wall: SystemTime,
+    monotonic_ns: u64,
+}
+
+impl MonotonicToWall {
+    fn now() -> Self {
+        let mut now = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: a valid timespec to fill.
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+        Self {
+            wall: SystemTime::now(),
+            monotonic_ns: now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64,
+        }
+    }
+
+    fn at(&self, ns: u64) -> SystemTime {
+        if ns <= self.monotonic_ns {
+            self.wall - Duration::from_nanos(self.monotonic_ns - ns)
+        } else {
+            self.wall + Duration::from_nanos(ns - self.monotonic_ns)
+        }
+    }
 }
 
 fn flow_totals(key: &FlowKey, counters: &FlowCounters, last_grew: SystemTime) -> FlowTotals {
@@ -307,7 +326,7 @@ fn flow_totals(key: &FlowKey, counters: &FlowCounters, last_grew: SystemTime) ->
         dst: SocketAddr::new(ip(&key.dst), key.dst_port),
         payload_bytes: counters.payload_bytes,
         packets: counters.packets,
-        first_seen: monotonic_to_system(counters.first_seen_ns),
+        first_seen: MonotonicToWall::now().at(counters.first_seen_ns),
         last_grew,
     }
 }
@@ -427,6 +446,26 @@ impl XdpBackend {
             .collect())
     }
 
+    /// Points `target` at capture `id` in CAPTURE_TARGETS, or removes it (`None`), and
+    /// tells the program how many targets are armed.
+    fn set_capture_target(&mut self, target: CaptureTarget, id: Option<u32>) -> Result<()> {
+        let mut targets: BpfHashMap<_, SourceKey, u32> = self
+            .ebpf
+            .map_mut(names::CAPTURE_TARGETS)
+            .context("map CAPTURE_TARGETS missing")?
+            .try_into()?;
+        let key = capture_key(target);
+        match id {
+            Some(id) => targets.insert(key, id, 0)?,
+            None => match targets.remove(&key) {
+                Ok(()) | Err(MapError::KeyNotFound) => {}
+                Err(err) => return Err(err.into()),
+            },
+        }
+        self.settings.captures_armed = targets.keys().count() as u64;
+        write_settings(&mut self.ebpf, &self.settings)
+    }
+
     pub fn mode(&self) -> AttachedMode {
         self.mode
     }
@@ -466,30 +505,13 @@ impl Backend for XdpBackend {
     }
 
     fn arm_capture(&mut self, id: u32, target: CaptureTarget) -> Result<()> {
-        let mut targets: BpfHashMap<_, SourceKey, u32> = self
-            .ebpf
-            .map_mut(names::CAPTURE_TARGETS)
-            .context("map CAPTURE_TARGETS missing")?
-            .try_into()?;
-        targets
-            .insert(capture_key(target), id, 0)
-            .context("failed to arm the capture")?;
-        self.settings.captures_armed = u64::from(targets.keys().count() as u32);
-        write_settings(&mut self.ebpf, &self.settings)
+        self.set_capture_target(target, Some(id))
+            .context("failed to arm the capture")
     }
 
     fn disarm_capture(&mut self, target: CaptureTarget) -> Result<()> {
-        let mut targets: BpfHashMap<_, SourceKey, u32> = self
-            .ebpf
-            .map_mut(names::CAPTURE_TARGETS)
-            .context("map CAPTURE_TARGETS missing")?
-            .try_into()?;
-        match targets.remove(&capture_key(target)) {
-            Ok(()) | Err(MapError::KeyNotFound) => {}
-            Err(err) => return Err(err).context("failed to disarm the capture"),
-        }
-        self.settings.captures_armed = u64::from(targets.keys().count() as u32);
-        write_settings(&mut self.ebpf, &self.settings)
+        self.set_capture_target(target, None)
+            .context("failed to disarm the capture")
     }
 
     fn captured_packets(&mut self) -> Option<tokio::sync::mpsc::Receiver<CapturedPacket>> {
@@ -542,10 +564,12 @@ fn start_capture_readers(ebpf: &mut Ebpf) -> Result<tokio::sync::mpsc::Receiver<
                 let Ok(mut guard) = fd.readable_mut().await else {
                     return;
                 };
+                // One clock reading for the whole drain, not two per packet.
+                let clock = MonotonicToWall::now();
                 guard.get_inner_mut().for_each(|event| match event {
                     PerfEvent::Sample { head, tail } => {
                         let sample = [head, tail].concat();
-                        match parse_captured(&sample) {
+                        match parse_captured(&sample, &clock) {
                             Some(packet) => {
                                 if sender.try_send(packet).is_err() {
                                     lost += 1;
@@ -572,7 +596,7 @@ fn start_capture_readers(ebpf: &mut Ebpf) -> Result<tokio::sync::mpsc::Receiver<
 }
 
 /// A perf sample: a CaptureMeta, then the packet's first bytes.
-fn parse_captured(sample: &[u8]) -> Option<CapturedPacket> {
+fn parse_captured(sample: &[u8], clock: &MonotonicToWall) -> Option<CapturedPacket> {
     let header = sample.get(..size_of::<CaptureMeta>())?;
     // SAFETY: CaptureMeta is plain old data; the length was checked above.
     let meta: CaptureMeta = unsafe { header.as_ptr().cast::<CaptureMeta>().read_unaligned() };
@@ -580,7 +604,7 @@ fn parse_captured(sample: &[u8]) -> Option<CapturedPacket> {
     let caplen = (meta.caplen as usize).min(data.len());
     Some(CapturedPacket {
         capture_id: meta.capture_id,
-        timestamp: monotonic_to_system(meta.ts_ns),
+        timestamp: clock.at(meta.ts_ns),
         orig_len: meta.len,
         data: data[..caplen].to_vec(),
     })
