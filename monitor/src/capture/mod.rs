@@ -64,6 +64,24 @@ pub struct CaptureDone {
     pub error: Option<String>,
 }
 
+impl CaptureDone {
+    /// How the capture `start` ended.
+    pub fn of(start: &CaptureStart, packets: u64, bytes: u64, error: Option<String>) -> Self {
+        Self {
+            id: start.id,
+            kind: start.kind,
+            source: start
+                .target
+                .map_or_else(|| "many".to_owned(), |ip| ip.to_string()),
+            target: start.target,
+            path: start.path.clone(),
+            packets,
+            bytes,
+            error,
+        }
+    }
+}
+
 /// `<kind>_<source>_<UTC time>.pcap`; an IPv6 source's colons become dashes so the
 /// name is valid on every file system.
 pub fn file_name(kind: AlertKind, target: CaptureTarget, at: SystemTime) -> String {
@@ -227,17 +245,8 @@ impl Captures {
             let _ = self.starts.send(start.clone());
             if let Err(err) = backend.arm_capture(start.id, start.target) {
                 log::warn!("cannot capture {}: {err:#}", alert.source);
-                let done = CaptureDone {
-                    id: start.id,
-                    kind: start.kind,
-                    source: alert.source.to_string(),
-                    target: start.target,
-                    path: start.path,
-                    packets: 0,
-                    bytes: 0,
-                    error: Some(format!("{err:#}")),
-                };
-                self.planner.finished(&done);
+                self.planner
+                    .finished(&CaptureDone::of(&start, 0, 0, Some(format!("{err:#}"))));
                 continue;
             }
             log::info!("capturing {} to {}", alert.source, start.path.display());
@@ -262,22 +271,12 @@ impl Captures {
     }
 
     /// Closes the captures still open (their files stay valid) and reports them.
-    pub async fn shutdown(self, backend: &mut dyn crate::backend::Backend) -> Vec<CaptureDone> {
-        let Self {
-            mut planner,
-            starts,
-            mut finished,
-            writer,
-        } = self;
-        drop(starts); // the writer closes what is open, then ends
-        let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
-        let mut done = Vec::new();
-        while let Ok(capture) = finished.try_recv() {
-            let _ = backend.disarm_capture(capture.target);
-            planner.finished(&capture);
-            done.push(capture);
-        }
-        done
+    pub async fn shutdown(mut self, backend: &mut dyn crate::backend::Backend) -> Vec<CaptureDone> {
+        // Closing the start channel makes the writer close what is open, then end.
+        let (closed, _) = tokio::sync::mpsc::unbounded_channel();
+        drop(std::mem::replace(&mut self.starts, closed));
+        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.writer).await;
+        self.finished(backend)
     }
 }
 

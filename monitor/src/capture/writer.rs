@@ -47,21 +47,6 @@ fn open(start: &CaptureStart) -> Result<PcapWriter<BufWriter<File>>, String> {
         .map_err(|e| format!("cannot write to {}: {e}", start.path.display()))
 }
 
-fn done(start: &CaptureStart, packets: u64, bytes: u64, error: Option<String>) -> CaptureDone {
-    CaptureDone {
-        id: start.id,
-        kind: start.kind,
-        source: start
-            .target
-            .map_or_else(|| "many".to_owned(), |ip| ip.to_string()),
-        target: start.target,
-        path: start.path.clone(),
-        packets,
-        bytes,
-        error,
-    }
-}
-
 /// Closes a capture: flushes the file, then keeps the directory under its limit
 /// (sparing the files of the captures still open). A capture that got no packet (the
 /// traffic had stopped by the time it was armed) leaves no empty file behind.
@@ -94,7 +79,7 @@ fn close(
             dir.display()
         );
     }
-    done(&capture.start, capture.packets, capture.bytes, error)
+    CaptureDone::of(&capture.start, capture.packets, capture.bytes, error)
 }
 
 /// Starts the writer. It ends when `starts` is closed, closing what is still open.
@@ -119,7 +104,7 @@ pub fn spawn(
                             open_captures.insert(start.id, OpenCapture { start, writer, packets: 0, bytes: 0 });
                         }
                         Err(error) => {
-                            let _ = finished.send(done(&start, 0, 0, Some(error)));
+                            let _ = finished.send(CaptureDone::of(&start, 0, 0, Some(error)));
                         }
                     }
                 }
