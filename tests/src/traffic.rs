@@ -50,10 +50,12 @@ pub struct ToolOutput {
     pub stderr: String,
 }
 
-/// Runs `cmd` to its end; kills it and fails if it takes longer than `timeout`, and
-/// fails if it exits unsuccessfully.
-pub fn run_tool(mut cmd: Command, timeout: Duration) -> Result<ToolOutput> {
-    let what = describe(&cmd);
+/// Starts `cmd` with its output collected by two threads: (its description, the
+/// child, stdout, stderr).
+fn spawn_collecting(
+    cmd: &mut Command,
+) -> Result<(String, Child, JoinHandle<String>, JoinHandle<String>)> {
+    let what = describe(cmd);
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -61,6 +63,13 @@ pub fn run_tool(mut cmd: Command, timeout: Duration) -> Result<ToolOutput> {
         .spawn()
         .with_context(|| format!("failed to start `{what}`"))?;
     let (out, err) = (collect(child.stdout.take()), collect(child.stderr.take()));
+    Ok((what, child, out, err))
+}
+
+/// Runs `cmd` to its end; kills it and fails if it takes longer than `timeout`, and
+/// fails if it exits unsuccessfully.
+pub fn run_tool(mut cmd: Command, timeout: Duration) -> Result<ToolOutput> {
+    let (what, mut child, out, err) = spawn_collecting(&mut cmd)?;
     let deadline = Instant::now() + timeout;
     let status = loop {
         if let Some(status) = child.try_wait()? {
@@ -108,14 +117,7 @@ pub struct Flood {
 
 impl Flood {
     pub fn start(mut cmd: Command, run_for: Duration) -> Result<Self> {
-        let what = describe(&cmd);
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("failed to start `{what}`"))?;
-        let (stdout, stderr) = (collect(child.stdout.take()), collect(child.stderr.take()));
+        let (what, child, stdout, stderr) = spawn_collecting(&mut cmd)?;
         let child = Arc::new(Mutex::new(child));
         let (stop, stopped) = channel::<()>();
         let timer = {
