@@ -12,7 +12,59 @@ use anyhow::{Context as _, Result, bail};
 
 static NEXT: AtomicU32 = AtomicU32::new(0);
 
+/// Where test processes record which subnet slot each holds, so that concurrent test
+/// binaries (and concurrent checkouts) never pick the same names or addresses.
+const SLOT_DIR: &str = "/run/monitor-tests";
+/// 10.{100..250}.{0..250}: 150 × 250 subnets.
+const SLOTS: u32 = 150 * 250;
+
+/// Claims a free slot: a file created exclusively, holding our pid. A slot whose holder
+/// is no longer alive (a killed test run) is taken over.
+fn claim_slot() -> Result<u32> {
+    std::fs::create_dir_all(SLOT_DIR).with_context(|| format!("failed to create {SLOT_DIR}"))?;
+    let pid = std::process::id();
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let start = (pid.wrapping_mul(2_654_435_761) ^ n.wrapping_mul(40_503)) % SLOTS;
+    for i in 0..SLOTS {
+        let slot = (start + i) % SLOTS;
+        let path = format!("{SLOT_DIR}/{slot}");
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(mut file) => {
+                use std::io::Write as _;
+                file.write_all(pid.to_string().as_bytes())?;
+                return Ok(slot);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let holder = std::fs::read_to_string(&path).unwrap_or_default();
+                let alive = holder
+                    .trim()
+                    .parse::<u32>()
+                    .is_ok_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists());
+                // An empty file is a claim being written right now: leave it.
+                if !holder.is_empty() && !alive && std::fs::remove_file(&path).is_ok() {
+                    if let Ok(mut file) = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .open(&path)
+                    {
+                        use std::io::Write as _;
+                        file.write_all(pid.to_string().as_bytes())?;
+                        return Ok(slot);
+                    }
+                }
+            }
+            Err(e) => return Err(e).with_context(|| format!("failed to create {path}")),
+        }
+    }
+    bail!("no free test subnet in {SLOT_DIR}")
+}
+
 pub struct TestNet {
+    slot: u32,
     pub ns: String,
     /// The host end, where the monitor attaches.
     pub host_if: String,
@@ -45,11 +97,11 @@ impl TestNet {
     /// chatter). Only what a test sends crosses the veth. The host never answers a
     /// spoofed source (see `drop_spoofed_sources`).
     pub fn new() -> Result<Self> {
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let pid = std::process::id();
-        let tag = format!("{}{}", pid % 100_000, n);
-        let (a, b) = (100 + (n % 150) as u8, (pid % 250) as u8);
+        let slot = claim_slot()?;
+        let tag = slot.to_string();
+        let (a, b) = (100 + (slot / 250) as u8, (slot % 250) as u8);
         let net = Self {
+            slot,
             ns: format!("montest-{tag}"),
             host_if: format!("mh{tag}"),
             ns_if: format!("mn{tag}"),
@@ -64,6 +116,9 @@ impl TestNet {
 
     fn create(&self) -> Result<()> {
         let (ns, h, m) = (self.ns.as_str(), self.host_if.as_str(), self.ns_if.as_str());
+        // Left over from a killed run that held this slot: ours now.
+        let _ = ip(&["netns", "del", ns]);
+        let _ = ip(&["link", "del", h]);
         ip(&["netns", "add", ns])?;
         ip(&[
             "link", "add", h, "type", "veth", "peer", "name", m, "netns", ns,
@@ -197,6 +252,7 @@ impl TestNet {
     fn destroy(&self) {
         let _ = ip(&["netns", "del", &self.ns]);
         let _ = ip(&["link", "del", &self.host_if]);
+        let _ = std::fs::remove_file(format!("{SLOT_DIR}/{}", self.slot));
     }
 
     /// A command run inside the namespace.
