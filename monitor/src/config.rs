@@ -370,7 +370,9 @@ pub struct DeliveryConfig {
         deserialize_with = "duration_text::deserialize_nonzero"
     )]
     pub timeout: Duration,
-    /// Retries after a failed webhook attempt (timeout, connection error, 5xx, 429).
+    /// Retries after a failed webhook attempt (timeout, connection error, 5xx, 429)
+    /// before the notice may be given up; it is given up only when the queue is full
+    /// behind it, and retried on (at most 60s apart) while the queue has room.
     pub retries: u32,
     /// Wait before the first retry, doubling with each retry (at most 60s); a 429
     /// says its own wait.
