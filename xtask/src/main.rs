@@ -1,6 +1,7 @@
 //! `cargo xtask <command>`: the project's build, run, test and benchmark entry points.
 //! Each one first makes sure the machine has what it needs (see `setup`).
 
+mod fuzz;
 mod setup;
 mod test_summary;
 mod toolchain;
@@ -51,6 +52,19 @@ enum Cmd {
     },
     /// Run the benchmarks and print their figures (see BENCHMARKS.md)
     Bench,
+    /// Fuzz the packet decoder and the configuration parser (cargo-fuzz, installed if
+    /// missing); a crash is left in fuzz/artifacts/<target>/
+    Fuzz {
+        /// Seconds per target
+        #[arg(long, default_value_t = 60)]
+        time: u64,
+        /// Only this target (`decode` or `config`); both by default
+        #[arg(long)]
+        target: Option<String>,
+        /// libFuzzer without a sanitizer (faster; for toolchains without ASan)
+        #[arg(long)]
+        no_sanitizer: bool,
+    },
 }
 
 fn workspace_root() -> PathBuf {
@@ -103,6 +117,11 @@ fn runner_args() -> Vec<String> {
 
 fn main() -> Result<()> {
     match Cli::parse().command {
+        Cmd::Fuzz {
+            time,
+            target,
+            no_sanitizer,
+        } => fuzz::run_targets(&workspace_root(), time, target.as_deref(), no_sanitizer)?,
         Cmd::Setup { no_test_tools } => {
             setup::ensure(!no_test_tools)?;
         }
