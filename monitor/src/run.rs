@@ -132,6 +132,7 @@ async fn poll(
             biased;
             _ = ticker.tick() => match (Instant::now(), backend.snapshot()) {
                 (cycle_started, Ok(current)) => {
+                    let read = cycle_started.elapsed();
                     // Ticks jitter: a snapshot 0.999 s old is a 1 s window, not too short
                     // (taking the one before would halve a new flood's rate at 1 s).
                     let window = RATE_WINDOW.saturating_sub(interval / 2);
@@ -176,9 +177,10 @@ async fn poll(
                     reporter.interval(info, &stats::interval(last, &current, config.capture.top));
                     // For the scale benchmark (`RUST_LOG=monitor::run=debug`).
                     debug!(
-                        "poll cycle: {:.1} ms, {} sources",
+                        "poll cycle: {:.1} ms, {} sources (read {:.1} ms)",
                         cycle_started.elapsed().as_secs_f64() * 1e3,
-                        current.sources.len()
+                        current.sources.len(),
+                        read.as_secs_f64() * 1e3
                     );
                     recent.push_back(current);
                     let newest = recent.back().map(|s| s.taken).unwrap_or(started);
