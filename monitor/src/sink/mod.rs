@@ -211,6 +211,9 @@ impl Notice {
                 if let Some(flow) = &a.flow {
                     facts.push(("Flow", flow_text(flow)));
                 }
+                if let Some(connection) = &a.connection {
+                    facts.extend(connection_facts(connection));
+                }
             }
             Self::Event {
                 event: AlertEvent::AlertEnd(e),
@@ -230,6 +233,9 @@ impl Notice {
                 facts.push(("Duration", duration(e.duration_secs)));
                 if let Some(flow) = &e.flow {
                     facts.push(("Flow", flow_text(flow)));
+                }
+                if let Some(connection) = &e.connection {
+                    facts.extend(connection_facts(connection));
                 }
             }
             Self::Capture(c) => {
@@ -255,6 +261,20 @@ fn flow_text(flow: &crate::alert::FlowDetails) -> String {
     )
 }
 
+/// The process (`curl (pid 1234)`) and, for a single connection, its socket.
+fn connection_facts(c: &crate::connections::ConnectionDetails) -> Vec<(&'static str, String)> {
+    let process = match (c.pid, &c.process) {
+        (Some(pid), Some(name)) => format!("{name} (pid {pid})"),
+        (Some(pid), None) => format!("pid {pid}"),
+        (None, _) => "unknown".to_owned(),
+    };
+    let mut facts = vec![("Process", process)];
+    if let Some(socket) = &c.socket {
+        facts.push(("Connection", socket.to_string()));
+    }
+    facts
+}
+
 fn duration(secs: f64) -> String {
     humantime::format_duration(Duration::from_secs(secs.max(0.0).round() as u64)).to_string()
 }
@@ -271,6 +291,8 @@ pub fn title(kind: AlertKind) -> &'static str {
         AlertKind::PortScan => "Port scan",
         AlertKind::LargeDownload => "Large download",
         AlertKind::Blocklisted => "Blocklisted address",
+        AlertKind::BlocklistedConnection => "Blocklisted connection",
+        AlertKind::ExcessiveConnections => "Excessive connections",
     }
 }
 
@@ -348,6 +370,7 @@ pub(crate) mod fixtures {
                 started_at: at(1_756_933_752_012),
                 message: "SYN rate 52,000 SYN/s (threshold 500 SYN/s)".into(),
                 flow: None,
+                connection: None,
             }),
             traffic: Some(Traffic {
                 pps: 52_310.4,
@@ -378,6 +401,7 @@ pub(crate) mod fixtures {
                 started_at: at(1_756_933_752_012),
                 message: "25.0 MB in one flow".into(),
                 flow: Some(flow),
+                connection: None,
             }),
             traffic: None,
         }
@@ -397,6 +421,7 @@ pub(crate) mod fixtures {
                 ended_at: at(1_756_933_794_012),
                 duration_secs: 42.0,
                 flow: None,
+                connection: None,
             }),
             traffic: None,
         }
