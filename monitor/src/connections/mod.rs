@@ -315,7 +315,9 @@ pub fn blocklisted_connections(listing: &Listing, lists: &Lists) -> Vec<Finding>
             let socket = SocketDetails::of(sockets[0]);
             let name = pid.and_then(|pid| listing.name(pid));
             let listed_as = match lists.blocklist.longest_match(remote) {
-                Some(entry) if entry.prefix() as usize != if remote.is_ipv4() { 32 } else { 128 } => {
+                Some(entry)
+                    if entry.prefix() as usize != if remote.is_ipv4() { 32 } else { 128 } =>
+                {
                     format!(" (listed as {entry})")
                 }
                 _ => String::new(),

@@ -107,7 +107,10 @@ fn over_the_limit_names_the_process_and_its_count() {
     assert_eq!(f.kind, AlertKind::ExcessiveConnections);
     assert_eq!(f.source, AlertSource::Process(100));
     assert_eq!(f.target, "curl[100]");
-    assert_eq!((f.value, f.threshold, f.unit), (25.0, 20.0, Unit::Connections));
+    assert_eq!(
+        (f.value, f.threshold, f.unit),
+        (25.0, 20.0, Unit::Connections)
+    );
     assert_eq!(
         f.message,
         "curl (pid 100) holds 25 connections (more than 20): 25 tcp, 0 udp, to 1 peers; most to 198.51.100.7 (25)"
@@ -126,7 +129,12 @@ fn listeners_closing_sockets_and_inbound_connections_do_not_count() {
     // nginx's accepted connections, on both listeners, IPv4-mapped on the v6 one.
     for i in 0..30u16 {
         let remote = format!("203.0.113.{}:{}", i + 1, 50_000 + i);
-        sockets.push(tcp("192.0.2.10:80", &remote, SocketState::Established, &[200]));
+        sockets.push(tcp(
+            "192.0.2.10:80",
+            &remote,
+            SocketState::Established,
+            &[200],
+        ));
         let mapped = format!("[::ffff:203.0.113.{}]:{}", i + 1, 50_000 + i);
         sockets.push(tcp(
             "[::ffff:192.0.2.10]:443",
@@ -138,7 +146,12 @@ fn listeners_closing_sockets_and_inbound_connections_do_not_count() {
     // Closing and time-wait sockets of curl.
     for i in 0..30u16 {
         let local = format!("192.0.2.10:{}", 41_000 + i);
-        sockets.push(tcp(&local, "198.51.100.7:443", SocketState::CloseWait, &[100]));
+        sockets.push(tcp(
+            &local,
+            "198.51.100.7:443",
+            SocketState::CloseWait,
+            &[100],
+        ));
         sockets.push(tcp(&local, "198.51.100.7:443", SocketState::TimeWait, &[]));
     }
     let listing = listing(sockets);
@@ -150,7 +163,10 @@ fn listeners_closing_sockets_and_inbound_connections_do_not_count() {
     };
     let found = excessive_connections(&listing, &all);
     assert_eq!(found.len(), 1);
-    assert_eq!((found[0].source, found[0].value), (AlertSource::Process(200), 60.0));
+    assert_eq!(
+        (found[0].source, found[0].value),
+        (AlertSource::Process(200), 60.0)
+    );
 }
 
 #[test]
@@ -171,7 +187,11 @@ fn a_shared_socket_counts_for_each_process_and_udp_counts_with_a_peer() {
     assert_eq!(found.len(), 1);
     assert_eq!(found[0].source, AlertSource::Process(300));
     assert_eq!(found[0].target, "pid 300", "no name known");
-    assert!(found[0].message.contains("4 tcp, 1 udp"), "{}", found[0].message);
+    assert!(
+        found[0].message.contains("4 tcp, 1 udp"),
+        "{}",
+        found[0].message
+    );
 }
 
 #[test]
@@ -195,7 +215,11 @@ fn a_blocklisted_peer_names_process_socket_and_entry() {
             SocketState::SynSent,
             &[200],
         ),
-        udp("[::ffff:192.0.2.10]:40000", "[::ffff:203.0.113.9]:53", &[100]),
+        udp(
+            "[::ffff:192.0.2.10]:40000",
+            "[::ffff:203.0.113.9]:53",
+            &[100],
+        ),
         // Not listed, and listed but allowlisted.
         tcp(
             "192.0.2.10:50545",
@@ -236,20 +260,35 @@ fn a_blocklisted_peer_names_process_socket_and_entry() {
         (s.local_ip.to_string(), s.local_port),
         ("192.0.2.10".into(), 40_000)
     );
-    assert_eq!((s.remote_ip.to_string(), s.remote_port), ("203.0.113.7".into(), 443));
+    assert_eq!(
+        (s.remote_ip.to_string(), s.remote_port),
+        ("203.0.113.7".into(), 443)
+    );
     assert_eq!(
         curl.message,
         "curl (pid 100) has a connection to blocklisted 203.0.113.7 (listed as 203.0.113.0/24): tcp 192.0.2.10:40000 → 203.0.113.7:443 (established); 3 sockets to it"
     );
     // IPv4-mapped ends are shown as IPv4.
-    let udp = found[2].connection.as_ref().unwrap().socket.as_ref().unwrap();
-    assert_eq!(udp.to_string(), "udp 192.0.2.10:40000 → 203.0.113.9:53 (connected)");
+    let udp = found[2]
+        .connection
+        .as_ref()
+        .unwrap()
+        .socket
+        .as_ref()
+        .unwrap();
+    assert_eq!(
+        udp.to_string(),
+        "udp 192.0.2.10:40000 → 203.0.113.9:53 (connected)"
+    );
     // The closed one has no process.
     assert_eq!(found[0].connection.as_ref().unwrap().pid, None);
     assert!(blocklisted_connections(&listing(vec![]), &lists).is_empty());
     assert!(
-        blocklisted_connections(&listing(outbound(1, "203.0.113.7", 3)), &self::lists(&[], &[]))
-            .is_empty()
+        blocklisted_connections(
+            &listing(outbound(1, "203.0.113.7", 3)),
+            &self::lists(&[], &[])
+        )
+        .is_empty()
     );
 }
 
@@ -273,9 +312,17 @@ fn through_the_tracker_once_then_ended() {
         })
         .collect();
     assert_eq!(kinds, ["blocklisted_connection", "excessive_connections"]);
-    assert!(tracker.update(evaluate(&busy, &lists, &config(20)), at(10)).is_empty());
+    assert!(
+        tracker
+            .update(evaluate(&busy, &lists, &config(20)), at(10))
+            .is_empty()
+    );
     let quiet = listing(vec![]);
-    assert!(tracker.update(evaluate(&quiet, &lists, &config(20)), at(20)).is_empty());
+    assert!(
+        tracker
+            .update(evaluate(&quiet, &lists, &config(20)), at(20))
+            .is_empty()
+    );
     let ended = tracker.update(evaluate(&quiet, &lists, &config(20)), at(30));
     assert_eq!(ended.len(), 2);
     let AlertEvent::AlertEnd(end) = &ended[1] else {
