@@ -172,6 +172,33 @@ mod tests {
         assert_eq!(v["reason"], "Large download");
     }
 
+    /// The records of predecessor 002, field for field (and ours around them).
+    #[test]
+    fn connection_records_carry_the_predecessors_fields() {
+        let v = record(&blocklisted_connection(), &origin());
+        assert_eq!(v["timestamp"], "2025-08-22 14:35:10");
+        assert_eq!(v["pid"], 4242);
+        assert_eq!(v["local_ip"], "192.168.1.10");
+        assert_eq!(v["local_port"], 50_544);
+        assert_eq!(v["remote_ip"], "104.22.55.228");
+        assert_eq!(v["remote_port"], 80);
+        assert_eq!(v["reason"], "Blocklisted connection");
+        assert_eq!(v["process"], "curl");
+        assert_eq!(v["connections"], 1);
+        assert_eq!(v["kind"], "blocklisted_connection");
+        assert_eq!(v["connection"]["socket"]["state"], "established");
+
+        let v = record(&excessive_connections(), &origin());
+        assert_eq!(v["timestamp"], "2025-08-22 14:40:20");
+        assert_eq!(v["pid"], 5678);
+        assert_eq!(v["connections"], 45);
+        assert_eq!(v["reason"], "Excessive connections");
+        assert_eq!(v["source"], "pid 5678");
+        for key in ["local_ip", "local_port", "remote_ip", "remote_port"] {
+            assert_eq!(v[key], Value::Null, "{key}");
+        }
+    }
+
     #[test]
     fn end_and_capture_records() {
         let v = record(&end(), &origin());

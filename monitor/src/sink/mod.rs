@@ -427,6 +427,65 @@ pub(crate) mod fixtures {
         }
     }
 
+    /// `curl` (pid 4242) connected to a blocklisted address.
+    pub fn blocklisted_connection() -> Notice {
+        use crate::connections::{ConnectionDetails, SocketDetails, SocketState, Transport};
+        Notice::Event {
+            event: AlertEvent::Alert(Alert {
+                kind: AlertKind::BlocklistedConnection,
+                severity: Severity::High,
+                source: AlertSource::Ip("104.22.55.228".parse().unwrap()),
+                target: "curl[4242]".into(),
+                value: 1.0,
+                threshold: 1.0,
+                unit: Unit::Connections,
+                started_at: at(1_755_873_310_000),
+                message: "curl (pid 4242) has a connection to blocklisted 104.22.55.228".into(),
+                flow: None,
+                connection: Some(ConnectionDetails {
+                    pid: Some(4242),
+                    process: Some("curl".into()),
+                    connections: 1,
+                    socket: Some(SocketDetails {
+                        protocol: Transport::Tcp,
+                        local_ip: "192.168.1.10".parse().unwrap(),
+                        local_port: 50_544,
+                        remote_ip: "104.22.55.228".parse().unwrap(),
+                        remote_port: 80,
+                        state: SocketState::Established,
+                    }),
+                }),
+            }),
+            traffic: None,
+        }
+    }
+
+    /// Pid 5678 holding 45 connections.
+    pub fn excessive_connections() -> Notice {
+        use crate::connections::ConnectionDetails;
+        Notice::Event {
+            event: AlertEvent::Alert(Alert {
+                kind: AlertKind::ExcessiveConnections,
+                severity: Severity::Medium,
+                source: AlertSource::Process(5678),
+                target: "python3[5678]".into(),
+                value: 45.0,
+                threshold: 20.0,
+                unit: Unit::Connections,
+                started_at: at(1_755_873_620_000),
+                message: "python3 (pid 5678) holds 45 connections (more than 20)".into(),
+                flow: None,
+                connection: Some(ConnectionDetails {
+                    pid: Some(5678),
+                    process: Some("python3".into()),
+                    connections: 45,
+                    socket: None,
+                }),
+            }),
+            traffic: None,
+        }
+    }
+
     pub fn capture() -> Notice {
         Notice::Capture(CaptureNote {
             kind: AlertKind::SynFlood,
@@ -493,5 +552,21 @@ mod tests {
             "tcp 198.51.100.7:443 → 192.0.2.10:51234, 25.0 MB in 3s"
         );
         assert!(!hostname().is_empty());
+        let facts = blocklisted_connection().facts(&origin());
+        let tail: Vec<_> = facts.iter().rev().take(2).rev().cloned().collect();
+        assert_eq!(
+            tail,
+            [
+                ("Process", "curl (pid 4242)".to_owned()),
+                (
+                    "Connection",
+                    "tcp 192.168.1.10:50544 → 104.22.55.228:80 (established)".to_owned()
+                )
+            ]
+        );
+        assert_eq!(
+            excessive_connections().headline(),
+            "MEDIUM: Excessive connections from pid 5678"
+        );
     }
 }
