@@ -232,3 +232,24 @@ fn captures_and_sinks_are_counted() {
     assert_eq!(notices[2].0[2], ("outcome", "dropped".to_owned()));
     assert_eq!(notices[2].1, Value::Int(2));
 }
+
+#[test]
+fn active_alerts_list_every_kind() {
+    // A new kind makes this match fail to compile: add it to ALL_KINDS as well.
+    for kind in ALL_KINDS {
+        match kind {
+            AlertKind::SynFlood
+            | AlertKind::UdpFlood
+            | AlertKind::IcmpFlood
+            | AlertKind::PpsBurst
+            | AlertKind::Bandwidth
+            | AlertKind::Spike
+            | AlertKind::PortScan
+            | AlertKind::LargeDownload
+            | AlertKind::Blocklisted => {}
+        }
+    }
+    let mut kinds = ALL_KINDS.to_vec();
+    kinds.dedup();
+    assert_eq!(kinds.len(), 9);
+}
