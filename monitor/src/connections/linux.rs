@@ -96,6 +96,24 @@ pub fn list_sockets() -> Result<Listing> {
     Ok(listing)
 }
 
+/// What the monitor lacks to see every process's sockets, if anything: other users'
+/// `/proc/<pid>/fd` need CAP_SYS_PTRACE (and CAP_DAC_READ_SEARCH to enter it), and
+/// under `hidepid` (systemd's `ProtectProc=invisible`) their processes are not even
+/// listed without CAP_SYS_PTRACE.
+pub fn missing_rights() -> Option<&'static str> {
+    use caps::{CapSet, Capability};
+    let has = |cap| caps::has_cap(None, CapSet::Effective, cap).unwrap_or(false);
+    match (
+        has(Capability::CAP_SYS_PTRACE),
+        has(Capability::CAP_DAC_READ_SEARCH),
+    ) {
+        (true, true) => None,
+        (false, true) => Some("CAP_SYS_PTRACE"),
+        (true, false) => Some("CAP_DAC_READ_SEARCH"),
+        (false, false) => Some("CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH"),
+    }
+}
+
 /// The sockets of `by_inode` that process `pid` holds open (their indexes).
 ///
 /// Read here with one `readlink` per descriptor rather than through

@@ -43,9 +43,9 @@ mod other;
 mod scanner;
 
 #[cfg(target_os = "linux")]
-pub use linux::list_sockets;
+pub use linux::{list_sockets, missing_rights};
 #[cfg(not(target_os = "linux"))]
-pub use other::list_sockets;
+pub use other::{list_sockets, missing_rights};
 pub use scanner::{ConnectionScanner, next_scan};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]

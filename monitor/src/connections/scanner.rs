@@ -24,10 +24,19 @@ impl ConnectionScanner {
         // One listing waiting at most: a loop that falls behind gets the newest state,
         // not a backlog.
         let (tx, scans) = mpsc::channel(1);
+        let mut warned = false;
+        if let Some(missing) = super::missing_rights() {
+            warned = true;
+            warn!(
+                "connection monitor: without root or {missing}, other users' processes are \
+                 not seen: their sockets are listed without a process, so \
+                 blocklisted_connection names no pid for them and excessive_connections \
+                 does not count them"
+            );
+        }
         std::thread::Builder::new()
             .name("connections".into())
             .spawn(move || {
-                let mut warned = false;
                 loop {
                     let started = Instant::now();
                     let listing = list_sockets();
