@@ -320,6 +320,19 @@ pub struct Overrides {
     /// On exit, how long to keep delivering queued alerts [config: alerting.delivery.flush_timeout]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Alert delivery")]
     pub delivery_flush_timeout: Option<Duration>,
+
+    /// Do not watch the host's own sockets (no blocklisted_connection, no excessive_connections) [config: connections.enabled = false]
+    #[arg(long, help_heading = "Connection monitor")]
+    pub no_connections: bool,
+    /// How often to list the host's sockets (100ms at least) [config: connections.interval]
+    #[arg(long, value_name = "DURATION", value_parser = parse_interval, help_heading = "Connection monitor")]
+    pub connections_interval: Option<Duration>,
+    /// Connections one process may hold before it is reported [config: connections.max_per_process]
+    #[arg(long, value_name = "N", help_heading = "Connection monitor")]
+    pub connections_max_per_process: Option<NonZeroU32>,
+    /// Count connections accepted on a listening port too, not only those a process opened [config: connections.count_inbound]
+    #[arg(long, value_name = "BOOL", help_heading = "Connection monitor")]
+    pub connections_count_inbound: Option<bool>,
 }
 
 impl Overrides {
@@ -425,6 +438,20 @@ impl Overrides {
         if self.metrics.is_some() {
             config.metrics.listen = self.metrics;
         }
+
+        let connections = &mut config.connections;
+        if self.no_connections {
+            connections.enabled = false;
+        }
+        set(&mut connections.interval, &self.connections_interval);
+        set(
+            &mut connections.max_per_process,
+            &self.connections_max_per_process,
+        );
+        set(
+            &mut connections.count_inbound,
+            &self.connections_count_inbound,
+        );
     }
 }
 
@@ -588,6 +615,8 @@ mod tests {
             "--delivery-backoff", "250ms", "--delivery-rate-per-sec", "0.5", "--delivery-burst", "2",
             "--delivery-flush-timeout", "1s",
             "--export", "stats.csv", "--metrics", "127.0.0.1:9850",
+            "--no-connections", "--connections-interval", "2s", "--connections-max-per-process", "5",
+            "--connections-count-inbound", "true",
         ];
         let every_flag = cli(&args).config().unwrap();
         assert_eq!(every_flag.lists.blocklist.len(), 2);
@@ -648,6 +677,8 @@ mod tests {
             &["--webhook", "pager=https://alerts.example/"],
             &["--delivery-rate-per-sec", "0"],
             &["--delivery-timeout", "0s"],
+            &["--connections-interval", "10ms"],
+            &["--connections-max-per-process", "0"],
         ] {
             assert!(parse(args).is_err(), "{args:?}");
         }

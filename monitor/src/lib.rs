@@ -7,6 +7,7 @@ pub mod backend;
 pub mod capture;
 pub mod cli;
 pub mod config;
+pub mod connections;
 pub mod detect;
 pub mod export;
 pub mod iface;

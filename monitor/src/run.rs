@@ -22,6 +22,7 @@ use crate::{
     capture::Captures,
     cli::Cli,
     config::Config,
+    connections::{self, ConnectionScanner},
     detect::{DetectInput, Detector, Lists, ScanWindow},
     iface,
     report::{self, RunInfo},
@@ -95,6 +96,7 @@ fn traffic(input: &DetectInput, source: AlertSource) -> Option<Traffic> {
     let (packets, bytes) = match source {
         AlertSource::Ip(ip) => input.sources.get(&ip).map(|c| (c.packets, c.bytes))?,
         AlertSource::Many => (input.host.total.packets, input.host.total.bytes),
+        AlertSource::Process(_) => return None,
     };
     Some(Traffic {
         pps: packets as f64 / input.interval_secs,
@@ -132,6 +134,17 @@ async fn poll(
     let mut sigterm = signal(SignalKind::terminate()).context("failed to watch SIGTERM")?;
     let interval = config.capture.interval;
     let mut tracker = AlertTracker::new(&config.alerting);
+    // The connection monitor's alerts have their own tracker: each of its scans is a
+    // whole "interval" for them (what a scan does not find again has cleared), and
+    // the packet intervals in between say nothing about them.
+    let mut connection_tracker = AlertTracker::new(&config.alerting);
+    let mut scanner = match config.connections.enabled {
+        true => Some(
+            ConnectionScanner::start(config.connections.interval)
+                .context("failed to start the connection monitor")?,
+        ),
+        false => None,
+    };
     let first: Snapshot = backend.snapshot()?;
     let started = first.taken;
     let mut scans = ScanWindow::new(config.detection.port_scan.window, started);
@@ -200,6 +213,21 @@ async fn poll(
                 // Keep going: the next poll may work, and the totals are cumulative.
                 Err(err) => warn!("failed to read the counters: {err:#}"),
             },
+            scan = connections::next_scan(&mut scanner) => match scan {
+                Ok(listing) => {
+                    let findings =
+                        connections::evaluate(&listing, detector.lists(), &config.connections);
+                    let events = connection_tracker.update(findings, SystemTime::now());
+                    reporter.alerts(info, &events);
+                    for event in &events {
+                        delivery.alert(event, None);
+                    }
+                    if let Some(captures) = &mut captures {
+                        captures.on_alerts(&events, backend.as_mut(), Instant::now());
+                    }
+                }
+                Err(err) => warn!("connection monitor: failed to list the sockets: {err:#}"),
+            },
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
             _ = async { sleep_until(deadline.unwrap_or_else(Instant::now).into()).await },
@@ -222,7 +250,9 @@ async fn poll(
         }
     }
     drop(backend); // detaches the program before we report
-    let closing = tracker.finish(SystemTime::now());
+    let now = SystemTime::now();
+    let mut closing = tracker.finish(now);
+    closing.extend(connection_tracker.finish(now));
     reporter.alerts(info, &closing);
     for event in &closing {
         delivery.alert(event, None);

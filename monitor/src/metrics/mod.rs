@@ -162,7 +162,7 @@ fn label(name: &'static str, value: impl Into<String>) -> Labels {
     vec![(name, value.into())]
 }
 
-const ALL_KINDS: [AlertKind; 9] = [
+const ALL_KINDS: [AlertKind; 11] = [
     AlertKind::SynFlood,
     AlertKind::UdpFlood,
     AlertKind::IcmpFlood,
@@ -172,6 +172,8 @@ const ALL_KINDS: [AlertKind; 9] = [
     AlertKind::PortScan,
     AlertKind::LargeDownload,
     AlertKind::Blocklisted,
+    AlertKind::BlocklistedConnection,
+    AlertKind::ExcessiveConnections,
 ];
 
 /// The metric families for `state`, in the order they are served.

@@ -29,6 +29,7 @@ fn alert(kind: AlertKind, severity: Severity, source: &str) -> Alert {
         started_at: SystemTime::now(),
         message: "SYN rate".into(),
         flow: None,
+        connection: None,
     }
 }
 
@@ -45,6 +46,7 @@ fn end_of(a: &Alert) -> AlertEnd {
         ended_at: SystemTime::now(),
         duration_secs: 3.0,
         flow: None,
+        connection: None,
     }
 }
 
@@ -246,10 +248,12 @@ fn active_alerts_list_every_kind() {
             | AlertKind::Spike
             | AlertKind::PortScan
             | AlertKind::LargeDownload
-            | AlertKind::Blocklisted => {}
+            | AlertKind::Blocklisted
+            | AlertKind::BlocklistedConnection
+            | AlertKind::ExcessiveConnections => {}
         }
     }
     let mut kinds = ALL_KINDS.to_vec();
     kinds.dedup();
-    assert_eq!(kinds.len(), 9);
+    assert_eq!(kinds.len(), 11);
 }
