@@ -28,6 +28,7 @@ pub struct Config {
     pub lists: ListsConfig,
     pub alerting: AlertingConfig,
     pub pcap: PcapConfig,
+    pub mitigate: crate::mitigate::MitigateConfig,
 }
 
 /// Triggered capture: on an alert, the offending source's packets (every packet for a

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod detect;
 pub mod iface;
+pub mod mitigate;
 pub mod report;
 pub mod run;
 pub mod sink;

@@ -18,7 +18,10 @@ use serde::{Serialize, Serializer};
 use crate::report::human::{bitrate, thousands};
 
 pub mod human;
+pub mod mitigation;
 pub mod tracker;
+
+pub use mitigation::{BanEvent, UnbanEvent};
 
 pub use tracker::AlertTracker;
 
@@ -34,6 +37,9 @@ pub enum AlertKind {
     PortScan,
     LargeDownload,
     Blocklisted,
+    /// Mitigation's events (`mitigate`), reported through the same sinks.
+    Ban,
+    Unban,
 }
 
 impl AlertKind {
@@ -48,6 +54,8 @@ impl AlertKind {
             Self::PortScan => "port_scan",
             Self::LargeDownload => "large_download",
             Self::Blocklisted => "blocklisted",
+            Self::Ban => "ban",
+            Self::Unban => "unban",
         }
     }
 
@@ -301,6 +309,8 @@ pub struct AlertEnd {
 pub enum AlertEvent {
     Alert(Alert),
     AlertEnd(AlertEnd),
+    Ban(BanEvent),
+    Unban(UnbanEvent),
 }
 
 #[cfg(test)]

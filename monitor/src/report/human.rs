@@ -9,6 +9,7 @@ use super::{Reporter, RunInfo, now_rfc3339};
 use crate::{
     alert::{AlertEvent, human::render},
     capture::CaptureDone,
+    mitigate::MitigateMode,
     stats::IntervalStats,
 };
 
@@ -59,6 +60,15 @@ pub fn bitrate(bits_per_sec: f64) -> String {
     format!("{value:.1} {}", units[unit])
 }
 
+/// `dropped`, or `would drop` in dry-run.
+fn dropped_label(mode: MitigateMode) -> &'static str {
+    if mode == MitigateMode::DryRun {
+        "would drop"
+    } else {
+        "dropped"
+    }
+}
+
 fn rate(r: f64) -> String {
     thousands(r.round() as u64)
 }
@@ -87,6 +97,14 @@ impl<W: Write> Reporter for HumanReporter<W> {
             rate(r.other_pps),
             rate(r.syn_per_sec),
         );
+        if run.mitigation != MitigateMode::Off {
+            line.push_str(&format!(
+                " | {} {} pps {}",
+                dropped_label(run.mitigation),
+                rate(r.dropped_pps),
+                bitrate(r.dropped_bits_per_sec)
+            ));
+        }
         if !stats.top_sources.is_empty() {
             line.push_str(" | top");
             for s in &stats.top_sources {
@@ -150,6 +168,16 @@ impl<W: Write> Reporter for HumanReporter<W> {
             t(c.fin),
             t(c.fragments),
         );
+        let text = if run.mitigation == MitigateMode::Off {
+            text
+        } else {
+            format!(
+                "{text}\x20 {} {} ({} bytes)\n",
+                dropped_label(run.mitigation),
+                t(c.dropped.packets),
+                t(c.dropped.bytes)
+            )
+        };
         self.emit(&text);
     }
 }
