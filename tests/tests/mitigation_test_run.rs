@@ -18,9 +18,7 @@ use monitor::{
 };
 use monitor_common::{
     builder::{L4, Packet},
-    counters::{
-        BanEntry, MITIGATION_DROP, MITIGATION_DRY_RUN, MITIGATION_OFF, Settings, Tally,
-    },
+    counters::{BanEntry, MITIGATION_DROP, MITIGATION_DRY_RUN, MITIGATION_OFF, Settings, Tally},
     names,
 };
 use monitor_tests::require_kernel;

@@ -22,8 +22,8 @@ use log::{debug, warn};
 use monitor_common::{
     GlobalCounters, SourceCache, SourceCounters, SourceKey,
     counters::{
-        BLOCKLIST_EXEMPT, BanEntry, CaptureMeta, FlowCounters, FlowKey, LargeFlowEvent,
-        Settings, Tally,
+        BLOCKLIST_EXEMPT, BanEntry, CaptureMeta, FlowCounters, FlowKey, LargeFlowEvent, Settings,
+        Tally,
     },
     names,
 };
@@ -247,8 +247,9 @@ pub fn exempt_from_blocklist(ebpf: &mut Ebpf, blocklist: &[Cidr], exempt: &[Cidr
             } else {
                 continue;
             };
-            trie.insert(&key, BLOCKLIST_EXEMPT, 0)
-                .with_context(|| format!("failed to exempt {allowed} from the kernel's blocklist"))?;
+            trie.insert(&key, BLOCKLIST_EXEMPT, 0).with_context(|| {
+                format!("failed to exempt {allowed} from the kernel's blocklist")
+            })?;
         }
     }
     Ok(())

@@ -54,7 +54,9 @@ impl Request {
                 .parse()
                 .map(Self::Unban)
                 .map_err(|_| format!("`{addr}` is not an IP address")),
-            _ => Err(format!("unknown request `{line}`: expected list or unban ADDR")),
+            _ => Err(format!(
+                "unknown request `{line}`: expected list or unban ADDR"
+            )),
         }
     }
 
@@ -230,7 +232,10 @@ mod tests {
 
     #[test]
     fn requests_parse_and_print_back() {
-        for request in [Request::List, Request::Unban("2001:db8::1".parse().unwrap())] {
+        for request in [
+            Request::List,
+            Request::Unban("2001:db8::1".parse().unwrap()),
+        ] {
             assert_eq!(Request::parse(&request.line()), Ok(request));
         }
         assert!(Request::parse("unban nope").unwrap_err().contains("`nope`"));

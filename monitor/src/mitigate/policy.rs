@@ -60,7 +60,10 @@ pub enum Decision {
     },
     /// A source was confirmed while `max_bans` bans were in place: it is not banned.
     /// Decided once until the table has room again, so the log is not flooded too.
-    CapReached { address: IpAddr, max_bans: usize },
+    CapReached {
+        address: IpAddr,
+        max_bans: usize,
+    },
 }
 
 /// The alert kinds that confirm a ban: too much traffic from one source.
