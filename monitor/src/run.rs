@@ -54,6 +54,21 @@ pub async fn run(cli: Cli) -> Result<()> {
     };
     let delivery =
         Delivery::start(&config.alerting, origin).context("failed to set up alert delivery")?;
+    // The export file and the metrics port too: a wrong path or a taken port stops the
+    // monitor before it attaches.
+    let mut extra: Vec<Box<dyn report::Reporter + Send>> = Vec::new();
+    if let Some(path) = &config.export.path {
+        extra.push(Box::new(crate::export::Exporter::open(path)?));
+    }
+    let _metrics_server = match config.metrics.listen {
+        Some(addr) => {
+            let metrics = crate::metrics::Metrics::new(Some(delivery.stats_source()));
+            let server = crate::metrics::server::MetricsServer::bind(addr, metrics.clone()).await?;
+            extra.push(Box::new(metrics));
+            Some(server)
+        }
+        None => None,
+    };
     let backend = open_backend(&config, &lists, &iface)?;
     let mitigation = Mitigation::start(&config, &lists, &iface, backend.as_ref())?;
     let info = RunInfo {
@@ -64,7 +79,11 @@ pub async fn run(cli: Cli) -> Result<()> {
         mitigation: config.mitigate.mode,
     };
     let detector = Detector::new(&config, lists, iface);
-    let reporter = report::reporter(cli.json, config.alerting.color);
+    let mut reporter = report::reporter(cli.json, config.alerting.color);
+    if !extra.is_empty() {
+        extra.insert(0, reporter);
+        reporter = Box::new(report::tee::Tee(extra));
+    }
     let polled = poll(
         backend, &cli, &config, &info, detector, reporter, &delivery, mitigation,
     )
