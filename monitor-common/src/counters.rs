@@ -180,7 +180,8 @@ pub const MITIGATION_DRY_RUN: u64 = 2;
 pub const BLOCKLIST_EXEMPT: u32 = u32::MAX;
 
 /// Value of one entry of BANS (keyed by `SourceKey`). The program only asks whether a
-/// source is there; the rest is for `monitor bans list`, which reads the pinned map.
+/// source is there; the rest says what the ban is to whoever dumps the map
+/// (`bpftool map dump name BANS`), the policy in userspace being the authority.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct BanEntry {

@@ -72,8 +72,9 @@ static CAPTURE_TARGETS: HashMap<SourceKey, u32> = HashMap::with_max_entries(64, 
 #[map(name = "CAPTURED")]
 static CAPTURED: PerfEventArray<CaptureMeta> = PerfEventArray::new(0);
 
-/// Banned sources, written by userspace's mitigation policy (and emptied by `monitor
-/// bans unban` through the pinned map). Resized at load time to the ban cap.
+/// Banned sources, written by userspace's mitigation policy (`monitor bans unban`
+/// reaches it through the monitor's control socket). Resized at load time to the ban
+/// cap.
 #[map(name = "BANS")]
 static BANS: HashMap<SourceKey, BanEntry> = HashMap::with_max_entries(1_024, 0);
 
