@@ -186,6 +186,53 @@ impl<W: Write> Reporter for HumanReporter<W> {
 mod tests {
     use super::*;
 
+    fn run(mitigation: MitigateMode) -> RunInfo {
+        RunInfo {
+            iface: "eth0".into(),
+            backend: "xdp",
+            description: "xdp (native mode) on eth0".into(),
+            interval: Duration::from_secs(1),
+            mitigation,
+        }
+    }
+
+    fn printed(mitigation: MitigateMode) -> String {
+        let mut out = Vec::new();
+        let mut reporter = HumanReporter::new(&mut out, false);
+        let mut totals = GlobalCounters::default();
+        totals.dropped.packets = 48_210;
+        totals.dropped.bytes = 3_374_700;
+        let stats = IntervalStats {
+            seconds: 1.0,
+            totals,
+            rates: crate::stats::Rates {
+                dropped_pps: 48_210.0,
+                dropped_bits_per_sec: 26_997_600.0,
+                ..Default::default()
+            },
+            top_sources: Vec::new(),
+            dropped_sources: Vec::new(),
+        };
+        reporter.interval(&run(mitigation), &stats);
+        reporter.finish(&run(mitigation), &totals, Duration::from_secs(4));
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn drops_show_only_with_mitigation() {
+        let on = printed(MitigateMode::On);
+        assert!(on.contains(" | dropped 48,210 pps 27.0 Mbit/s\n"), "{on}");
+        assert!(on.contains("  dropped 48,210 (3,374,700 bytes)\n"), "{on}");
+        let dry = printed(MitigateMode::DryRun);
+        assert!(dry.contains(" | would drop 48,210 pps"), "{dry}");
+        assert!(
+            dry.contains("  would drop 48,210 (3,374,700 bytes)"),
+            "{dry}"
+        );
+        let off = printed(MitigateMode::Off);
+        assert!(!off.contains("drop"), "{off}");
+    }
+
     #[test]
     fn numbers_read_well() {
         assert_eq!(thousands(0), "0");
