@@ -37,7 +37,7 @@ pub struct Cli {
     pub interval: Duration,
 
     /// Print one JSON object per line instead of human-readable lines
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub json: bool,
 
     /// Stop cleanly after this long, e.g. 30s, 5m [default: run until SIGINT/SIGTERM]
@@ -559,6 +559,7 @@ mod tests {
         assert_eq!(mode(&["--mitigate", "--json"]), MitigateMode::On);
         let bans = cli(&["bans", "unban", "192.0.2.9", "--iface", "veth1"]);
         assert_eq!(bans.iface.as_deref(), Some("veth1"));
+        assert!(cli(&["bans", "list", "--json"]).json);
         assert_eq!(
             bans.command,
             Some(Command::Bans(BansCommand::Unban {
