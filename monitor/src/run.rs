@@ -25,6 +25,7 @@ use crate::{
     connections::{self, ConnectionScanner},
     detect::{DetectInput, Detector, Lists, ScanWindow},
     iface,
+    mitigate::Mitigation,
     report::{self, RunInfo},
     sink::{self, Delivery, Origin, Traffic},
     stats,
@@ -70,11 +71,13 @@ pub async fn run(cli: Cli) -> Result<()> {
         None => None,
     };
     let backend = open_backend(&config, &lists, &iface)?;
+    let mitigation = Mitigation::start(&config, &lists, &iface, backend.as_ref())?;
     let info = RunInfo {
         iface: iface.clone(),
         backend: backend.name(),
         description: backend.describe(),
         interval: config.capture.interval,
+        mitigation: config.mitigate.mode,
     };
     let detector = Detector::new(&config, lists, iface);
     let mut reporter = report::reporter(cli.json, config.alerting.color);
@@ -82,7 +85,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         extra.insert(0, reporter);
         reporter = Box::new(report::tee::Tee(extra));
     }
-    let polled = poll(backend, &cli, &config, &info, detector, reporter, &delivery).await;
+    let polled = poll(
+        backend, &cli, &config, &info, detector, reporter, &delivery, mitigation,
+    )
+    .await;
     delivery.shutdown().await;
     polled
 }
@@ -111,6 +117,9 @@ fn open_backend(config: &Config, lists: &Lists, iface: &str) -> Result<Box<dyn B
         blocklist: lists.blocklist.entries(),
         large_flow_bytes: config.detection.large_download.bytes.get(),
         capture_snaplen: config.pcap.snaplen.0,
+        mitigation: config.mitigate.mode.kernel_value(),
+        exempt: &crate::mitigate::active::never_dropped(config, lists),
+        max_bans: config.mitigate.max_bans.get(),
     };
     let backend = crate::backend::xdp::XdpBackend::attach(iface, config.capture.xdp_mode, &setup)?;
     Ok(Box::new(backend))
@@ -121,6 +130,10 @@ fn open_backend(_config: &Config, _lists: &Lists, _iface: &str) -> Result<Box<dy
     anyhow::bail!("the XDP backend needs Linux; this system has no backend yet")
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the loop's parts, each built in `run`"
+)]
 async fn poll(
     mut backend: Box<dyn Backend + Send>,
     cli: &Cli,
@@ -129,6 +142,7 @@ async fn poll(
     mut detector: Detector,
     mut reporter: Box<dyn report::Reporter + Send>,
     delivery: &Delivery,
+    mut mitigation: Option<Mitigation>,
 ) -> Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("failed to watch SIGINT")?;
     let mut sigterm = signal(SignalKind::terminate()).context("failed to watch SIGTERM")?;
@@ -187,15 +201,20 @@ async fn poll(
                     }
                     // Alerts first: they are what someone is waiting for.
                     let findings = detector.evaluate(&input);
+                    let mitigated = match &mut mitigation {
+                        Some(m) => m.on_findings(&findings, backend.as_mut(), SystemTime::now()),
+                        None => Vec::new(),
+                    };
                     let events = tracker.update(findings, SystemTime::now());
                     reporter.alerts(info, &events);
                     for event in &events {
                         let source_traffic = match event {
                             AlertEvent::Alert(a) => traffic(&input, a.source),
-                            AlertEvent::AlertEnd(_) => None,
+                            _ => None,
                         };
                         delivery.alert(event, source_traffic);
                     }
+                    report_mitigation(reporter.as_mut(), delivery, info, &mitigated);
                     if let Some(captures) = &mut captures {
                         captures.on_alerts(&events, backend.as_mut(), Instant::now());
                         for done in captures.finished(backend.as_mut()) {
@@ -228,6 +247,17 @@ async fn poll(
                 }
                 Err(err) => warn!("connection monitor: failed to list the sockets: {err:#}"),
             },
+            request = async {
+                match &mut mitigation {
+                    Some(m) => m.request().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if let Some(m) = &mut mitigation {
+                    let events = m.on_request(request, backend.as_mut(), SystemTime::now());
+                    report_mitigation(reporter.as_mut(), delivery, info, &events);
+                }
+            }
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
             _ = async { sleep_until(deadline.unwrap_or_else(Instant::now).into()).await },
@@ -250,6 +280,10 @@ async fn poll(
         }
     }
     drop(backend); // detaches the program before we report
+    if let Some(m) = mitigation {
+        let ended = m.finish(SystemTime::now());
+        report_mitigation(reporter.as_mut(), delivery, info, &ended);
+    }
     let now = SystemTime::now();
     let mut closing = tracker.finish(now);
     closing.extend(connection_tracker.finish(now));
@@ -259,6 +293,22 @@ async fn poll(
     }
     reporter.finish(info, &last.global, last.taken.duration_since(started));
     Ok(())
+}
+
+/// Bans and unbans go where alerts go.
+fn report_mitigation(
+    reporter: &mut (dyn report::Reporter + Send),
+    delivery: &Delivery,
+    info: &RunInfo,
+    events: &[AlertEvent],
+) {
+    if events.is_empty() {
+        return;
+    }
+    reporter.alerts(info, events);
+    for event in events {
+        delivery.alert(event, None);
+    }
 }
 
 /// A capture that ended goes to stdout, and a written one to the sinks as a note
