@@ -22,8 +22,10 @@ use crate::{
     capture::Captures,
     cli::Cli,
     config::Config,
+    connections::{self, ConnectionScanner},
     detect::{DetectInput, Detector, Lists, ScanWindow},
     iface,
+    mitigate::Mitigation,
     report::{self, RunInfo},
     sink::{self, Delivery, Origin, Traffic},
     stats,
@@ -53,16 +55,40 @@ pub async fn run(cli: Cli) -> Result<()> {
     };
     let delivery =
         Delivery::start(&config.alerting, origin).context("failed to set up alert delivery")?;
+    // The export file and the metrics port too: a wrong path or a taken port stops the
+    // monitor before it attaches.
+    let mut extra: Vec<Box<dyn report::Reporter + Send>> = Vec::new();
+    if let Some(path) = &config.export.path {
+        extra.push(Box::new(crate::export::Exporter::open(path)?));
+    }
+    let _metrics_server = match config.metrics.listen {
+        Some(addr) => {
+            let metrics = crate::metrics::Metrics::new(Some(delivery.stats_source()));
+            let server = crate::metrics::server::MetricsServer::bind(addr, metrics.clone()).await?;
+            extra.push(Box::new(metrics));
+            Some(server)
+        }
+        None => None,
+    };
     let backend = open_backend(&config, &lists, &iface)?;
+    let mitigation = Mitigation::start(&config, &lists, &iface, backend.as_ref())?;
     let info = RunInfo {
         iface: iface.clone(),
         backend: backend.name(),
         description: backend.describe(),
         interval: config.capture.interval,
+        mitigation: config.mitigate.mode,
     };
     let detector = Detector::new(&config, lists, iface);
-    let reporter = report::reporter(cli.json, config.alerting.color);
-    let polled = poll(backend, &cli, &config, &info, detector, reporter, &delivery).await;
+    let mut reporter = report::reporter(cli.json, config.alerting.color);
+    if !extra.is_empty() {
+        extra.insert(0, reporter);
+        reporter = Box::new(report::tee::Tee(extra));
+    }
+    let polled = poll(
+        backend, &cli, &config, &info, detector, reporter, &delivery, mitigation,
+    )
+    .await;
     delivery.shutdown().await;
     polled
 }
@@ -76,6 +102,7 @@ fn traffic(input: &DetectInput, source: AlertSource) -> Option<Traffic> {
     let (packets, bytes) = match source {
         AlertSource::Ip(ip) => input.sources.get(&ip).map(|c| (c.packets, c.bytes))?,
         AlertSource::Many => (input.host.total.packets, input.host.total.bytes),
+        AlertSource::Process(_) => return None,
     };
     Some(Traffic {
         pps: packets as f64 / input.interval_secs,
@@ -90,6 +117,9 @@ fn open_backend(config: &Config, lists: &Lists, iface: &str) -> Result<Box<dyn B
         blocklist: lists.blocklist.entries(),
         large_flow_bytes: config.detection.large_download.bytes.get(),
         capture_snaplen: config.pcap.snaplen.0,
+        mitigation: config.mitigate.mode.kernel_value(),
+        exempt: &crate::mitigate::active::never_dropped(config, lists),
+        max_bans: config.mitigate.max_bans.get(),
     };
     let backend = crate::backend::xdp::XdpBackend::attach(iface, config.capture.xdp_mode, &setup)?;
     Ok(Box::new(backend))
@@ -100,6 +130,10 @@ fn open_backend(_config: &Config, _lists: &Lists, _iface: &str) -> Result<Box<dy
     anyhow::bail!("the XDP backend needs Linux; this system has no backend yet")
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the loop's parts, each built in `run`"
+)]
 async fn poll(
     mut backend: Box<dyn Backend + Send>,
     cli: &Cli,
@@ -108,11 +142,23 @@ async fn poll(
     mut detector: Detector,
     mut reporter: Box<dyn report::Reporter + Send>,
     delivery: &Delivery,
+    mut mitigation: Option<Mitigation>,
 ) -> Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("failed to watch SIGINT")?;
     let mut sigterm = signal(SignalKind::terminate()).context("failed to watch SIGTERM")?;
     let interval = config.capture.interval;
     let mut tracker = AlertTracker::new(&config.alerting);
+    // The connection monitor's alerts have their own tracker: each of its scans is a
+    // whole "interval" for them (what a scan does not find again has cleared), and
+    // the packet intervals in between say nothing about them.
+    let mut connection_tracker = AlertTracker::new(&config.alerting);
+    let mut scanner = match config.connections.enabled {
+        true => Some(
+            ConnectionScanner::start(config.connections.interval)
+                .context("failed to start the connection monitor")?,
+        ),
+        false => None,
+    };
     let first: Snapshot = backend.snapshot()?;
     let started = first.taken;
     let mut scans = ScanWindow::new(config.detection.port_scan.window, started);
@@ -157,15 +203,20 @@ async fn poll(
                     }
                     // Alerts first: they are what someone is waiting for.
                     let findings = detector.evaluate(&input);
+                    let mitigated = match &mut mitigation {
+                        Some(m) => m.on_findings(&findings, backend.as_mut(), SystemTime::now()),
+                        None => Vec::new(),
+                    };
                     let events = tracker.update(findings, SystemTime::now());
                     reporter.alerts(info, &events);
                     for event in &events {
                         let source_traffic = match event {
                             AlertEvent::Alert(a) => traffic(&input, a.source),
-                            AlertEvent::AlertEnd(_) => None,
+                            _ => None,
                         };
                         delivery.alert(event, source_traffic);
                     }
+                    report_mitigation(reporter.as_mut(), delivery, info, &mitigated);
                     if let Some(captures) = &mut captures {
                         captures.on_alerts(&events, backend.as_mut(), Instant::now());
                         for done in captures.finished(backend.as_mut()) {
@@ -191,6 +242,32 @@ async fn poll(
                 // Keep going: the next poll may work, and the totals are cumulative.
                 (_, Err(err)) => warn!("failed to read the counters: {err:#}"),
             },
+            scan = connections::next_scan(&mut scanner) => match scan {
+                Ok(listing) => {
+                    let findings =
+                        connections::evaluate(&listing, detector.lists(), &config.connections);
+                    let events = connection_tracker.update(findings, SystemTime::now());
+                    reporter.alerts(info, &events);
+                    for event in &events {
+                        delivery.alert(event, None);
+                    }
+                    if let Some(captures) = &mut captures {
+                        captures.on_alerts(&events, backend.as_mut(), Instant::now());
+                    }
+                }
+                Err(err) => warn!("connection monitor: failed to list the sockets: {err:#}"),
+            },
+            request = async {
+                match &mut mitigation {
+                    Some(m) => m.request().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if let Some(m) = &mut mitigation {
+                    let events = m.on_request(request, backend.as_mut(), SystemTime::now());
+                    report_mitigation(reporter.as_mut(), delivery, info, &events);
+                }
+            }
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
             _ = async { sleep_until(deadline.unwrap_or_else(Instant::now).into()).await },
@@ -219,7 +296,13 @@ async fn poll(
         }
     }
     drop(backend); // detaches the program before we report
-    let closing = tracker.finish(SystemTime::now());
+    if let Some(m) = mitigation {
+        let ended = m.finish(SystemTime::now());
+        report_mitigation(reporter.as_mut(), delivery, info, &ended);
+    }
+    let now = SystemTime::now();
+    let mut closing = tracker.finish(now);
+    closing.extend(connection_tracker.finish(now));
     reporter.alerts(info, &closing);
     for event in &closing {
         delivery.alert(event, None);
@@ -238,6 +321,22 @@ impl CaptureFailures {
     fn first(&mut self, error: &str, path: &std::path::Path) -> bool {
         let file = path.display().to_string();
         self.0.insert(error.replace(&file, "<file>"))
+    }
+}
+
+/// Bans and unbans go where alerts go.
+fn report_mitigation(
+    reporter: &mut (dyn report::Reporter + Send),
+    delivery: &Delivery,
+    info: &RunInfo,
+    events: &[AlertEvent],
+) {
+    if events.is_empty() {
+        return;
+    }
+    reporter.alerts(info, events);
+    for event in events {
+        delivery.alert(event, None);
     }
 }
 

@@ -66,6 +66,8 @@ fn a_webhook_endpoint_down_then_back_gets_every_alert() {
         "250ms",
         "--source-syn-per-sec",
         "5",
+        // Alerts from packets only: the connection monitor watches the whole host.
+        "--no-connections",
         "--webhook",
         &format!("generic=http://{endpoint}/hook"),
         "--delivery-retries",
@@ -119,6 +121,7 @@ fn an_unwritable_capture_directory_is_logged_once_and_monitoring_goes_on() {
         "250ms",
         "--source-syn-per-sec",
         "5",
+        "--no-connections",
         "--pcap-dir",
         dir.to_str().unwrap(),
     ])

@@ -7,8 +7,11 @@ use std::{
     time::{Instant, SystemTime},
 };
 
-use anyhow::Result;
-use monitor_common::{GlobalCounters, SourceCounters, counters::Tally};
+use anyhow::{Result, bail};
+use monitor_common::{
+    GlobalCounters, SourceCounters,
+    counters::{BanEntry, Tally},
+};
 
 use crate::capture::{CaptureTarget, CapturedPacket};
 
@@ -31,6 +34,9 @@ pub struct Snapshot {
     /// SYN-ACKs the host sent, per destination (cumulative); `None` when the backend
     /// cannot see egress.
     pub syn_acks_sent: Option<HashMap<IpAddr, u64>>,
+    /// Frames mitigation dropped (in dry-run: would have), per source (cumulative);
+    /// empty when mitigation is off.
+    pub dropped: HashMap<IpAddr, Tally>,
 }
 
 /// One flow's inbound payload, as followed by the backend.
@@ -62,4 +68,15 @@ pub trait Backend {
     /// The stream of captured packets; `None` when the backend cannot capture. Called
     /// once, from within the async runtime.
     fn captured_packets(&mut self) -> Option<tokio::sync::mpsc::Receiver<CapturedPacket>>;
+    /// Whether the backend can drop packets (`--mitigate`).
+    fn can_mitigate(&self) -> bool {
+        false
+    }
+    /// Drops (or in dry-run counts) `source`'s packets from now on.
+    fn ban(&mut self, source: IpAddr, _entry: BanEntry) -> Result<()> {
+        bail!("the {} backend cannot ban {source}", self.name())
+    }
+    fn unban(&mut self, source: IpAddr) -> Result<()> {
+        bail!("the {} backend cannot unban {source}", self.name())
+    }
 }

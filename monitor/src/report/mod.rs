@@ -9,6 +9,7 @@ use crate::{alert::AlertEvent, capture::CaptureDone, stats::IntervalStats};
 
 pub mod human;
 pub mod json;
+pub mod tee;
 
 /// What is being monitored, and how.
 #[derive(Clone, Debug)]
@@ -18,6 +19,8 @@ pub struct RunInfo {
     /// e.g. `xdp (native mode) on eth0`
     pub description: String,
     pub interval: Duration,
+    /// Whether dropped counts are drops or, in dry-run, would-be drops.
+    pub mitigation: crate::mitigate::MitigateMode,
 }
 
 pub trait Reporter {
