@@ -39,12 +39,18 @@ fuzz_target!(|data: &[u8]| {
                 line: Some(line), ..
             } = err
             {
-                // A line past the end of the text is possible only just past it (an
-                // error at the end of input).
+                // YAML breaks lines at CR, LF and CR LF; TOML at LF and CR LF (a lone
+                // CR is an error there). A line past the end of the text is possible
+                // only just past it (an error at the end of input).
+                let lines = match format {
+                    Format::Yaml => text.replace("\r\n", "\n").replace('\r', "\n"),
+                    Format::Toml => text.to_owned(),
+                }
+                .lines()
+                .count();
                 assert!(
-                    line >= 1 && line <= text.lines().count() + 1,
-                    "line {line} of a {}-line text: {message}",
-                    text.lines().count()
+                    line >= 1 && line <= lines + 1,
+                    "line {line} of a {lines}-line text: {message}"
                 );
             }
         }

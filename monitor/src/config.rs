@@ -1010,4 +1010,24 @@ mod tests {
         );
         std::fs::remove_dir_all(&dir).unwrap();
     }
+
+    /// Found by `cargo xtask fuzz` (target `config`, the exact bytes after its format
+    /// byte): YAML breaks lines at a lone CR too, so the error's line (21) counts the
+    /// 19 CRs; the message stays one line.
+    #[test]
+    fn a_yaml_error_after_lone_carriage_returns_is_one_line_naming_the_yaml_line() {
+        let text = concat!(
+            "detection:\n~ %pe",
+            "\r\r\r\r\r\r\r\r\r\r\r\r\r\r\r\r\r\r\r",
+            "r_source:0    pps: 1000\n    s}n_pebhooks:\n",
+            "    - url: \"http://127.0.0.1:9block.txt\"]\n"
+        );
+        let err = yaml(text).unwrap_err();
+        let message = err.to_string();
+        assert!(!message.contains('\n'), "{message}");
+        assert!(
+            message.starts_with("config.yml, line 21, field `detection`"),
+            "{message}"
+        );
+    }
 }
