@@ -160,6 +160,12 @@ pub struct Settings {
     pub captures_armed: u64,
     /// Bytes of each captured packet copied to userspace.
     pub capture_snaplen: u64,
+    /// `view::VIEW_*` bits: filter set, packet log on. Zero skips both in one branch.
+    pub packet_view: u64,
+    /// Packets refused by it are not counted at all (`--filter`).
+    pub filter: crate::view::PacketFilter,
+    /// Packet-log lines per second, per CPU (userspace caps the sum too).
+    pub packet_log_rate: u64,
 }
 
 /// Largest snap length: bounds the copy for the verifier and the perf buffers.
@@ -563,6 +569,8 @@ mod pod {
     unsafe impl aya::Pod for super::Tally {}
     unsafe impl aya::Pod for super::CaptureMeta {}
     unsafe impl aya::Pod for crate::decode::Addr {}
+    unsafe impl aya::Pod for crate::view::PacketLogEvent {}
+    unsafe impl aya::Pod for crate::view::PacketLogState {}
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@ extern crate std;
 pub mod counters;
 pub mod decode;
 pub mod frame;
+pub mod view;
 
 #[cfg(any(test, feature = "std"))]
 pub mod builder;
@@ -31,6 +32,8 @@ pub mod names {
     pub const SYN_ACKS_SENT: &str = "SYN_ACKS_SENT";
     pub const CAPTURE_TARGETS: &str = "CAPTURE_TARGETS";
     pub const CAPTURED: &str = "CAPTURED";
+    pub const PACKET_LOG: &str = "PACKET_LOG";
+    pub const PACKET_LOG_STATE: &str = "PACKET_LOG_STATE";
 }
 
 /// Default size of the per-source table (entries), overridable at load time.

@@ -6,6 +6,8 @@
 
 use std::{
     collections::VecDeque,
+    io::Write as _,
+    sync::Arc,
     time::{Duration, Instant, SystemTime},
 };
 
@@ -13,6 +15,7 @@ use anyhow::{Context as _, Result};
 use log::warn;
 use tokio::{
     signal::unix::{SignalKind, signal},
+    sync::{Notify, mpsc::Receiver},
     time::{MissedTickBehavior, interval_at, sleep_until},
 };
 
@@ -24,6 +27,7 @@ use crate::{
     config::Config,
     detect::{DetectInput, Detector, Lists, ScanWindow},
     iface,
+    packets::{self, PacketRecord, RateCap},
     report::{self, RunInfo},
     sink::{self, Delivery, Origin, Traffic},
     stats,
@@ -53,7 +57,10 @@ pub async fn run(cli: Cli) -> Result<()> {
     };
     let delivery =
         Delivery::start(&config.alerting, origin).context("failed to set up alert delivery")?;
-    let backend = open_backend(&config, &lists, &iface)?;
+    let backend = open_backend(&cli, &config, &lists, &iface)?;
+    if let Some(filter) = &cli.filter {
+        log::info!("counting only packets that match `{filter}`");
+    }
     let info = RunInfo {
         iface: iface.clone(),
         backend: backend.name(),
@@ -61,8 +68,22 @@ pub async fn run(cli: Cli) -> Result<()> {
         interval: config.capture.interval,
     };
     let detector = Detector::new(&config, lists, iface);
-    let reporter = report::reporter(cli.json, config.alerting.color);
-    let polled = poll(backend, &cli, &config, &info, detector, reporter, &delivery).await;
+    // Notified when the dashboard's operator quits.
+    let quit = Arc::new(Notify::new());
+    let reporter: Box<dyn report::Reporter + Send> = if cli.tui {
+        let filter = cli.filter.as_ref().map(ToString::to_string);
+        Box::new(crate::tui::start(
+            filter,
+            config.alerting.color,
+            quit.clone(),
+        )?)
+    } else {
+        report::reporter(cli.json, config.alerting.color)
+    };
+    let polled = poll(
+        backend, &cli, &config, &info, detector, reporter, &delivery, &quit,
+    )
+    .await;
     delivery.shutdown().await;
     polled
 }
@@ -84,19 +105,31 @@ fn traffic(input: &DetectInput, source: AlertSource) -> Option<Traffic> {
 }
 
 #[cfg(target_os = "linux")]
-fn open_backend(config: &Config, lists: &Lists, iface: &str) -> Result<Box<dyn Backend + Send>> {
+fn open_backend(
+    cli: &Cli,
+    config: &Config,
+    lists: &Lists,
+    iface: &str,
+) -> Result<Box<dyn Backend + Send>> {
     let setup = crate::backend::xdp::KernelSetup {
         max_sources: config.capture.max_sources.get(),
         blocklist: lists.blocklist.entries(),
         large_flow_bytes: config.detection.large_download.bytes.get(),
         capture_snaplen: config.pcap.snaplen.0,
+        filter: cli.filter.as_ref().map(|f| f.kernel),
+        packet_log_rate: cli.packets.then_some(cli.packets_rate),
     };
     let backend = crate::backend::xdp::XdpBackend::attach(iface, config.capture.xdp_mode, &setup)?;
     Ok(Box::new(backend))
 }
 
 #[cfg(not(target_os = "linux"))]
-fn open_backend(_config: &Config, _lists: &Lists, _iface: &str) -> Result<Box<dyn Backend + Send>> {
+fn open_backend(
+    _cli: &Cli,
+    _config: &Config,
+    _lists: &Lists,
+    _iface: &str,
+) -> Result<Box<dyn Backend + Send>> {
     anyhow::bail!("the XDP backend needs Linux; this system has no backend yet")
 }
 
@@ -108,6 +141,7 @@ async fn poll(
     mut detector: Detector,
     mut reporter: Box<dyn report::Reporter + Send>,
     delivery: &Delivery,
+    quit: &Notify,
 ) -> Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("failed to watch SIGINT")?;
     let mut sigterm = signal(SignalKind::terminate()).context("failed to watch SIGTERM")?;
@@ -123,6 +157,7 @@ async fn poll(
     let deadline = cli.duration.map(|d| started + d);
     let mut ticker = interval_at((started + interval).into(), interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut packet_log = PacketLog::start(cli, config, backend.as_mut());
     reporter.start(info);
 
     loop {
@@ -172,6 +207,9 @@ async fn poll(
                     }
                     let last = recent.back().unwrap_or(&current);
                     reporter.interval(info, &stats::interval(last, &current, config.capture.top));
+                    if let Some(log) = &mut packet_log {
+                        log.report_skipped(backend.as_mut(), false);
+                    }
                     recent.push_back(current);
                     let newest = recent.back().map(|s| s.taken).unwrap_or(started);
                     while recent.len() > 1 && newest.duration_since(recent[1].taken) >= window {
@@ -181,6 +219,13 @@ async fn poll(
                 // Keep going: the next poll may work, and the totals are cumulative.
                 Err(err) => warn!("failed to read the counters: {err:#}"),
             },
+            Some(record) = async { packet_log.as_mut()?.records.recv().await },
+                if packet_log.is_some() => {
+                if let Some(log) = &mut packet_log {
+                    log.print(&record);
+                }
+            }
+            _ = quit.notified() => break,
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
             _ = async { sleep_until(deadline.unwrap_or_else(Instant::now).into()).await },
@@ -201,6 +246,10 @@ async fn poll(
         for done in captures.shutdown(backend.as_mut()).await {
             report_capture(reporter.as_mut(), delivery, info, &done);
         }
+    }
+    if let Some(log) = &mut packet_log {
+        log.drain();
+        log.report_skipped(backend.as_mut(), true);
     }
     drop(backend); // detaches the program before we report
     let closing = tracker.finish(SystemTime::now());
@@ -231,5 +280,79 @@ fn report_capture(
     } else {
         let source = done.target.map_or(AlertSource::Many, AlertSource::Ip);
         delivery.capture_written(done.kind, source, &done.path, done.packets);
+    }
+}
+
+/// `--packets`: the backend's records, printed within the rate cap, with what was
+/// skipped reported every few seconds (when it grew) and at the end.
+struct PacketLog {
+    records: Receiver<PacketRecord>,
+    cap: RateCap,
+    colour: bool,
+    /// Skipped lines last reported, and when.
+    reported: (u64, Instant),
+}
+
+/// How often a growing skipped count is reported.
+const SKIPPED_EVERY: Duration = Duration::from_secs(5);
+
+impl PacketLog {
+    fn start(cli: &Cli, config: &Config, backend: &mut (dyn Backend + Send)) -> Option<Self> {
+        if !cli.packets {
+            return None;
+        }
+        let Some(records) = backend.packet_log() else {
+            warn!(
+                "the {} backend cannot log packets; --packets is off",
+                backend.name()
+            );
+            return None;
+        };
+        use std::io::IsTerminal as _;
+        let colour = report::use_colour(
+            config.alerting.color,
+            std::io::stdout().is_terminal(),
+            std::env::var_os("NO_COLOR").as_deref(),
+        );
+        Some(Self {
+            records,
+            cap: RateCap::new(cli.packets_rate),
+            colour,
+            reported: (0, Instant::now()),
+        })
+    }
+
+    fn print(&mut self, record: &PacketRecord) {
+        if self.cap.admit(record.timestamp) {
+            emit(&packets::format_line(record, self.colour));
+        }
+    }
+
+    /// Prints what is already queued (the last packets before the stop).
+    fn drain(&mut self) {
+        while let Ok(record) = self.records.try_recv() {
+            self.print(&record);
+        }
+    }
+
+    fn report_skipped(&mut self, backend: &mut (dyn Backend + Send), end: bool) {
+        let backend_skipped = backend.packet_log_skipped();
+        let total = self.cap.skipped + backend_skipped;
+        let due = total > self.reported.0 && self.reported.1.elapsed() >= SKIPPED_EVERY;
+        if end || due {
+            emit(&packets::skipped_line(
+                self.cap.skipped,
+                backend_skipped,
+                end,
+            ));
+            self.reported = (total, Instant::now());
+        }
+    }
+}
+
+fn emit(line: &str) {
+    let mut out = std::io::stdout().lock();
+    if let Err(err) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+        log::error!("failed to write to stdout: {err}");
     }
 }

@@ -8,7 +8,9 @@ use anyhow::{Context as _, Result, bail};
 use crate::toolchain::{self, BPF_LINKER_VERSION, DEBIAN_BUILD_PACKAGES, DEBIAN_TOOLCHAIN, Route};
 
 /// Debian packages the tests drive: real tools, real traffic.
-pub const DEBIAN_TEST_PACKAGES: &[&str] = &["iproute2", "hping3", "nmap", "tshark", "tcpdump"];
+/// tmux is the real terminal the dashboard test drives.
+pub const DEBIAN_TEST_PACKAGES: &[&str] =
+    &["iproute2", "hping3", "nmap", "tshark", "tcpdump", "tmux"];
 
 /// Debian packages only the benchmarks use: fastnetmon, the detector the detection
 /// latency benchmark compares with. Kept out of the tests' list so that `cargo xtask

@@ -10,7 +10,10 @@ use std::{
 use anyhow::Result;
 use monitor_common::{GlobalCounters, SourceCounters, counters::Tally};
 
-use crate::capture::{CaptureTarget, CapturedPacket};
+use crate::{
+    capture::{CaptureTarget, CapturedPacket},
+    packets::PacketRecord,
+};
 
 #[cfg(target_os = "linux")]
 mod batch;
@@ -62,4 +65,15 @@ pub trait Backend {
     /// The stream of captured packets; `None` when the backend cannot capture. Called
     /// once, from within the async runtime.
     fn captured_packets(&mut self) -> Option<tokio::sync::mpsc::Receiver<CapturedPacket>>;
+    /// The packet log (`--packets`): one record per packet that passes the filter,
+    /// within the backend's own rate cap; `None` when the log is off or the backend
+    /// cannot log packets. Called once, from within the async runtime.
+    fn packet_log(&mut self) -> Option<tokio::sync::mpsc::Receiver<PacketRecord>> {
+        None
+    }
+    /// Packets the backend left out of the log (its rate cap, its full buffers),
+    /// cumulative.
+    fn packet_log_skipped(&mut self) -> u64 {
+        0
+    }
 }

@@ -1,0 +1,159 @@
+//! `--tui` in a real terminal (tmux): the dashboard's panels under known traffic, its
+//! keys, resizes, and the exact final totals printed after it exits.
+#![cfg(target_os = "linux")]
+
+use std::{net::IpAddr, time::Duration};
+
+use monitor_tests::{
+    monitor_process::binary, netns::TestNet, require_kernel, require_tool, terminal::Tmux, traffic,
+};
+
+/// UDP datagrams hping3 sends, 200 a second.
+const SENT: u64 = 1_000;
+
+/// The number after `label` on the screen, e.g. `Packets/s now 1,234`.
+fn number_after(screen: &str, label: &str) -> Option<f64> {
+    let at = screen.find(label)? + label.len();
+    let digits: String = screen[at..]
+        .trim_start()
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == ',' || *c == '.')
+        .filter(|c| *c != ',')
+        .collect();
+    digits.parse().ok()
+}
+
+/// `up 12s` in the header.
+fn uptime(screen: &str) -> Option<f64> {
+    number_after(screen, " up ")
+}
+
+#[test]
+fn the_dashboard_shows_the_traffic_answers_keys_and_prints_exact_totals() {
+    require_kernel!();
+    require_tool("tmux");
+    require_tool("hping3");
+    let net = TestNet::new().expect("test network");
+    let stderr = std::env::temp_dir().join(format!("monitor-tui-{}.err", net.host_if));
+    let command = format!(
+        "{} --iface {} --interval 500ms --tui 2>{}; echo MONITOR-EXIT $?; sleep 600",
+        binary().display(),
+        net.host_if,
+        stderr.display()
+    );
+    let tmux = Tmux::start(&command, 120, 40).expect("tmux");
+    let show = |what: &str, check: &dyn Fn(&str) -> bool| {
+        tmux.wait_for(what, Duration::from_secs(20), check)
+            .unwrap_or_else(|e| {
+                let log = std::fs::read_to_string(&stderr).unwrap_or_default();
+                panic!("{e:#}\nstderr:\n{log}")
+            })
+    };
+    let screen = show("the dashboard", &|s| s.contains("backend xdp on"));
+    assert!(screen.contains(&net.host_if), "{screen}");
+    for panel in [
+        "Packets/s",
+        "Bits/s",
+        "Protocol mix",
+        "Top talkers (sort: pps)",
+        "Alerts: 0 active",
+    ] {
+        assert!(screen.contains(panel), "no {panel}:\n{screen}");
+    }
+
+    // A steady 200 pps from the namespace, 5 s.
+    let sender = {
+        let (ns, host_if) = (net.ns.clone(), net.host_if.clone());
+        let host = IpAddr::V4(net.host_v4);
+        std::thread::spawn(move || {
+            let _ = host_if;
+            let mut cmd = std::process::Command::new("ip");
+            cmd.args([
+                "netns", "exec", &ns, "hping3", "-2", "-p", "7000", "-i", "u5000",
+            ])
+            .args(["-c", &SENT.to_string(), &host.to_string()]);
+            traffic::run_tool(cmd, Duration::from_secs(60))
+        })
+    };
+    let ns_ip = net.ns_v4.to_string();
+    let screen = show("the namespace as a top talker at a steady rate", &|s| {
+        s.contains(&ns_ip) && number_after(s, "Packets/s now").is_some_and(|p| p >= 100.0)
+    });
+    let pps = number_after(&screen, "Packets/s now").unwrap();
+    assert!(
+        (100.0..=300.0).contains(&pps),
+        "about 200 pps: {pps}\n{screen}"
+    );
+    assert!(
+        number_after(&screen, "UDP").is_some_and(|p| p >= 100.0),
+        "the protocol mix shows the UDP:\n{screen}"
+    );
+
+    tmux.keys("s").unwrap();
+    show("the sort by bps", &|s| s.contains("sort: bps"));
+    tmux.keys("s").unwrap();
+    show("the sort by SYN/s", &|s| s.contains("sort: syn"));
+
+    tmux.keys("p").unwrap();
+    let paused = show("the pause marker", &|s| s.contains("PAUSED"));
+    std::thread::sleep(Duration::from_millis(1_500));
+    let still = tmux.capture().unwrap();
+    assert_eq!(
+        uptime(&paused),
+        uptime(&still),
+        "frozen while paused:\n{still}"
+    );
+    tmux.keys("p").unwrap();
+    show("the display moving again", &|s| {
+        !s.contains("PAUSED") && uptime(s) > uptime(&still)
+    });
+
+    tmux.resize(70, 20).unwrap();
+    show("the panels in a smaller window", &|s| {
+        s.contains("Top talkers") && s.lines().count() <= 20
+    });
+    tmux.resize(30, 8).unwrap();
+    show("the too-small notice", &|s| s.contains("too small"));
+    tmux.resize(120, 40).unwrap();
+    show("the panels again", &|s| s.contains("Protocol mix"));
+
+    sender
+        .join()
+        .expect("sender thread")
+        .expect("hping3 sent its packets");
+    // Every packet counted before quitting (the footer shows the totals).
+    show("every packet sent in the totals", &|s| {
+        s.contains(&format!("total {} packets", thousands(SENT)))
+    });
+    tmux.keys("q").unwrap();
+    let after = show("the final totals after exit", &|s| {
+        s.contains("MONITOR-EXIT")
+    });
+    assert!(after.contains("MONITOR-EXIT 0"), "{after}");
+    assert!(after.contains("final totals after"), "{after}");
+    assert!(
+        after.contains(&format!("packets {} (", thousands(SENT))),
+        "exact totals:\n{after}"
+    );
+    assert!(
+        after.contains(&format!("udp {}", thousands(SENT))),
+        "{after}"
+    );
+    assert!(
+        !after.contains("Protocol mix"),
+        "the dashboard is gone:\n{after}"
+    );
+    let _ = std::fs::remove_file(&stderr);
+}
+
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
