@@ -4,6 +4,8 @@
 
 use std::{net::IpAddr, time::Duration};
 
+use monitor::report::human::thousands;
+
 use monitor_tests::{
     monitor_process::binary, netns::TestNet, require_kernel, require_tool, terminal::Tmux, traffic,
 };
@@ -144,16 +146,4 @@ fn the_dashboard_shows_the_traffic_answers_keys_and_prints_exact_totals() {
         "the dashboard is gone:\n{after}"
     );
     let _ = std::fs::remove_file(&stderr);
-}
-
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }

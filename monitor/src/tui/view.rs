@@ -192,15 +192,7 @@ pub fn draw(frame: &mut Frame, d: &Dashboard) {
     draw_header(frame, header, d);
     let [pps, bps] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(charts);
-    draw_chart(
-        frame,
-        pps,
-        d,
-        "Packets/s",
-        Color::Cyan,
-        |p| p.1,
-        |v| rate(v),
-    );
+    draw_chart(frame, pps, d, "Packets/s", Color::Cyan, |p| p.1, rate);
     draw_chart(frame, bps, d, "Bits/s", Color::Magenta, |p| p.2, bitrate);
     let [mix, talkers] =
         Layout::horizontal([Constraint::Length(36), Constraint::Min(30)]).areas(middle);
