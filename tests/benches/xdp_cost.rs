@@ -138,6 +138,62 @@ fn main() {
         "| TCP SYN, a new source every packet (20,000 sources, one run each) | {miss_base:.0} | {miss:.0} | {:.0} |",
         miss - miss_base
     );
+
+    // The packet view on (`--filter`, `--packets`): what those cost when asked for.
+    use monitor_common::{
+        counters::Settings,
+        view::{PacketFilter, TERM_CLASS, TERM_DST_PORT, TERM_SRC_PORT, VIEW_FILTER, VIEW_LOG},
+    };
+    let udp_frame = &frames[1].1;
+    let udp_port_53 = PacketFilter {
+        terms: TERM_CLASS | TERM_SRC_PORT | TERM_DST_PORT,
+        port: 53,
+        class: monitor_common::Class::Udp as u8,
+        ..Default::default()
+    };
+    let views = [
+        (
+            "UDP (IPv4), --filter \"udp and port 53\" (matches)",
+            Settings {
+                packet_view: VIEW_FILTER,
+                filter: udp_port_53,
+                ..Default::default()
+            },
+        ),
+        (
+            "UDP (IPv4), --filter \"tcp\" (refused: not counted)",
+            Settings {
+                packet_view: VIEW_FILTER,
+                filter: PacketFilter {
+                    terms: TERM_CLASS,
+                    class: monitor_common::Class::Tcp as u8,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        ),
+        (
+            "UDP (IPv4), --packets, over the rate cap (skipped)",
+            Settings {
+                packet_view: VIEW_LOG,
+                packet_log_rate: 100,
+                ..Default::default()
+            },
+        ),
+        (
+            "UDP (IPv4), --packets, no cap (ring write, or ring full)",
+            Settings {
+                packet_view: VIEW_LOG,
+                packet_log_rate: u64::MAX,
+                ..Default::default()
+            },
+        ),
+    ];
+    for (name, settings) in views {
+        monitor::backend::xdp::configure(&mut ebpf, &[], &settings).expect("settings");
+        let (base, ours) = costs(&mut ebpf, udp_frame);
+        println!("| {name} | {base:.0} | {ours:.0} | {:.0} |", ours - base);
+    }
 }
 
 #[cfg(not(target_os = "linux"))]
