@@ -302,6 +302,21 @@ pub struct Overrides {
     #[arg(long = "webhook", value_name = "[KIND=]URL", value_parser = WebhookParser, help_heading = "Alert sinks")]
     pub webhooks: Option<Vec<WebhookConfig>>,
 
+    /// Append one stats row per interval to this file: CSV if it ends in .csv, JSON lines if .json/.jsonl [config: export.path]
+    #[arg(
+        long = "export",
+        value_name = "PATH",
+        help_heading = "Exports and metrics"
+    )]
+    pub export: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9850 [config: metrics.listen]
+    #[arg(
+        long = "metrics",
+        value_name = "ADDR",
+        help_heading = "Exports and metrics"
+    )]
+    pub metrics: Option<std::net::SocketAddr>,
+
     /// Notices waiting per sink before new ones are dropped (and counted) [config: alerting.delivery.queue]
     #[arg(long, value_name = "N", help_heading = "Alert delivery")]
     pub delivery_queue: Option<NonZeroU32>,
@@ -421,6 +436,13 @@ impl Overrides {
         set(&mut delivery.rate_per_sec, &self.delivery_rate_per_sec);
         set(&mut delivery.burst, &self.delivery_burst);
         set(&mut delivery.flush_timeout, &self.delivery_flush_timeout);
+
+        if self.export.is_some() {
+            config.export.path.clone_from(&self.export);
+        }
+        if self.metrics.is_some() {
+            config.metrics.listen = self.metrics;
+        }
     }
 }
 
@@ -583,6 +605,7 @@ mod tests {
             "--delivery-queue", "8", "--delivery-timeout", "3s", "--delivery-retries", "1",
             "--delivery-backoff", "250ms", "--delivery-rate-per-sec", "0.5", "--delivery-burst", "2",
             "--delivery-flush-timeout", "1s",
+            "--export", "stats.csv", "--metrics", "127.0.0.1:9850",
         ];
         let every_flag = cli(&args).config().unwrap();
         assert_eq!(every_flag.lists.blocklist.len(), 2);
@@ -599,6 +622,14 @@ mod tests {
             "settings no flag reached: {unchanged:?}"
         );
         assert_eq!(every_flag.capture.iface.as_deref(), Some("eth9"));
+        assert_eq!(
+            every_flag.export.path.as_deref(),
+            Some(std::path::Path::new("stats.csv"))
+        );
+        assert_eq!(
+            every_flag.metrics.listen,
+            Some("127.0.0.1:9850".parse().unwrap())
+        );
         let hooks = &every_flag.alerting.webhooks;
         assert_eq!(hooks.len(), 2);
         assert_eq!(hooks[0].kind(), crate::sink::WebhookKind::Discord);

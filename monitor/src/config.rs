@@ -28,6 +28,27 @@ pub struct Config {
     pub lists: ListsConfig,
     pub alerting: AlertingConfig,
     pub pcap: PcapConfig,
+    pub export: ExportConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// Stats exports: one row per interval to a CSV or JSON-lines file (`crate::export`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExportConfig {
+    /// The file; `.csv` for CSV, `.json`/`.jsonl` for JSON lines. Appended to. A
+    /// relative path in a file is relative to the configuration file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+}
+
+/// The Prometheus endpoint (`crate::metrics`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Address and port to serve `/metrics` on, e.g. 127.0.0.1:9850; none: no endpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// Triggered capture: on an alert, the offending source's packets (every packet for a
@@ -619,6 +640,7 @@ impl Config {
                 .chain(&mut lists.allowlist_files)
                 .chain(&mut alerting.log)
                 .chain(&mut alerting.json_log)
+                .chain(&mut config.export.path)
             {
                 if file.is_relative() {
                     *file = dir.join(&*file);

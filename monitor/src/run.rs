@@ -57,6 +57,21 @@ pub async fn run(cli: Cli) -> Result<()> {
     };
     let delivery =
         Delivery::start(&config.alerting, origin).context("failed to set up alert delivery")?;
+    // The export file and the metrics port too: a wrong path or a taken port stops the
+    // monitor before it attaches.
+    let mut extra: Vec<Box<dyn report::Reporter + Send>> = Vec::new();
+    if let Some(path) = &config.export.path {
+        extra.push(Box::new(crate::export::Exporter::open(path)?));
+    }
+    let _metrics_server = match config.metrics.listen {
+        Some(addr) => {
+            let metrics = crate::metrics::Metrics::new(Some(delivery.stats_source()));
+            let server = crate::metrics::server::MetricsServer::bind(addr, metrics.clone()).await?;
+            extra.push(Box::new(metrics));
+            Some(server)
+        }
+        None => None,
+    };
     let backend = open_backend(&cli, &config, &lists, &iface)?;
     if let Some(filter) = &cli.filter {
         log::info!("counting only packets that match `{filter}`");
@@ -70,7 +85,7 @@ pub async fn run(cli: Cli) -> Result<()> {
     let detector = Detector::new(&config, lists, iface);
     // Notified when the dashboard's operator quits.
     let quit = Arc::new(Notify::new());
-    let reporter: Box<dyn report::Reporter + Send> = if cli.tui {
+    let mut reporter: Box<dyn report::Reporter + Send> = if cli.tui {
         let filter = cli.filter.as_ref().map(ToString::to_string);
         Box::new(crate::tui::start(
             filter,
@@ -80,6 +95,10 @@ pub async fn run(cli: Cli) -> Result<()> {
     } else {
         report::reporter(cli.json, config.alerting.color)
     };
+    if !extra.is_empty() {
+        extra.insert(0, reporter);
+        reporter = Box::new(report::tee::Tee(extra));
+    }
     let polled = poll(
         backend, &cli, &config, &info, detector, reporter, &delivery, &quit,
     )
