@@ -139,6 +139,35 @@ fn main() {
         miss - miss_base
     );
 
+    // Another build of the program (say, before a change), side by side with this one:
+    // `XDP_COST_COMPARE=path/to/monitor-xdp`. Its maps keep their zeroed settings.
+    if let Some(path) = std::env::var_os("XDP_COST_COMPARE") {
+        let mut other = aya::EbpfLoader::new()
+            .load_file(&path)
+            .expect("load the object to compare");
+        load_program(&mut other, names::MONITOR_PROGRAM).expect("load its monitor");
+        println!(
+            "\nThis build against {}",
+            std::path::Path::new(&path).display()
+        );
+        println!("| frame | that build (ns) | this build (ns) | this - that (ns) |");
+        println!("|---|---:|---:|---:|");
+        for (name, frame) in &frames {
+            let (mut theirs, mut ours) = (Vec::new(), Vec::new());
+            for _ in 0..ROUNDS {
+                theirs.push(round(&mut other, names::MONITOR_PROGRAM, frame));
+                ours.push(round(&mut ebpf, names::MONITOR_PROGRAM, frame));
+            }
+            theirs.sort_by(f64::total_cmp);
+            ours.sort_by(f64::total_cmp);
+            let (theirs, ours) = (theirs[ROUNDS / 2], ours[ROUNDS / 2]);
+            println!(
+                "| {name} | {theirs:.0} | {ours:.0} | {:.0} |",
+                ours - theirs
+            );
+        }
+    }
+
     // The packet view on (`--filter`, `--packets`): what those cost when asked for.
     use monitor_common::{
         counters::Settings,

@@ -2,7 +2,7 @@
 //! keys, resizes, and the exact final totals printed after it exits.
 #![cfg(target_os = "linux")]
 
-use std::{net::IpAddr, time::Duration};
+use std::time::Duration;
 
 use monitor::report::human::thousands;
 
@@ -37,10 +37,15 @@ fn the_dashboard_shows_the_traffic_answers_keys_and_prints_exact_totals() {
     require_tool("hping3");
     let net = TestNet::new().expect("test network");
     let stderr = std::env::temp_dir().join(format!("monitor-tui-{}.err", net.host_if));
+    let alert_log = std::env::temp_dir().join(format!("monitor-tui-{}.log", net.host_if));
+    let _ = std::fs::remove_file(&alert_log);
+    // A UDP threshold under the test's 200 pps: an alert raised while the dashboard runs.
     let command = format!(
-        "{} --iface {} --interval 500ms --tui 2>{}; echo MONITOR-EXIT $?; sleep 600",
+        "{} --iface {} --interval 500ms --source-udp-pps 100 --log {} --tui 2>{}; \
+         echo MONITOR-EXIT $?; sleep 600",
         binary().display(),
         net.host_if,
+        alert_log.display(),
         stderr.display()
     );
     let tmux = Tmux::start(&command, 120, 40).expect("tmux");
@@ -64,19 +69,11 @@ fn the_dashboard_shows_the_traffic_answers_keys_and_prints_exact_totals() {
     }
 
     // A steady 200 pps from the namespace, 5 s.
-    let sender = {
-        let (ns, host_if) = (net.ns.clone(), net.host_if.clone());
-        let host = IpAddr::V4(net.host_v4);
-        std::thread::spawn(move || {
-            let _ = host_if;
-            let mut cmd = std::process::Command::new("ip");
-            cmd.args([
-                "netns", "exec", &ns, "hping3", "-2", "-p", "7000", "-i", "u5000",
-            ])
-            .args(["-c", &SENT.to_string(), &host.to_string()]);
-            traffic::run_tool(cmd, Duration::from_secs(60))
-        })
-    };
+    let mut hping3 = net.command("hping3");
+    hping3
+        .args(["-2", "-p", "7000", "-i", "u5000", "-c", &SENT.to_string()])
+        .arg(net.host_v4.to_string());
+    let sender = std::thread::spawn(move || traffic::run_tool(hping3, Duration::from_secs(60)));
     let ns_ip = net.ns_v4.to_string();
     let screen = show("the namespace as a top talker at a steady rate", &|s| {
         s.contains(&ns_ip) && number_after(s, "Packets/s now").is_some_and(|p| p >= 100.0)
@@ -89,6 +86,31 @@ fn the_dashboard_shows_the_traffic_answers_keys_and_prints_exact_totals() {
     assert!(
         number_after(&screen, "UDP").is_some_and(|p| p >= 100.0),
         "the protocol mix shows the UDP:\n{screen}"
+    );
+
+    // The alert in its panel, not over the screen; and in the log file as ever.
+    let screen = show("the alert in the alerts panel", &|s| {
+        s.contains("ACTIVE") && s.contains(&format!("udp_flood from {ns_ip}"))
+    });
+    assert!(
+        screen
+            .lines()
+            .next()
+            .unwrap_or("")
+            .starts_with("monitor backend xdp"),
+        "nothing written over the header:\n{screen}"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let logged = loop {
+        let logged = std::fs::read_to_string(&alert_log).unwrap_or_default();
+        if logged.contains("udp_flood") || std::time::Instant::now() >= deadline {
+            break logged;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        logged.contains("udp_flood"),
+        "the log file has the alert: {logged}"
     );
 
     tmux.keys("s").unwrap();
@@ -146,4 +168,5 @@ fn the_dashboard_shows_the_traffic_answers_keys_and_prints_exact_totals() {
         "the dashboard is gone:\n{after}"
     );
     let _ = std::fs::remove_file(&stderr);
+    let _ = std::fs::remove_file(&alert_log);
 }
