@@ -39,6 +39,9 @@ use crate::{
 pub const RATE_WINDOW: Duration = Duration::from_secs(1);
 
 pub async fn run(cli: Cli) -> Result<()> {
+    if cli.tui {
+        crate::tui::check_terminal()?;
+    }
     let config = cli.config().context("invalid configuration")?;
     let lists = Lists::load(&config.lists).context("invalid address list")?;
     let iface = match &config.capture.iface {

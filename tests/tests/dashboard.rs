@@ -170,3 +170,18 @@ fn the_dashboard_shows_the_traffic_answers_keys_and_prints_exact_totals() {
     let _ = std::fs::remove_file(&stderr);
     let _ = std::fs::remove_file(&alert_log);
 }
+
+#[test]
+fn the_dashboard_without_a_terminal_is_refused_before_anything_starts() {
+    // stdout is a pipe here: refused with one line, before the interface is touched.
+    let out = std::process::Command::new(binary())
+        .args(["--iface", "lo", "--tui"])
+        .output()
+        .expect("run the monitor");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        stderr.trim(),
+        "error: --tui needs a terminal on stdout; use the plain or --json output instead"
+    );
+}

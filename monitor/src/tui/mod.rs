@@ -89,10 +89,7 @@ pub struct TuiReporter {
 /// Takes over the terminal (alternate screen, raw mode) and starts the thread that
 /// draws. `quit` is notified when the operator asks to quit.
 pub fn start(filter: Option<String>, colour: bool, quit: Arc<Notify>) -> Result<TuiReporter> {
-    use std::io::IsTerminal as _;
-    if !io::stdout().is_terminal() {
-        anyhow::bail!("--tui needs a terminal on stdout; use the plain or --json output instead");
-    }
+    check_terminal()?;
     terminal::enable_raw_mode().context("failed to put the terminal in raw mode")?;
     execute!(io::stdout(), EnterAlternateScreen, cursor::Hide)
         .context("failed to switch to the alternate screen")?;
@@ -129,6 +126,15 @@ pub fn start(filter: Option<String>, colour: bool, quit: Arc<Notify>) -> Result<
         started: None,
         colour,
     })
+}
+
+/// Fails with one line when stdout is not a terminal: checked before anything starts.
+pub fn check_terminal() -> Result<()> {
+    use std::io::IsTerminal as _;
+    if !io::stdout().is_terminal() {
+        anyhow::bail!("--tui needs a terminal on stdout; use the plain or --json output instead");
+    }
+    Ok(())
 }
 
 fn restore_terminal() {
