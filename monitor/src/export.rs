@@ -102,12 +102,14 @@ pub fn csv_header() -> String {
             backend: "",
             description: String::new(),
             interval: Duration::ZERO,
+            mitigation: crate::mitigate::MitigateMode::Off,
         },
         &IntervalStats {
             seconds: 0.0,
             totals: GlobalCounters::default(),
             rates: Rates::default(),
             top_sources: Vec::new(),
+            dropped_sources: Vec::new(),
         },
     );
     flat(&row)
@@ -235,6 +237,7 @@ mod tests {
             backend: "xdp",
             description: "xdp (native mode) on eth0".into(),
             interval: Duration::from_secs(1),
+            mitigation: crate::mitigate::MitigateMode::Off,
         };
         let mut totals = GlobalCounters::default();
         totals.total.packets = 120;
@@ -259,6 +262,7 @@ mod tests {
                 packets: 120,
                 bytes: 7_680,
             }],
+            dropped_sources: Vec::new(),
         };
         (run, stats)
     }
@@ -302,15 +306,15 @@ mod tests {
             "{header}"
         );
         assert!(
-            header.contains(",fragments,pps,bytes_per_sec,bits_per_sec,"),
+            header.contains(",fragments,dropped,dropped_bytes,pps,bytes_per_sec,bits_per_sec,"),
             "{header}"
         );
         assert!(
             header
-                .ends_with(",fragments_per_sec,top_source,top_source_pps,top_source_bits_per_sec"),
+                .ends_with(",fragments_per_sec,dropped_pps,dropped_bits_per_sec,top_source,top_source_pps,top_source_bits_per_sec"),
             "{header}"
         );
-        assert_eq!(header.split(',').count(), 4 + 23 + 16 + 3);
+        assert_eq!(header.split(',').count(), 4 + 25 + 18 + 3);
     }
 
     #[test]

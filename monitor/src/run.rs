@@ -25,8 +25,10 @@ use crate::{
     capture::Captures,
     cli::Cli,
     config::Config,
+    connections::{self, ConnectionScanner},
     detect::{DetectInput, Detector, Lists, ScanWindow},
     iface,
+    mitigate::Mitigation,
     packets::{self, PacketRecord, RateCap},
     report::{self, RunInfo},
     sink::{self, Delivery, Origin, Traffic},
@@ -79,11 +81,13 @@ pub async fn run(cli: Cli) -> Result<()> {
     if let Some(filter) = &cli.filter {
         log::info!("counting only packets that match `{filter}`");
     }
+    let mitigation = Mitigation::start(&config, &lists, &iface, backend.as_ref())?;
     let info = RunInfo {
         iface: iface.clone(),
         backend: backend.name(),
         description: backend.describe(),
         interval: config.capture.interval,
+        mitigation: config.mitigate.mode,
     };
     let detector = Detector::new(&config, lists, iface);
     // Notified when the dashboard's operator quits.
@@ -103,7 +107,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         reporter = Box::new(report::tee::Tee(extra));
     }
     let polled = poll(
-        backend, &cli, &config, &info, detector, reporter, &delivery, &quit,
+        backend, &cli, &config, &info, detector, reporter, &delivery, mitigation, &quit,
     )
     .await;
     delivery.shutdown().await;
@@ -119,6 +123,7 @@ fn traffic(input: &DetectInput, source: AlertSource) -> Option<Traffic> {
     let (packets, bytes) = match source {
         AlertSource::Ip(ip) => input.sources.get(&ip).map(|c| (c.packets, c.bytes))?,
         AlertSource::Many => (input.host.total.packets, input.host.total.bytes),
+        AlertSource::Process(_) => return None,
     };
     Some(Traffic {
         pps: packets as f64 / input.interval_secs,
@@ -138,6 +143,9 @@ fn open_backend(
         blocklist: lists.blocklist.entries(),
         large_flow_bytes: config.detection.large_download.bytes.get(),
         capture_snaplen: config.pcap.snaplen.0,
+        mitigation: config.mitigate.mode.kernel_value(),
+        exempt: &crate::mitigate::active::never_dropped(config, lists),
+        max_bans: config.mitigate.max_bans.get(),
         filter: cli.filter.as_ref().map(|f| f.kernel),
         packet_log_rate: cli.packets.then_some(cli.packets_rate),
     };
@@ -157,7 +165,7 @@ fn open_backend(
 
 #[expect(
     clippy::too_many_arguments,
-    reason = "the loop's parts, each used on its own; a struct would only rename them"
+    reason = "the loop's parts, each built in `run`"
 )]
 async fn poll(
     mut backend: Box<dyn Backend + Send>,
@@ -167,12 +175,24 @@ async fn poll(
     mut detector: Detector,
     mut reporter: Box<dyn report::Reporter + Send>,
     delivery: &Delivery,
+    mut mitigation: Option<Mitigation>,
     quit: &Notify,
 ) -> Result<()> {
     let mut sigint = signal(SignalKind::interrupt()).context("failed to watch SIGINT")?;
     let mut sigterm = signal(SignalKind::terminate()).context("failed to watch SIGTERM")?;
     let interval = config.capture.interval;
     let mut tracker = AlertTracker::new(&config.alerting);
+    // The connection monitor's alerts have their own tracker: each of its scans is a
+    // whole "interval" for them (what a scan does not find again has cleared), and
+    // the packet intervals in between say nothing about them.
+    let mut connection_tracker = AlertTracker::new(&config.alerting);
+    let mut scanner = match config.connections.enabled {
+        true => Some(
+            ConnectionScanner::start(config.connections.interval)
+                .context("failed to start the connection monitor")?,
+        ),
+        false => None,
+    };
     let first: Snapshot = backend.snapshot()?;
     let started = first.taken;
     let mut scans = ScanWindow::new(config.detection.port_scan.window, started);
@@ -216,15 +236,20 @@ async fn poll(
                     }
                     // Alerts first: they are what someone is waiting for.
                     let findings = detector.evaluate(&input);
+                    let mitigated = match &mut mitigation {
+                        Some(m) => m.on_findings(&findings, backend.as_mut(), SystemTime::now()),
+                        None => Vec::new(),
+                    };
                     let events = tracker.update(findings, SystemTime::now());
                     reporter.alerts(info, &events);
                     for event in &events {
                         let source_traffic = match event {
                             AlertEvent::Alert(a) => traffic(&input, a.source),
-                            AlertEvent::AlertEnd(_) => None,
+                            _ => None,
                         };
                         delivery.alert(event, source_traffic);
                     }
+                    report_mitigation(reporter.as_mut(), delivery, info, &mitigated);
                     if let Some(captures) = &mut captures {
                         captures.on_alerts(&events, backend.as_mut(), Instant::now());
                         for done in captures.finished(backend.as_mut()) {
@@ -252,6 +277,32 @@ async fn poll(
                 }
             }
             _ = quit.notified() => break,
+            scan = connections::next_scan(&mut scanner) => match scan {
+                Ok(listing) => {
+                    let findings =
+                        connections::evaluate(&listing, detector.lists(), &config.connections);
+                    let events = connection_tracker.update(findings, SystemTime::now());
+                    reporter.alerts(info, &events);
+                    for event in &events {
+                        delivery.alert(event, None);
+                    }
+                    if let Some(captures) = &mut captures {
+                        captures.on_alerts(&events, backend.as_mut(), Instant::now());
+                    }
+                }
+                Err(err) => warn!("connection monitor: failed to list the sockets: {err:#}"),
+            },
+            request = async {
+                match &mut mitigation {
+                    Some(m) => m.request().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if let Some(m) = &mut mitigation {
+                    let events = m.on_request(request, backend.as_mut(), SystemTime::now());
+                    report_mitigation(reporter.as_mut(), delivery, info, &events);
+                }
+            }
             _ = sigint.recv() => break,
             _ = sigterm.recv() => break,
             _ = async { sleep_until(deadline.unwrap_or_else(Instant::now).into()).await },
@@ -278,13 +329,35 @@ async fn poll(
         log.report_skipped(backend.as_mut(), true);
     }
     drop(backend); // detaches the program before we report
-    let closing = tracker.finish(SystemTime::now());
+    if let Some(m) = mitigation {
+        let ended = m.finish(SystemTime::now());
+        report_mitigation(reporter.as_mut(), delivery, info, &ended);
+    }
+    let now = SystemTime::now();
+    let mut closing = tracker.finish(now);
+    closing.extend(connection_tracker.finish(now));
     reporter.alerts(info, &closing);
     for event in &closing {
         delivery.alert(event, None);
     }
     reporter.finish(info, &last.global, last.taken.duration_since(started));
     Ok(())
+}
+
+/// Bans and unbans go where alerts go.
+fn report_mitigation(
+    reporter: &mut (dyn report::Reporter + Send),
+    delivery: &Delivery,
+    info: &RunInfo,
+    events: &[AlertEvent],
+) {
+    if events.is_empty() {
+        return;
+    }
+    reporter.alerts(info, events);
+    for event in events {
+        delivery.alert(event, None);
+    }
 }
 
 /// A capture that ended goes to stdout, and a written one to the sinks as a note

@@ -20,6 +20,8 @@ const SETTINGS: Settings = Settings {
     large_flow_bytes: 0,
     captures_armed: 0,
     capture_snaplen: 0,
+    mitigation: 0,
+    bans: 0,
     packet_view: 0,
     filter: crate::view::PacketFilter {
         host: Addr::UNSPECIFIED,

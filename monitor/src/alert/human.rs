@@ -59,6 +59,20 @@ pub fn render(event: &AlertEvent, ansi: bool) -> String {
             e.unit.format(e.peak_value),
             e.severity.as_str(),
         ),
+        AlertEvent::Ban(b) => format!(
+            "{} {} {}: {}",
+            clock(b.since),
+            paint(colour(Severity::High), "BAN".to_owned()),
+            b.address,
+            b.message
+        ),
+        AlertEvent::Unban(u) => format!(
+            "{} {} {}: {}",
+            clock(u.at),
+            paint(ENDED, "UNBAN".to_owned()),
+            u.address,
+            u.message
+        ),
     }
 }
 
@@ -81,6 +95,7 @@ mod tests {
             started_at: UNIX_EPOCH + Duration::from_secs(1_756_933_752),
             message: "SYN rate 2,000 SYN/s (threshold 500 SYN/s)".into(),
             flow: None,
+            connection: None,
         })
     }
 
@@ -114,6 +129,7 @@ mod tests {
             ended_at: UNIX_EPOCH + Duration::from_secs(42),
             duration_secs: 42.0,
             flow: None,
+            connection: None,
         });
         assert_eq!(
             render(&end, false),

@@ -7,8 +7,11 @@ use std::{
     time::{Instant, SystemTime},
 };
 
-use anyhow::Result;
-use monitor_common::{GlobalCounters, SourceCounters, counters::Tally};
+use anyhow::{Result, bail};
+use monitor_common::{
+    GlobalCounters, SourceCounters,
+    counters::{BanEntry, Tally},
+};
 
 use crate::{
     capture::{CaptureTarget, CapturedPacket},
@@ -34,6 +37,9 @@ pub struct Snapshot {
     /// SYN-ACKs the host sent, per destination (cumulative); `None` when the backend
     /// cannot see egress.
     pub syn_acks_sent: Option<HashMap<IpAddr, u64>>,
+    /// Frames mitigation dropped (in dry-run: would have), per source (cumulative);
+    /// empty when mitigation is off.
+    pub dropped: HashMap<IpAddr, Tally>,
 }
 
 /// One flow's inbound payload, as followed by the backend.
@@ -65,6 +71,17 @@ pub trait Backend {
     /// The stream of captured packets; `None` when the backend cannot capture. Called
     /// once, from within the async runtime.
     fn captured_packets(&mut self) -> Option<tokio::sync::mpsc::Receiver<CapturedPacket>>;
+    /// Whether the backend can drop packets (`--mitigate`).
+    fn can_mitigate(&self) -> bool {
+        false
+    }
+    /// Drops (or in dry-run counts) `source`'s packets from now on.
+    fn ban(&mut self, source: IpAddr, _entry: BanEntry) -> Result<()> {
+        bail!("the {} backend cannot ban {source}", self.name())
+    }
+    fn unban(&mut self, source: IpAddr) -> Result<()> {
+        bail!("the {} backend cannot unban {source}", self.name())
+    }
     /// The packet log (`--packets`): one record per packet that passes the filter,
     /// within the backend's own rate cap; `None` when the log is off or the backend
     /// cannot log packets. Called once, from within the async runtime.

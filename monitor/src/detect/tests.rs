@@ -94,6 +94,7 @@ fn input_from_snapshots_is_the_deltas() {
         listed_destinations: HashMap::new(),
         large_flows: Vec::new(),
         syn_acks_sent: None,
+        dropped: HashMap::new(),
     };
     let cur = Snapshot {
         taken: t0 + Duration::from_millis(250),
@@ -106,6 +107,7 @@ fn input_from_snapshots_is_the_deltas() {
         listed_destinations: HashMap::new(),
         large_flows: Vec::new(),
         syn_acks_sent: None,
+        dropped: HashMap::new(),
     };
     let input = DetectInput::from_snapshots(&prev, &cur);
     assert_eq!(input.interval_secs, 0.25);
@@ -346,7 +348,7 @@ fn blocklisted_traffic_is_reported_once_from_both_paths() {
         .iter()
         .map(|e| match e {
             AlertEvent::Alert(a) => format!("{} {}", a.kind, a.source),
-            AlertEvent::AlertEnd(_) => panic!("{e:?}"),
+            _ => panic!("{e:?}"),
         })
         .collect();
     assert_eq!(
@@ -463,6 +465,7 @@ fn kernel_matches_and_flows_become_input() {
         )]),
         large_flows: vec![flow(flow_bytes)],
         syn_acks_sent: None,
+        dropped: HashMap::new(),
     };
     let prev = snapshot(t0, HashMap::new(), 5, 20_000_000);
     let cur = snapshot(

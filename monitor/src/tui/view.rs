@@ -117,7 +117,8 @@ impl Dashboard {
                 text: render(event, false),
                 severity: match event {
                     AlertEvent::Alert(a) => Some(a.severity),
-                    AlertEvent::AlertEnd(_) => None,
+                    // Ends, bans and unbans are notes.
+                    _ => None,
                 },
             };
             match event {
@@ -127,6 +128,7 @@ impl Dashboard {
                 AlertEvent::AlertEnd(e) => {
                     self.active.remove(&(e.kind, e.source));
                 }
+                AlertEvent::Ban(_) | AlertEvent::Unban(_) => {}
             }
             self.note(line);
         }
@@ -490,6 +492,7 @@ mod tests {
                 source("10.0.0.1", 1_000.0, 1_000.0, 900.0),
                 source("10.0.0.2", 500.0, 5_000_000.0, 0.0),
             ],
+            dropped_sources: Vec::new(),
         };
         d.interval(&stats, Duration::from_secs(3));
         d
@@ -557,6 +560,7 @@ mod tests {
             started_at: SystemTime::now(),
             message: "SYN rate".into(),
             flow: None,
+            connection: None,
         };
         d.alerts(&[AlertEvent::Alert(alert)]);
         d.paused = true;
