@@ -2,6 +2,7 @@
 //! Each one first makes sure the machine has what it needs (see `setup`).
 
 mod demo;
+mod fuzz;
 mod setup;
 mod test_summary;
 mod toolchain;
@@ -52,6 +53,19 @@ enum Cmd {
     },
     /// Run the benchmarks and print their figures (see BENCHMARKS.md)
     Bench,
+    /// Fuzz the packet decoder and the configuration parser (cargo-fuzz, installed if
+    /// missing); a crash is left in fuzz/artifacts/<target>/
+    Fuzz {
+        /// Seconds per target
+        #[arg(long, default_value_t = 60)]
+        time: u64,
+        /// Only this target (`decode` or `config`); both by default
+        #[arg(long)]
+        target: Option<String>,
+        /// libFuzzer without a sanitizer (faster; for toolchains without ASan)
+        #[arg(long)]
+        no_sanitizer: bool,
+    },
     /// Watch the monitor detect a SYN flood and a port scan in a sandbox network
     /// (a namespace and a veth pair, removed on exit)
     Demo {
@@ -131,6 +145,11 @@ fn runner_args() -> Vec<String> {
 
 fn main() -> Result<()> {
     match Cli::parse().command {
+        Cmd::Fuzz {
+            time,
+            target,
+            no_sanitizer,
+        } => fuzz::run_targets(&workspace_root(), time, target.as_deref(), no_sanitizer)?,
         Cmd::Setup { no_test_tools } => {
             setup::ensure(!no_test_tools)?;
         }
