@@ -11,7 +11,7 @@ use monitor_common::{GlobalCounters, SourceCounters, counters::Tally};
 
 use crate::{
     alert::{AlertKind, AlertSource, Finding},
-    backend::Snapshot,
+    backend::{Snapshot, SourceMap},
     config::{Config, DetectionConfig},
 };
 
@@ -42,7 +42,7 @@ pub struct DetectInput {
     pub host: GlobalCounters,
     /// Per-source counters grown during the interval (sources that sent nothing may be
     /// left out).
-    pub sources: HashMap<IpAddr, SourceCounters>,
+    pub sources: SourceMap<SourceCounters>,
     /// SYN-ACKs the host sent to each source during the interval. Needs an egress hook;
     /// empty until the backend has one, and then the SYN:SYN-ACK ratio check is off.
     pub syn_ack_sent: HashMap<IpAddr, u64>,
@@ -59,17 +59,19 @@ impl DetectInput {
     /// The counter deltas between two snapshots; the rest (scans, flows, hits) is for
     /// the caller to add when the backend supplies it.
     pub fn from_snapshots(prev: &Snapshot, cur: &Snapshot) -> Self {
-        let sources: HashMap<IpAddr, SourceCounters> = cur
-            .sources
-            .iter()
-            .map(|(ip, counters)| {
-                (
-                    *ip,
-                    crate::stats::source_delta(prev.sources.get(ip), counters),
-                )
-            })
-            .filter(|(_, delta)| delta.packets > 0)
-            .collect();
+        let mut sources =
+            SourceMap::with_capacity_and_hasher(cur.sources.len(), Default::default());
+        sources.extend(
+            cur.sources
+                .iter()
+                .map(|(ip, counters)| {
+                    (
+                        *ip,
+                        crate::stats::source_delta(prev.sources.get(ip), counters),
+                    )
+                })
+                .filter(|(_, delta)| delta.packets > 0),
+        );
         // The kernel's blocklist matches: sources while listed, and listed destinations.
         let mut blocklist_hits: Vec<BlocklistHit> = sources
             .iter()

@@ -87,7 +87,7 @@ fn input_from_snapshots_is_the_deltas() {
     let prev = Snapshot {
         taken: t0,
         global: prev_global,
-        sources: HashMap::from([
+        sources: SourceMap::from_iter([
             (ip("192.0.2.1"), src(900, 0, 10, 0, 0)),
             (ip("192.0.2.2"), src(100, 0, 0, 0, 0)),
         ]),
@@ -99,7 +99,7 @@ fn input_from_snapshots_is_the_deltas() {
     let cur = Snapshot {
         taken: t0 + Duration::from_millis(250),
         global: cur_global,
-        sources: HashMap::from([
+        sources: SourceMap::from_iter([
             (ip("192.0.2.1"), src(2_900, 0, 510, 0, 0)),
             (ip("192.0.2.2"), src(100, 0, 0, 0, 0)),
             (ip("192.0.2.3"), src(5, 0, 0, 0, 0)),
@@ -467,10 +467,10 @@ fn kernel_matches_and_flows_become_input() {
         syn_acks_sent: None,
         dropped: HashMap::new(),
     };
-    let prev = snapshot(t0, HashMap::new(), 5, 20_000_000);
+    let prev = snapshot(t0, SourceMap::default(), 5, 20_000_000);
     let cur = snapshot(
         t0 + Duration::from_secs(1),
-        HashMap::from([(listed, from_listed)]),
+        SourceMap::from_iter([(listed, from_listed)]),
         8,
         21_000_000,
     );
