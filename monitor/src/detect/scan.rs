@@ -119,7 +119,9 @@ pub struct ScanWindow {
     half: std::time::Duration,
     epoch: u64,
     epoch_started: std::time::Instant,
-    previous: crate::backend::SourceMap<monitor_common::SourceCounters>,
+    /// The previous epoch's sketches alone (a whole `SourceCounters` is twice the
+    /// size, and under a flood this holds the whole table).
+    previous: crate::backend::SourceMap<Sketch>,
 }
 
 impl ScanWindow {
@@ -150,16 +152,17 @@ impl ScanWindow {
             // One port and one host at most (what each source of a random-source
             // flood shows) estimates to 1 or 0, never reported: skip the merge and the
             // logarithms for it. The sums bound the joined sketch's bits from above.
-            let ports = current.map_or(0, ports_bits) + previous.map_or(0, ports_bits);
+            let ports = current.map_or(0, |c| ports_bits(&c.scan_ports))
+                + previous.map_or(0, |p| ports_bits(&p.ports));
             let hosts = current.map_or(0, |c| c.scan_hosts.count_ones())
-                + previous.map_or(0, |p| p.scan_hosts.count_ones());
+                + previous.map_or(0, |p| p.hosts.count_ones());
             if ports <= 1 && hosts <= 1 {
                 continue;
             }
             let joined = match (current, previous) {
-                (Some(c), Some(p)) => c.merged(Self::as_epoch(p, self.epoch)),
+                (Some(c), Some(p)) => c.merged(p.as_counters(self.epoch)),
                 (Some(c), None) => *c,
-                (None, Some(p)) => *p,
+                (None, Some(p)) => p.as_counters(self.epoch),
                 (None, None) => continue,
             };
             let (distinct_ports, distinct_hosts) = joined.scan_estimate();
@@ -176,15 +179,6 @@ impl ScanWindow {
         out
     }
 
-    /// A previous-epoch sketch relabelled so that merging joins it instead of
-    /// dropping it as stale.
-    fn as_epoch(c: &monitor_common::SourceCounters, epoch: u64) -> monitor_common::SourceCounters {
-        monitor_common::SourceCounters {
-            scan_epoch: epoch,
-            ..*c
-        }
-    }
-
     /// When half the window has passed: keeps this epoch's sketches (from `sources`,
     /// just read) as the previous ones and returns the next epoch for the backend.
     pub fn advance(
@@ -198,7 +192,13 @@ impl ScanWindow {
         self.previous = sources
             .iter()
             .filter(|(_, c)| c.scan_epoch == self.epoch)
-            .map(|(ip, c)| (*ip, *c))
+            .map(|(ip, c)| {
+                let sketch = Sketch {
+                    ports: c.scan_ports,
+                    hosts: c.scan_hosts,
+                };
+                (*ip, sketch)
+            })
             .collect();
         self.epoch += 1;
         self.epoch_started = now;
@@ -206,8 +206,28 @@ impl ScanWindow {
     }
 }
 
-fn ports_bits(c: &monitor_common::SourceCounters) -> u32 {
-    c.scan_ports.iter().map(|w| w.count_ones()).sum()
+/// One source's scan sketch from a past epoch.
+#[derive(Clone, Copy, Debug)]
+struct Sketch {
+    ports: [u64; monitor_common::counters::SCAN_PORT_BITS / 64],
+    hosts: u64,
+}
+
+impl Sketch {
+    /// As counters of `epoch`, so that merging joins it with that epoch's sketch
+    /// instead of dropping it as stale.
+    fn as_counters(&self, epoch: u64) -> monitor_common::SourceCounters {
+        monitor_common::SourceCounters {
+            scan_epoch: epoch,
+            scan_ports: self.ports,
+            scan_hosts: self.hosts,
+            ..Default::default()
+        }
+    }
+}
+
+fn ports_bits(ports: &[u64]) -> u32 {
+    ports.iter().map(|w| w.count_ones()).sum()
 }
 
 #[cfg(test)]
