@@ -504,7 +504,7 @@ fn kernel_matches_and_flows_become_input() {
 fn a_scan_is_not_also_a_ratio_syn_flood() {
     let scanner = "192.0.2.44";
     let mut input = interval(&[(scanner, src(100, 6_000, 100, 0, 0))]); // 400 SYN/s
-    input.syn_ack_sent.insert(ip(scanner), 0);
+    input.syn_ack_sent = Some(SourceMap::default());
     input.scans.insert(
         ip(scanner),
         ScanEstimate {
