@@ -280,7 +280,9 @@ async fn poll(
                     while recent.len() > 1
                         && newest.duration_since(recent[1].taken) + interval / 2 >= window
                     {
-                        recent.pop_front();
+                        if let Some(old) = recent.pop_front() {
+                            backend.recycle(old);
+                        }
                     }
                 }
                 // Keep going: the next poll may work, and the totals are cumulative.

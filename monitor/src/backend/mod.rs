@@ -68,6 +68,9 @@ pub trait Backend {
     /// How it runs, for the log and the final report, e.g. `xdp (native mode)`.
     fn describe(&self) -> String;
     fn snapshot(&mut self) -> Result<Snapshot>;
+    /// Takes back a snapshot the polling loop no longer needs, so that the next one
+    /// may reuse its memory (under a flood its per-source map is megabytes).
+    fn recycle(&mut self, _old: Snapshot) {}
     /// Starts a new scan epoch: per-source scan sketches restart from empty.
     fn set_scan_epoch(&mut self, epoch: u64) -> Result<()>;
     /// Starts copying `target`'s packets (every packet for `None`) as capture `id`.

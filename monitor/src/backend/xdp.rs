@@ -157,11 +157,19 @@ pub fn read_global(ebpf: &Ebpf) -> Result<GlobalCounters> {
 /// pending in each CPU's source cache. The table is read first: a slot flushed in
 /// between is then missed once (and counted at the next poll), never counted twice.
 pub fn read_sources(ebpf: &Ebpf) -> Result<SourceMap<SourceCounters>> {
+    let mut sources = SourceMap::default();
+    read_sources_into(ebpf, &mut sources)?;
+    Ok(sources)
+}
+
+/// [`read_sources`] into `sources`, emptied first; its memory is reused.
+pub fn read_sources_into(ebpf: &Ebpf, sources: &mut SourceMap<SourceCounters>) -> Result<()> {
+    sources.clear();
     let data = per_cpu_map_data(ebpf, names::SOURCE_COUNTERS)?;
     // Sized for the whole table up front: growing it by doubling under a flood
     // rehashes every entry several times each poll.
     let capacity = data.info().map_or(0, |info| info.max_entries() as usize);
-    let mut sources = SourceMap::with_capacity_and_hasher(capacity, Default::default());
+    sources.reserve(capacity);
     super::batch::for_each_per_cpu_entry(data, |key: SourceKey, per_cpu: &[SourceCounters]| {
         let sum = per_cpu
             .iter()
@@ -180,7 +188,7 @@ pub fn read_sources(ebpf: &Ebpf) -> Result<SourceMap<SourceCounters>> {
             *sum = sum.merged(slot.counters);
         }
     }
-    Ok(sources)
+    Ok(())
 }
 
 /// Which mode the program ended up attached in.
@@ -236,6 +244,9 @@ pub struct XdpBackend {
     egress: bool,
     /// Flows the kernel reported as large, with when each last grew.
     followed: HashMap<FlowKey, (FlowCounters, Instant, SystemTime)>,
+    /// A per-source map the polling loop gave back (`recycle`), refilled by the next
+    /// snapshot instead of a new one whose pages are all faulted in afresh.
+    spare_sources: Option<SourceMap<SourceCounters>>,
     /// Packet-log records dropped because the printer's queue was full.
     packet_log_queue_full: Arc<AtomicU64>,
 }
@@ -524,6 +535,7 @@ impl XdpBackend {
             egress,
             large_flow_events,
             followed: HashMap::new(),
+            spare_sources: None,
             packet_log_queue_full: Arc::default(),
         })
     }
@@ -604,7 +616,8 @@ impl Backend for XdpBackend {
         let taken = Instant::now();
         // Sources before the host totals: the totals then cover at least what the
         // sources add up to (a top source never shows more than the whole host).
-        let sources = read_sources(&self.ebpf)?;
+        let mut sources = self.spare_sources.take().unwrap_or_default();
+        read_sources_into(&self.ebpf, &mut sources)?;
         Ok(Snapshot {
             taken,
             global: read_global(&self.ebpf)?,
@@ -622,6 +635,10 @@ impl Backend for XdpBackend {
                 HashMap::new()
             },
         })
+    }
+
+    fn recycle(&mut self, old: Snapshot) {
+        self.spare_sources = Some(old.sources);
     }
 
     fn can_mitigate(&self) -> bool {
