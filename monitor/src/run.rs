@@ -11,10 +11,7 @@ use std::{
 
 use anyhow::{Context as _, Result};
 use log::warn;
-use tokio::{
-    signal::unix::{SignalKind, signal},
-    time::{MissedTickBehavior, interval_at, sleep_until},
-};
+use tokio::time::{MissedTickBehavior, interval_at, sleep_until};
 
 use crate::{
     alert::{AlertEvent, AlertSource, AlertTracker},
@@ -83,21 +80,9 @@ fn traffic(input: &DetectInput, source: AlertSource) -> Option<Traffic> {
     })
 }
 
-#[cfg(target_os = "linux")]
+/// The backend `--backend` names (`auto`: the best this host allows).
 fn open_backend(config: &Config, lists: &Lists, iface: &str) -> Result<Box<dyn Backend + Send>> {
-    let setup = crate::backend::xdp::KernelSetup {
-        max_sources: config.capture.max_sources.get(),
-        blocklist: lists.blocklist.entries(),
-        large_flow_bytes: config.detection.large_download.bytes.get(),
-        capture_snaplen: config.pcap.snaplen.0,
-    };
-    let backend = crate::backend::xdp::XdpBackend::attach(iface, config.capture.xdp_mode, &setup)?;
-    Ok(Box::new(backend))
-}
-
-#[cfg(not(target_os = "linux"))]
-fn open_backend(_config: &Config, _lists: &Lists, _iface: &str) -> Result<Box<dyn Backend + Send>> {
-    anyhow::bail!("the XDP backend needs Linux; this system has no backend yet")
+    crate::backend::select::open(config, lists, iface)
 }
 
 async fn poll(
@@ -109,8 +94,7 @@ async fn poll(
     mut reporter: Box<dyn report::Reporter + Send>,
     delivery: &Delivery,
 ) -> Result<()> {
-    let mut sigint = signal(SignalKind::interrupt()).context("failed to watch SIGINT")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("failed to watch SIGTERM")?;
+    let mut stop = StopSignals::watch()?;
     let interval = config.capture.interval;
     let mut tracker = AlertTracker::new(&config.alerting);
     let first: Snapshot = backend.snapshot()?;
@@ -181,8 +165,7 @@ async fn poll(
                 // Keep going: the next poll may work, and the totals are cumulative.
                 Err(err) => warn!("failed to read the counters: {err:#}"),
             },
-            _ = sigint.recv() => break,
-            _ = sigterm.recv() => break,
+            _ = stop.received() => break,
             _ = async { sleep_until(deadline.unwrap_or_else(Instant::now).into()).await },
                 if deadline.is_some() => break,
         }
@@ -210,6 +193,43 @@ async fn poll(
     }
     reporter.finish(info, &last.global, last.taken.duration_since(started));
     Ok(())
+}
+
+/// SIGINT and SIGTERM on Unix; Ctrl-C (and Ctrl-Break) elsewhere.
+struct StopSignals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    #[cfg(unix)]
+    fn watch() -> Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt()).context("failed to watch SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("failed to watch SIGTERM")?,
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn watch() -> Result<Self> {
+        Ok(Self {})
+    }
+
+    #[cfg(unix)]
+    async fn received(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
+
+    #[cfg(not(unix))]
+    async fn received(&mut self) {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// A capture that ended goes to stdout, and a written one to the sinks as a note

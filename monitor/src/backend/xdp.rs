@@ -496,6 +496,7 @@ impl Backend for XdpBackend {
             } else {
                 None
             },
+            capture_drops: None,
         })
     }
 

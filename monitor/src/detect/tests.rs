@@ -94,6 +94,7 @@ fn input_from_snapshots_is_the_deltas() {
         listed_destinations: HashMap::new(),
         large_flows: Vec::new(),
         syn_acks_sent: None,
+        capture_drops: None,
     };
     let cur = Snapshot {
         taken: t0 + Duration::from_millis(250),
@@ -106,6 +107,7 @@ fn input_from_snapshots_is_the_deltas() {
         listed_destinations: HashMap::new(),
         large_flows: Vec::new(),
         syn_acks_sent: None,
+        capture_drops: None,
     };
     let input = DetectInput::from_snapshots(&prev, &cur);
     assert_eq!(input.interval_secs, 0.25);
@@ -463,6 +465,7 @@ fn kernel_matches_and_flows_become_input() {
         )]),
         large_flows: vec![flow(flow_bytes)],
         syn_acks_sent: None,
+        capture_drops: None,
     };
     let prev = snapshot(t0, HashMap::new(), 5, 20_000_000);
     let cur = snapshot(
