@@ -6,7 +6,7 @@ use std::{collections::HashMap, net::IpAddr};
 use monitor_common::{GlobalCounters, SourceCounters};
 use serde::Serialize;
 
-use crate::backend::Snapshot;
+use crate::backend::{CaptureDrops, Snapshot};
 
 /// Per-second rates over one interval.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -50,6 +50,8 @@ pub struct IntervalStats {
     pub totals: GlobalCounters,
     pub rates: Rates,
     pub top_sources: Vec<SourceRate>,
+    /// Packets the capture lost since start, for a backend with a buffer (pcap).
+    pub capture_drops: Option<CaptureDrops>,
 }
 
 fn per_sec(delta: u64, seconds: f64) -> f64 {
@@ -146,6 +148,7 @@ pub fn interval(prev: &Snapshot, cur: &Snapshot, top: usize) -> IntervalStats {
         totals: cur.global,
         rates: rates(&prev.global, &cur.global, seconds),
         top_sources: top_sources(&prev.sources, &cur.sources, seconds, top),
+        capture_drops: cur.capture_drops,
     }
 }
 

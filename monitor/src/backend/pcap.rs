@@ -37,6 +37,8 @@ const COUNTING_SNAPLEN: u32 = monitor_common::decode::MAX_HEADER_OFFSET as u32 +
 const BUFFER_BYTES: i32 = 32 << 20;
 /// How long a read waits for a packet before the thread looks at its stop flag.
 const READ_TIMEOUT_MS: i32 = 100;
+/// How long shutdown waits for the capture threads.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(1);
 /// How often the thread reads libpcap's drop counters.
 const STATS_EVERY: Duration = Duration::from_millis(250);
 /// Captured packets waiting for the writer (as the XDP backend's queue).
@@ -88,6 +90,8 @@ pub struct PcapBackend {
     filter: Option<String>,
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
+    /// Wake the threads' blocking reads at shutdown.
+    breakers: Vec<pcap::BreakLoop>,
     /// Whether the sent SYN-ACKs are counted.
     sees_sent: bool,
     captured: Option<tokio::sync::mpsc::Receiver<CapturedPacket>>,
@@ -174,6 +178,7 @@ impl PcapBackend {
         });
         let (sender, receiver) = tokio::sync::mpsc::channel(CAPTURE_QUEUE);
         let mut threads = Vec::new();
+        let mut breakers = vec![incoming.breakloop_handle()];
         {
             let (shared, iface) = (shared.clone(), iface.to_owned());
             threads.push(
@@ -184,7 +189,8 @@ impl PcapBackend {
             );
         }
         let sees_sent = match sent {
-            Ok(sent) => {
+            Ok(mut sent) => {
+                breakers.push(sent.breakloop_handle());
                 let (shared, iface) = (shared.clone(), iface.to_owned());
                 threads.push(
                     std::thread::Builder::new()
@@ -206,6 +212,7 @@ impl PcapBackend {
             filter: setup.filter.clone(),
             shared,
             threads,
+            breakers,
             sees_sent,
             captured: Some(receiver),
             warned_drops: 0,
@@ -273,6 +280,8 @@ fn count_incoming(
                 }
             }
             Err(pcap::Error::TimeoutExpired) => {}
+            // `NoMorePackets` is libpcap's answer to a broken loop: shutdown.
+            Err(pcap::Error::NoMorePackets) => return,
             Err(err) => {
                 warn!("the capture on {iface} stopped: {err}; its counts stay as they were");
                 return;
@@ -308,6 +317,7 @@ fn count_sent(mut capture: Capture<Active>, shared: &Shared, iface: &str) {
                 shared.counters().count_sent(&frame);
             }
             Err(pcap::Error::TimeoutExpired) => {}
+            Err(pcap::Error::NoMorePackets) => return,
             Err(err) => {
                 warn!("the capture of SYN-ACKs sent on {iface} stopped: {err}");
                 return;
@@ -342,9 +352,21 @@ impl DropCounter {
 impl Drop for PcapBackend {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
-        // Each thread sees the flag within one read timeout.
+        // A read waiting for a packet that never comes (in immediate mode libpcap may
+        // wait past its timeout) returns at once when the loop is broken.
+        for breaker in &self.breakers {
+            breaker.breakloop();
+        }
+        let give_up = Instant::now() + SHUTDOWN_WAIT;
+        while self.threads.iter().any(|t| !t.is_finished()) && Instant::now() < give_up {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         for thread in self.threads.drain(..) {
-            let _ = thread.join();
+            if thread.is_finished() {
+                let _ = thread.join();
+            } else {
+                debug!("a capture thread did not stop within {SHUTDOWN_WAIT:?}; left behind");
+            }
         }
     }
 }

@@ -87,6 +87,13 @@ impl<W: Write> Reporter for HumanReporter<W> {
             rate(r.other_pps),
             rate(r.syn_per_sec),
         );
+        if let Some(drops) = stats.capture_drops {
+            line.push_str(&format!(
+                " | pcap drop {} ifdrop {}",
+                thousands(drops.dropped),
+                thousands(drops.if_dropped)
+            ));
+        }
         if !stats.top_sources.is_empty() {
             line.push_str(" | top");
             for s in &stats.top_sources {
