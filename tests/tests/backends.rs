@@ -106,7 +106,10 @@ fn xdp_pcap_and_interface_counters_count_the_same_traffic() {
     assert_eq!(n(xdp_totals, "icmp"), ECHO);
     assert_eq!(n(xdp_totals, "ipv6"), UDP6);
     // ...and every total, bytes included, the same on pcap.
-    assert_eq!(pcap_totals, xdp_totals, "pcap {pcap_totals}\nxdp  {xdp_totals}");
+    assert_eq!(
+        pcap_totals, xdp_totals,
+        "pcap {pcap_totals}\nxdp  {xdp_totals}"
+    );
 
     // The same sources with the same packets and bytes.
     let (xdp_sources, pcap_sources) = (per_source(&xdp), per_source(&pcap));
@@ -168,13 +171,19 @@ fn a_capture_filter_counts_only_what_it_lets_through() {
     let start = &lines[0];
     assert_eq!(start["backend"], "pcap", "{start}");
     assert!(
-        start["description"].as_str().unwrap().contains("filter `udp`"),
+        start["description"]
+            .as_str()
+            .unwrap()
+            .contains("filter `udp`"),
         "{start}"
     );
     let totals = final_totals(&lines);
     assert_eq!(totals["packets"], UDP4 + UDP6, "{totals}");
     assert_eq!(totals["udp"], UDP4 + UDP6, "{totals}");
-    assert_eq!((totals["tcp"].as_u64(), totals["icmp"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(
+        (totals["tcp"].as_u64(), totals["icmp"].as_u64()),
+        (Some(0), Some(0))
+    );
 }
 
 #[test]
@@ -182,7 +191,14 @@ fn a_bad_capture_filter_is_one_clear_line() {
     require_kernel!();
     let net = TestNet::new().expect("test network");
     let out = std::process::Command::new(monitor_tests::monitor_process::binary())
-        .args(["--iface", &net.host_if, "--backend", "pcap", "--bpf", "udp and and"])
+        .args([
+            "--iface",
+            &net.host_if,
+            "--backend",
+            "pcap",
+            "--bpf",
+            "udp and and",
+        ])
         .args(["--duration", "1s"])
         .output()
         .unwrap();
@@ -190,5 +206,8 @@ fn a_bad_capture_filter_is_one_clear_line() {
     assert!(!out.status.success());
     let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(errors.len(), 1, "{stderr}");
-    assert!(errors[0].contains("invalid --bpf filter `udp and and`"), "{stderr}");
+    assert!(
+        errors[0].contains("invalid --bpf filter `udp and and`"),
+        "{stderr}"
+    );
 }

@@ -1,14 +1,19 @@
 //! Triggered capture, end to end: an hping3 flood from a namespace, the alert, then a
 //! pcap file that tshark reads, holding the configured number of packets, all from the
 //! attacker; and an unwritable capture directory, which must not stop the monitoring.
+//! Each runs once per backend that sees packets (`xdp::<test>`, `pcap::<test>`).
 #![cfg(target_os = "linux")]
 
 use std::{net::IpAddr, process::Command, time::Duration};
 
 use monitor_tests::{
-    http_server::TestServer, monitor_process::MonitorProcess, netns::TestNet, require_kernel,
-    require_tool, traffic,
+    http_server::TestServer, monitor_process::MonitorProcess, netns::TestNet, require_tool, traffic,
 };
+
+monitor_tests::on_each_backend!(
+    a_flood_is_captured_to_a_pcap_file_of_the_attacker_only,
+    an_unwritable_capture_directory_is_reported_and_monitoring_goes_on,
+);
 
 const PACKETS: u64 = 2_000;
 
@@ -28,9 +33,7 @@ fn tshark_sources(path: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn a_flood_is_captured_to_a_pcap_file_of_the_attacker_only() {
-    require_kernel!();
+fn a_flood_is_captured_to_a_pcap_file_of_the_attacker_only(backend: &str) {
     require_tool("hping3");
     require_tool("tshark");
     let net = TestNet::new().expect("test network");
@@ -43,6 +46,8 @@ fn a_flood_is_captured_to_a_pcap_file_of_the_attacker_only() {
     let mut monitor = MonitorProcess::start(&[
         "--iface",
         &net.host_if,
+        "--backend",
+        backend,
         "--interval",
         "250ms",
         "--pcap-dir",
@@ -99,9 +104,7 @@ fn a_flood_is_captured_to_a_pcap_file_of_the_attacker_only() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn an_unwritable_capture_directory_is_reported_and_monitoring_goes_on() {
-    require_kernel!();
+fn an_unwritable_capture_directory_is_reported_and_monitoring_goes_on(backend: &str) {
     require_tool("hping3");
     let net = TestNet::new().expect("test network");
     // A directory cannot be created under a regular file, even by root.
@@ -111,6 +114,8 @@ fn an_unwritable_capture_directory_is_reported_and_monitoring_goes_on() {
     let mut monitor = MonitorProcess::start(&[
         "--iface",
         &net.host_if,
+        "--backend",
+        backend,
         "--interval",
         "250ms",
         "--pcap-dir",

@@ -128,7 +128,9 @@ mod tests {
         let receiver = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let sender = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         for _ in 0..3 {
-            sender.send_to(&[0u8; 100], receiver.local_addr().unwrap()).unwrap();
+            sender
+                .send_to(&[0u8; 100], receiver.local_addr().unwrap())
+                .unwrap();
         }
         let snapshot = backend.snapshot().unwrap();
         let total = snapshot.global.total;

@@ -48,7 +48,8 @@ const WARN_EVERY: Duration = Duration::from_secs(5);
 /// What the second capture keeps of the packets the host sends: TCP SYN-ACKs over
 /// IPv4, and IPv6 TCP (libpcap's `tcp[]` reads IPv4 only; the decoder picks the
 /// SYN-ACKs out).
-const SENT_SYN_ACKS: &str = "(ip and tcp[tcpflags] & (tcp-syn|tcp-ack) == (tcp-syn|tcp-ack)) or (ip6 and tcp)";
+const SENT_SYN_ACKS: &str =
+    "(ip and tcp[tcpflags] & (tcp-syn|tcp-ack) == (tcp-syn|tcp-ack)) or (ip6 and tcp)";
 
 const PRIVILEGE_HINT: &str = if cfg!(windows) {
     "install Npcap (https://npcap.com) and run as Administrator, or install Npcap \
@@ -184,7 +185,9 @@ impl PcapBackend {
             threads.push(
                 std::thread::Builder::new()
                     .name("pcap-in".into())
-                    .spawn(move || count_incoming(incoming, &shared, &iface, sender, capture_snaplen))
+                    .spawn(move || {
+                        count_incoming(incoming, &shared, &iface, sender, capture_snaplen)
+                    })
                     .context("failed to start the capture thread")?,
             );
         }
@@ -224,10 +227,7 @@ impl PcapBackend {
     /// every few seconds).
     fn warn_of_drops(&mut self, drops: CaptureDrops) {
         let total = drops.dropped + drops.if_dropped;
-        if total > self.warned_drops
-            && self
-                .last_warning
-                .is_none_or(|t| t.elapsed() >= WARN_EVERY)
+        if total > self.warned_drops && self.last_warning.is_none_or(|t| t.elapsed() >= WARN_EVERY)
         {
             warn!(
                 "libpcap lost {} packets on {} ({} in all: {} for want of buffer space, {} by \
@@ -425,7 +425,10 @@ mod tests {
         };
         let mut counter = DropCounter::default();
         assert_eq!(counter.update(stat(5, 1)).dropped, 5);
-        assert_eq!(counter.update(stat(u32::MAX, 1)).dropped, u64::from(u32::MAX));
+        assert_eq!(
+            counter.update(stat(u32::MAX, 1)).dropped,
+            u64::from(u32::MAX)
+        );
         let after_wrap = counter.update(stat(3, 2));
         assert_eq!(after_wrap.dropped, u64::from(u32::MAX) + 4);
         assert_eq!(after_wrap.if_dropped, 2);

@@ -336,7 +336,11 @@ mod tests {
         }
         let snap = counters.snapshot(Instant::now(), false);
         assert_eq!(snap.sources.len(), 4);
-        assert!(!snap.sources.contains_key(&"10.0.0.1".parse::<IpAddr>().unwrap()));
+        assert!(
+            !snap
+                .sources
+                .contains_key(&"10.0.0.1".parse::<IpAddr>().unwrap())
+        );
         assert_eq!(snap.global.total.packets, 5);
     }
 
@@ -366,6 +370,9 @@ mod tests {
         let snap = counters.snapshot(Instant::now(), true);
         let sent = snap.syn_acks_sent.unwrap();
         assert_eq!(sent[&"10.0.0.2".parse::<IpAddr>().unwrap()], 1);
-        assert_eq!(snap.global.total.packets, 0, "sent frames are not traffic in");
+        assert_eq!(
+            snap.global.total.packets, 0,
+            "sent frames are not traffic in"
+        );
     }
 }
