@@ -12,7 +12,9 @@ use std::{
     time::Duration,
 };
 
-use monitor_tests::{monitor_process::MonitorProcess, netns::TestNet, require_kernel, send};
+use monitor_tests::{
+    monitor_process::MonitorProcess, netns::TestNet, require_kernel, require_tool, send, traffic,
+};
 use serde_json::Value;
 
 const UDP4: u64 = 60;
@@ -210,4 +212,67 @@ fn a_bad_capture_filter_is_one_clear_line() {
         errors[0].contains("invalid --bpf filter `udp and and`"),
         "{stderr}"
     );
+}
+
+monitor_tests::on_each_backend!(unanswered_syns_alert_by_ratio, answered_syns_raise_no_alert,);
+
+/// 250 SYNs a second for two seconds: under the SYN-rate threshold (500/s), above the
+/// rate from which the SYN:SYN-ACK ratio counts (100/s).
+fn slow_syns(net: &TestNet, port: u16) {
+    let port = port.to_string();
+    traffic::hping3(
+        net,
+        &["-S", "-p", &port, "-c", "500", "-i", "u4000"],
+        IpAddr::V4(net.host_v4),
+    )
+    .expect("hping3 sent its SYNs");
+}
+
+fn start_with_alerts(net: &TestNet, backend: &str) -> MonitorProcess {
+    MonitorProcess::start(&[
+        "--iface",
+        &net.host_if,
+        "--backend",
+        backend,
+        "--interval",
+        "250ms",
+        "--pcap-enabled",
+        "false",
+    ])
+    .expect("start the monitor")
+}
+
+/// To a closed port: the host answers with RSTs, never a SYN-ACK, so the ratio check
+/// reports the source. It needs the backend to see what the host sends.
+fn unanswered_syns_alert_by_ratio(backend: &str) {
+    require_tool("hping3");
+    let net = TestNet::new().expect("test network");
+    let mut monitor = start_with_alerts(&net, backend);
+    slow_syns(&net, CLOSED_PORT);
+    let alert = traffic::wait_for_alert(&mut monitor, "syn_flood", Duration::from_secs(10))
+        .expect("the unanswered SYNs are reported");
+    assert_eq!(alert["source"], net.ns_v4.to_string(), "{alert}");
+    assert_eq!(alert["threshold"], 100.0, "by ratio, not by rate: {alert}");
+    let message = alert["message"].as_str().unwrap();
+    assert!(message.contains("no SYN-ACK sent back"), "{message}");
+    monitor.stop_and_collect().expect("clean stop");
+}
+
+/// To a listening port: each SYN gets its SYN-ACK, counted on the way out; no alert.
+fn answered_syns_raise_no_alert(backend: &str) {
+    require_tool("hping3");
+    let net = TestNet::new().expect("test network");
+    // Never accepted: the kernel answers each SYN with a SYN-ACK all the same.
+    let listener = std::net::TcpListener::bind((net.host_v4, 0)).expect("listen");
+    let port = listener.local_addr().unwrap().port();
+    let monitor = start_with_alerts(&net, backend);
+    slow_syns(&net, port);
+    // Two intervals, so that the last SYNs have been through the detectors.
+    std::thread::sleep(Duration::from_millis(500));
+    let lines = monitor.stop_and_collect().expect("clean stop");
+    let raised: Vec<_> = traffic::alerts(&lines);
+    assert!(raised.is_empty(), "answered SYNs raised: {raised:?}");
+    let totals = final_totals(&lines);
+    assert!(totals["syn"].as_u64().unwrap() >= 500, "{totals}");
+    drop(listener);
 }
