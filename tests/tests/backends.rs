@@ -37,7 +37,7 @@ fn send_known_traffic(net: &TestNet) {
 }
 
 fn start(net: &TestNet, backend: &str) -> MonitorProcess {
-    let monitor = MonitorProcess::start(&[
+    MonitorProcess::start(&[
         "--iface",
         &net.host_if,
         "--backend",
@@ -47,8 +47,7 @@ fn start(net: &TestNet, backend: &str) -> MonitorProcess {
         "--top",
         "20",
     ])
-    .unwrap_or_else(|e| panic!("start the monitor with --backend {backend}: {e:#}"));
-    monitor
+    .unwrap_or_else(|e| panic!("start the monitor with --backend {backend}: {e:#}"))
 }
 
 /// Waits until the monitor's totals reach `packets`, then stops it; returns every

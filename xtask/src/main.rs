@@ -1,6 +1,7 @@
 //! `cargo xtask <command>`: the project's build, run, test and benchmark entry points.
 //! Each one first makes sure the machine has what it needs (see `setup`).
 
+mod other_systems;
 mod setup;
 mod test_summary;
 mod toolchain;
@@ -51,6 +52,8 @@ enum Cmd {
     },
     /// Run the benchmarks and print their figures (see BENCHMARKS.md)
     Bench,
+    /// Check that the monitor (pcap and ifstats backends, no XDP) builds for macOS and Windows
+    CheckOtherSystems,
 }
 
 fn workspace_root() -> PathBuf {
@@ -146,6 +149,10 @@ fn main() -> Result<()> {
             let mut cmd = cargo(&["bench", "--package", "monitor-tests"]);
             cmd.args(&runner);
             run(&mut cmd)?;
+        }
+        Cmd::CheckOtherSystems => {
+            setup::ensure(false)?;
+            other_systems::check()?;
         }
     }
     Ok(())
