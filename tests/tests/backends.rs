@@ -275,3 +275,46 @@ fn answered_syns_raise_no_alert(backend: &str) {
     assert!(totals["syn"].as_u64().unwrap() >= 500, "{totals}");
     drop(listener);
 }
+
+/// The monitor run with only the capabilities given (`setpriv` empties the bounding
+/// set first): its `start` record and its log.
+fn start_record_with_capabilities(caps: &str) -> (Value, String) {
+    require_tool("setpriv");
+    let binary = monitor_tests::monitor_process::binary();
+    let out = std::process::Command::new("setpriv")
+        .arg(format!("--bounding-set=-all{caps}"))
+        .arg("--inh-caps=-all")
+        .arg(&binary)
+        .args(["--json", "--iface", "lo", "--duration", "500ms"])
+        .output()
+        .expect("run the monitor through setpriv");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "{stderr}");
+    let start = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("JSON"))
+        .find(|v| v["type"] == "start")
+        .unwrap_or_else(|| panic!("no start record; stderr: {stderr}"));
+    (start, stderr)
+}
+
+/// `--backend auto` takes the best backend the process may use, and says why.
+#[test]
+fn auto_falls_back_to_what_the_rights_allow() {
+    require_kernel!();
+    // All rights (root): XDP.
+    let (start, stderr) = start_record_with_capabilities(",+bpf,+net_admin,+perfmon,+net_raw");
+    assert_eq!(start["backend"], "xdp", "{stderr}");
+    assert!(stderr.contains("backend xdp: this is Linux"), "{stderr}");
+    // Capture rights but no BPF: libpcap.
+    let (start, stderr) = start_record_with_capabilities(",+net_raw,+net_admin");
+    assert_eq!(start["backend"], "pcap", "{stderr}");
+    assert!(stderr.contains("missing capability CAP_BPF"), "{stderr}");
+    assert!(stderr.contains("backend pcap: libpcap opened `lo`"), "{stderr}");
+    // No rights at all: the interface counters, with the detectors they cannot serve
+    // named once.
+    let (start, stderr) = start_record_with_capabilities("");
+    assert_eq!(start["backend"], "ifstats", "{stderr}");
+    assert!(stderr.contains("backend pcap not possible"), "{stderr}");
+    assert_eq!(stderr.matches("are unavailable").count(), 1, "{stderr}");
+}
