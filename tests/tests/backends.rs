@@ -310,7 +310,10 @@ fn auto_falls_back_to_what_the_rights_allow() {
     let (start, stderr) = start_record_with_capabilities(",+net_raw,+net_admin");
     assert_eq!(start["backend"], "pcap", "{stderr}");
     assert!(stderr.contains("missing capability CAP_BPF"), "{stderr}");
-    assert!(stderr.contains("backend pcap: libpcap opened `lo`"), "{stderr}");
+    assert!(
+        stderr.contains("backend pcap: libpcap opened `lo`"),
+        "{stderr}"
+    );
     // No rights at all: the interface counters, with the detectors they cannot serve
     // named once.
     let (start, stderr) = start_record_with_capabilities("");

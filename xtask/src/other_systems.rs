@@ -4,6 +4,12 @@
 //! Windows SDK is needed; the standard library is checked from source
 //! (`-Z build-std`), with the compiler that has that source (the eBPF route's), and
 //! the pcap crate is told libpcap's version instead of probing this host's library.
+//!
+//! One crate's build script compiles C for the target: ring (rustls' cryptography,
+//! for the webhooks), whose C needs the target's SDK headers (Apple's, Windows'),
+//! which a Linux machine does not have. `cargo check` never links, so those objects
+//! are never used: the C compiler and archiver for the target are `true`, and only
+//! the Rust is checked.
 
 use anyhow::{Context as _, Result, bail};
 
