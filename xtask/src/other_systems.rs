@@ -8,12 +8,23 @@
 //! One crate's build script compiles C for the target: ring (rustls' cryptography,
 //! for the webhooks), whose C needs the target's SDK headers (Apple's, Windows'),
 //! which a Linux machine does not have. `cargo check` never links, so those objects
-//! are never used: the C compiler and archiver for the target are `true`, and only
-//! the Rust is checked.
+//! are never used: the C compiler for the target is `true`, its archiver a script
+//! that leaves an empty archive where one is expected, and only the Rust is checked.
 
 use anyhow::{Context as _, Result, bail};
 
 use crate::{toolchain, workspace_root};
+
+/// An archiver that archives nothing: it creates the output file (`lib.exe`'s
+/// `/OUT:x.lib`, or `ar`'s `x.a`) so that the build script finds it.
+const NO_ARCHIVER: &str = r#"#!/bin/sh
+for arg in "$@"; do
+  case "$arg" in
+    /OUT:*|-out:*|/out:*) : > "${arg#*:}" ;;
+    *.lib|*.a) [ -e "$arg" ] || : > "$arg" ;;
+  esac
+done
+"#;
 
 /// The systems the pcap backend is for, besides Linux.
 pub const TARGETS: [&str; 2] = ["x86_64-apple-darwin", "x86_64-pc-windows-msvc"];
@@ -24,6 +35,15 @@ pub fn check() -> Result<()> {
     // Their own target directory: the standard library built for other targets would
     // otherwise invalidate the host build's cache.
     let target_dir = workspace_root().join("target").join("other-systems");
+    std::fs::create_dir_all(&target_dir)
+        .with_context(|| format!("failed to create {}", target_dir.display()))?;
+    let archiver = target_dir.join("no-archiver");
+    std::fs::write(&archiver, NO_ARCHIVER)
+        .with_context(|| format!("failed to write {}", archiver.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&archiver, std::fs::Permissions::from_mode(0o755))?;
+    }
     let mut failed = Vec::new();
     for target in TARGETS {
         eprintln!("xtask: checking the monitor for {target} ({route})");
