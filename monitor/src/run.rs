@@ -195,7 +195,7 @@ async fn poll(
     Ok(())
 }
 
-/// SIGINT and SIGTERM on Unix; Ctrl-C (and Ctrl-Break) elsewhere.
+/// SIGINT and SIGTERM on Unix; Ctrl-C elsewhere (Windows).
 struct StopSignals {
     #[cfg(unix)]
     interrupt: tokio::signal::unix::Signal,
