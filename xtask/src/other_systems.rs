@@ -66,6 +66,8 @@ pub fn check() -> Result<()> {
             .env("RUSTC_BOOTSTRAP", "1")
             // What the pcap crate's build script would read from the target's libpcap.
             .env("LIBPCAP_VER", "1.10.0")
+            .env(format!("CC_{}", target.replace('-', "_")), "true")
+            .env(format!("AR_{}", target.replace('-', "_")), &archiver)
             .status()
             .context("failed to run cargo")?;
         if !status.success() {
