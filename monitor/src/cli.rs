@@ -298,6 +298,21 @@ pub struct Overrides {
     #[arg(long = "webhook", value_name = "[KIND=]URL", value_parser = WebhookParser, help_heading = "Alert sinks")]
     pub webhooks: Option<Vec<WebhookConfig>>,
 
+    /// Append one stats row per interval to this file: CSV if it ends in .csv, JSON lines if .json/.jsonl [config: export.path]
+    #[arg(
+        long = "export",
+        value_name = "PATH",
+        help_heading = "Exports and metrics"
+    )]
+    pub export: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics, e.g. 127.0.0.1:9850 [config: metrics.listen]
+    #[arg(
+        long = "metrics",
+        value_name = "ADDR",
+        help_heading = "Exports and metrics"
+    )]
+    pub metrics: Option<std::net::SocketAddr>,
+
     /// Notices waiting per sink before new ones are dropped (and counted) [config: alerting.delivery.queue]
     #[arg(long, value_name = "N", help_heading = "Alert delivery")]
     pub delivery_queue: Option<NonZeroU32>,
@@ -319,6 +334,19 @@ pub struct Overrides {
     /// On exit, how long to keep delivering queued alerts [config: alerting.delivery.flush_timeout]
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, help_heading = "Alert delivery")]
     pub delivery_flush_timeout: Option<Duration>,
+
+    /// Do not watch the host's own sockets (no blocklisted_connection, no excessive_connections) [config: connections.enabled = false]
+    #[arg(long, help_heading = "Connection monitor")]
+    pub no_connections: bool,
+    /// How often to list the host's sockets (100ms at least) [config: connections.interval]
+    #[arg(long, value_name = "DURATION", value_parser = parse_interval, help_heading = "Connection monitor")]
+    pub connections_interval: Option<Duration>,
+    /// Connections one process may hold before it is reported [config: connections.max_per_process]
+    #[arg(long, value_name = "N", help_heading = "Connection monitor")]
+    pub connections_max_per_process: Option<NonZeroU32>,
+    /// Count connections accepted on a listening port too, not only those a process opened [config: connections.count_inbound]
+    #[arg(long, value_name = "BOOL", help_heading = "Connection monitor")]
+    pub connections_count_inbound: Option<bool>,
 }
 
 impl Overrides {
@@ -421,6 +449,27 @@ impl Overrides {
         set(&mut delivery.rate_per_sec, &self.delivery_rate_per_sec);
         set(&mut delivery.burst, &self.delivery_burst);
         set(&mut delivery.flush_timeout, &self.delivery_flush_timeout);
+
+        if self.export.is_some() {
+            config.export.path.clone_from(&self.export);
+        }
+        if self.metrics.is_some() {
+            config.metrics.listen = self.metrics;
+        }
+
+        let connections = &mut config.connections;
+        if self.no_connections {
+            connections.enabled = false;
+        }
+        set(&mut connections.interval, &self.connections_interval);
+        set(
+            &mut connections.max_per_process,
+            &self.connections_max_per_process,
+        );
+        set(
+            &mut connections.count_inbound,
+            &self.connections_count_inbound,
+        );
     }
 }
 
@@ -598,6 +647,9 @@ mod tests {
             "--delivery-queue", "8", "--delivery-timeout", "3s", "--delivery-retries", "1",
             "--delivery-backoff", "250ms", "--delivery-rate-per-sec", "0.5", "--delivery-burst", "2",
             "--delivery-flush-timeout", "1s",
+            "--export", "stats.csv", "--metrics", "127.0.0.1:9850",
+            "--no-connections", "--connections-interval", "2s", "--connections-max-per-process", "5",
+            "--connections-count-inbound", "true",
         ];
         let every_flag = cli(&args).config().unwrap();
         assert_eq!(every_flag.lists.blocklist.len(), 2);
@@ -614,6 +666,14 @@ mod tests {
             "settings no flag reached: {unchanged:?}"
         );
         assert_eq!(every_flag.capture.iface.as_deref(), Some("eth9"));
+        assert_eq!(
+            every_flag.export.path.as_deref(),
+            Some(std::path::Path::new("stats.csv"))
+        );
+        assert_eq!(
+            every_flag.metrics.listen,
+            Some("127.0.0.1:9850".parse().unwrap())
+        );
         let hooks = &every_flag.alerting.webhooks;
         assert_eq!(hooks.len(), 2);
         assert_eq!(hooks[0].kind(), crate::sink::WebhookKind::Discord);
@@ -650,6 +710,8 @@ mod tests {
             &["--webhook", "pager=https://alerts.example/"],
             &["--delivery-rate-per-sec", "0"],
             &["--delivery-timeout", "0s"],
+            &["--connections-interval", "10ms"],
+            &["--connections-max-per-process", "0"],
         ] {
             assert!(parse(args).is_err(), "{args:?}");
         }

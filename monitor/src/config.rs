@@ -32,6 +32,62 @@ pub struct Config {
     pub lists: ListsConfig,
     pub alerting: AlertingConfig,
     pub pcap: PcapConfig,
+    pub export: ExportConfig,
+    pub metrics: MetricsConfig,
+    pub connections: ConnectionsConfig,
+}
+
+/// Stats exports: one row per interval to a CSV or JSON-lines file (`crate::export`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExportConfig {
+    /// The file; `.csv` for CSV, `.json`/`.jsonl` for JSON lines. Appended to. A
+    /// relative path in a file is relative to the configuration file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathBuf>,
+}
+
+/// The Prometheus endpoint (`crate::metrics`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Address and port to serve `/metrics` on, e.g. 127.0.0.1:9850; none: no endpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+/// The connection monitor: the host's own sockets and the processes holding them
+/// (`connections/`), checked against the blocklist and a per-process limit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionsConfig {
+    /// Watch the host's sockets at all.
+    pub enabled: bool,
+    /// How often the sockets are listed (predecessor 002's `scan_interval`).
+    #[serde(
+        alias = "scan_interval",
+        serialize_with = "duration_text::serialize",
+        deserialize_with = "duration_text::deserialize_interval"
+    )]
+    pub interval: Duration,
+    /// A process holding more connections than this is reported (predecessor 002's
+    /// `connection_limit`).
+    #[serde(alias = "connection_limit")]
+    pub max_per_process: NonZeroU32,
+    /// Count the connections a process accepted on a listening port too, not only
+    /// those it opened.
+    pub count_inbound: bool,
+}
+
+impl Default for ConnectionsConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interval: Duration::from_secs(10),
+            max_per_process: nz32(20),
+            count_inbound: false,
+        }
+    }
 }
 
 /// Triggered capture: on an alert, the offending source's packets (every packet for a
@@ -630,6 +686,7 @@ impl Config {
                 .chain(&mut lists.allowlist_files)
                 .chain(&mut alerting.log)
                 .chain(&mut alerting.json_log)
+                .chain(&mut config.export.path)
             {
                 if file.is_relative() {
                     *file = dir.join(&*file);

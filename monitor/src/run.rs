@@ -19,6 +19,7 @@ use crate::{
     capture::Captures,
     cli::Cli,
     config::Config,
+    connections::{self, ConnectionScanner},
     detect::{DetectInput, Detector, Lists, ScanWindow},
     iface,
     report::{self, RunInfo},
@@ -50,6 +51,21 @@ pub async fn run(cli: Cli) -> Result<()> {
     };
     let delivery =
         Delivery::start(&config.alerting, origin).context("failed to set up alert delivery")?;
+    // The export file and the metrics port too: a wrong path or a taken port stops the
+    // monitor before it attaches.
+    let mut extra: Vec<Box<dyn report::Reporter + Send>> = Vec::new();
+    if let Some(path) = &config.export.path {
+        extra.push(Box::new(crate::export::Exporter::open(path)?));
+    }
+    let _metrics_server = match config.metrics.listen {
+        Some(addr) => {
+            let metrics = crate::metrics::Metrics::new(Some(delivery.stats_source()));
+            let server = crate::metrics::server::MetricsServer::bind(addr, metrics.clone()).await?;
+            extra.push(Box::new(metrics));
+            Some(server)
+        }
+        None => None,
+    };
     let backend = open_backend(&config, &lists, &iface)?;
     let info = RunInfo {
         iface: iface.clone(),
@@ -58,7 +74,11 @@ pub async fn run(cli: Cli) -> Result<()> {
         interval: config.capture.interval,
     };
     let detector = Detector::new(&config, lists, iface);
-    let reporter = report::reporter(cli.json, config.alerting.color);
+    let mut reporter = report::reporter(cli.json, config.alerting.color);
+    if !extra.is_empty() {
+        extra.insert(0, reporter);
+        reporter = Box::new(report::tee::Tee(extra));
+    }
     let polled = poll(backend, &cli, &config, &info, detector, reporter, &delivery).await;
     delivery.shutdown().await;
     polled
@@ -73,6 +93,7 @@ fn traffic(input: &DetectInput, source: AlertSource) -> Option<Traffic> {
     let (packets, bytes) = match source {
         AlertSource::Ip(ip) => input.sources.get(&ip).map(|c| (c.packets, c.bytes))?,
         AlertSource::Many => (input.host.total.packets, input.host.total.bytes),
+        AlertSource::Process(_) => return None,
     };
     Some(Traffic {
         pps: packets as f64 / input.interval_secs,
@@ -97,6 +118,17 @@ async fn poll(
     let mut stop = StopSignals::watch()?;
     let interval = config.capture.interval;
     let mut tracker = AlertTracker::new(&config.alerting);
+    // The connection monitor's alerts have their own tracker: each of its scans is a
+    // whole "interval" for them (what a scan does not find again has cleared), and
+    // the packet intervals in between say nothing about them.
+    let mut connection_tracker = AlertTracker::new(&config.alerting);
+    let mut scanner = match config.connections.enabled {
+        true => Some(
+            ConnectionScanner::start(config.connections.interval)
+                .context("failed to start the connection monitor")?,
+        ),
+        false => None,
+    };
     let first: Snapshot = backend.snapshot()?;
     let started = first.taken;
     let mut scans = ScanWindow::new(config.detection.port_scan.window, started);
@@ -165,6 +197,21 @@ async fn poll(
                 // Keep going: the next poll may work, and the totals are cumulative.
                 Err(err) => warn!("failed to read the counters: {err:#}"),
             },
+            scan = connections::next_scan(&mut scanner) => match scan {
+                Ok(listing) => {
+                    let findings =
+                        connections::evaluate(&listing, detector.lists(), &config.connections);
+                    let events = connection_tracker.update(findings, SystemTime::now());
+                    reporter.alerts(info, &events);
+                    for event in &events {
+                        delivery.alert(event, None);
+                    }
+                    if let Some(captures) = &mut captures {
+                        captures.on_alerts(&events, backend.as_mut(), Instant::now());
+                    }
+                }
+                Err(err) => warn!("connection monitor: failed to list the sockets: {err:#}"),
+            },
             _ = stop.received() => break,
             _ = async { sleep_until(deadline.unwrap_or_else(Instant::now).into()).await },
                 if deadline.is_some() => break,
@@ -186,7 +233,9 @@ async fn poll(
         }
     }
     drop(backend); // detaches the program before we report
-    let closing = tracker.finish(SystemTime::now());
+    let now = SystemTime::now();
+    let mut closing = tracker.finish(now);
+    closing.extend(connection_tracker.finish(now));
     reporter.alerts(info, &closing);
     for event in &closing {
         delivery.alert(event, None);

@@ -46,6 +46,7 @@ fn start(net: &TestNet, backend: &str) -> MonitorProcess {
         "200ms",
         "--top",
         "20",
+        "--no-connections",
     ])
     .unwrap_or_else(|e| panic!("start the monitor with --backend {backend}: {e:#}"))
 }
@@ -165,6 +166,7 @@ fn a_capture_filter_counts_only_what_it_lets_through() {
         "udp",
         "--interval",
         "200ms",
+        "--no-connections",
     ])
     .expect("start");
     send_known_traffic(&net);
@@ -237,6 +239,7 @@ fn start_with_alerts(net: &TestNet, backend: &str) -> MonitorProcess {
         "250ms",
         "--pcap-enabled",
         "false",
+        "--no-connections",
     ])
     .expect("start the monitor")
 }
@@ -285,7 +288,14 @@ fn start_record_with_capabilities(caps: &str) -> (Value, String) {
         .arg(format!("--bounding-set=-all{caps}"))
         .arg("--inh-caps=-all")
         .arg(&binary)
-        .args(["--json", "--iface", "lo", "--duration", "500ms"])
+        .args([
+            "--json",
+            "--iface",
+            "lo",
+            "--duration",
+            "500ms",
+            "--no-connections",
+        ])
         .output()
         .expect("run the monitor through setpriv");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();

@@ -1,6 +1,7 @@
 //! `cargo xtask <command>`: the project's build, run, test and benchmark entry points.
 //! Each one first makes sure the machine has what it needs (see `setup`).
 
+mod demo;
 mod other_systems;
 mod setup;
 mod test_summary;
@@ -54,6 +55,28 @@ enum Cmd {
     Bench,
     /// Check that the monitor (pcap and ifstats backends, no XDP) builds for macOS and Windows
     CheckOtherSystems,
+    /// Watch the monitor detect a SYN flood and a port scan in a sandbox network
+    /// (a namespace and a veth pair, removed on exit)
+    Demo {
+        /// Plain coloured lines instead of the dashboard (--tui)
+        #[arg(long)]
+        plain: bool,
+        /// Stop after this many seconds even if the story is not over, e.g. 60s
+        #[arg(long, value_parser = parse_seconds)]
+        duration: Option<std::time::Duration>,
+        /// Use this monitor binary instead of building one
+        #[arg(long, value_name = "PATH")]
+        monitor: Option<PathBuf>,
+    },
+}
+
+/// "45s" or "45": whole seconds.
+fn parse_seconds(text: &str) -> Result<std::time::Duration, String> {
+    text.strip_suffix('s')
+        .unwrap_or(text)
+        .parse()
+        .map(std::time::Duration::from_secs)
+        .map_err(|_| format!("`{text}` is not a number of seconds like 60s"))
 }
 
 fn workspace_root() -> PathBuf {
@@ -70,7 +93,12 @@ fn cargo(args: &[&str]) -> Command {
 }
 
 fn build(release: bool) -> Result<PathBuf> {
-    setup::ensure(false)?;
+    build_with(release, false)
+}
+
+/// Builds the monitor after setup, which installs the test tools too when `test_tools`.
+fn build_with(release: bool, test_tools: bool) -> Result<PathBuf> {
+    setup::ensure(test_tools)?;
     let mut args = vec!["build", "--package", "monitor"];
     if release {
         args.push("--release");
@@ -139,6 +167,38 @@ fn main() -> Result<()> {
             let mut cmd = cargo(&["test", "--workspace", "--exclude", "monitor-ebpf"]);
             cmd.args(&runner).arg("--").args(&args);
             test_summary::run_and_summarize(cmd)?;
+        }
+        Cmd::Demo {
+            plain,
+            duration,
+            monitor,
+        } => {
+            // The demo's tools (hping3, nmap) are test tools.
+            let monitor = match monitor {
+                Some(path) => path,
+                None => build_with(false, true)?,
+            };
+            if !is_root() {
+                eprintln!("xtask: running the demo with sudo (namespaces and XDP need root)");
+                let mut cmd = Command::new("sudo");
+                cmd.arg(std::env::current_exe()?)
+                    .arg("demo")
+                    .arg("--monitor")
+                    .arg(&monitor);
+                if plain {
+                    cmd.arg("--plain");
+                }
+                if let Some(d) = duration {
+                    cmd.arg("--duration").arg(format!("{}s", d.as_secs()));
+                }
+                let status = cmd.status().context("failed to run sudo")?;
+                std::process::exit(status.code().unwrap_or(1));
+            }
+            demo::run(&demo::DemoOptions {
+                monitor,
+                plain,
+                duration,
+            })?;
         }
         Cmd::Bench => {
             setup::ensure(true)?;

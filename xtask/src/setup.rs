@@ -7,8 +7,16 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::toolchain::{self, BPF_LINKER_VERSION, DEBIAN_BUILD_PACKAGES, DEBIAN_TOOLCHAIN, Route};
 
-/// Debian packages the tests drive: real tools, real traffic.
-pub const DEBIAN_TEST_PACKAGES: &[&str] = &["iproute2", "hping3", "nmap", "tshark", "tcpdump"];
+/// Debian packages the tests drive: real tools, real traffic; `prometheus` (with
+/// `promtool`) scrapes the monitor's metrics endpoint and checks `dist/prometheus/`.
+pub const DEBIAN_TEST_PACKAGES: &[&str] = &[
+    "iproute2",
+    "hping3",
+    "nmap",
+    "tshark",
+    "tcpdump",
+    "prometheus",
+];
 
 /// Debian packages only the benchmarks use: fastnetmon, the detector the detection
 /// latency benchmark compares with. Kept out of the tests' list so that `cargo xtask
@@ -93,25 +101,35 @@ pub fn ensure_bench_tools() -> Result<()> {
     // configuration, which reports usage to the vendor every hour). The benchmark runs
     // its own instances; stop the service we just caused, where systemd runs.
     if missing.contains(&"fastnetmon") && Path::new("/run/systemd/system").is_dir() {
-        eprintln!(
-            "xtask: stopping and disabling the fastnetmon service its package started \
-             (the benchmark runs its own fastnetmon)"
-        );
-        let mut cmd = if is_root() {
-            Command::new("systemctl")
-        } else {
-            let mut c = Command::new("sudo");
-            c.arg("systemctl");
-            c
-        };
-        run(cmd.args(["disable", "--now", "fastnetmon"]))?;
+        stop_packaged_service("fastnetmon")?;
     }
     Ok(())
+}
+
+/// Stops and disables a service that installing its package started, where systemd
+/// runs (the tests and benchmarks run their own instances).
+fn stop_packaged_service(service: &str) -> Result<()> {
+    if !Path::new("/run/systemd/system").is_dir() {
+        return Ok(());
+    }
+    eprintln!(
+        "xtask: stopping and disabling the {service} service its package started \
+         (the tests and benchmarks run their own {service})"
+    );
+    let mut cmd = if is_root() {
+        Command::new("systemctl")
+    } else {
+        let mut c = Command::new("sudo");
+        c.arg("systemctl");
+        c
+    };
+    run(cmd.args(["disable", "--now", service]))
 }
 
 /// Installs (on Debian) or checks (elsewhere) the eBPF toolchain, and the test tools
 /// when `test_tools`; returns the route the build will take.
 pub fn ensure(test_tools: bool) -> Result<Route> {
+    let mut missing_before: Vec<&str> = Vec::new();
     if is_debian() {
         let mut wanted: Vec<&str> = DEBIAN_BUILD_PACKAGES.to_vec();
         if test_tools {
@@ -121,11 +139,18 @@ pub fn ensure(test_tools: bool) -> Result<Route> {
         if !missing.is_empty() {
             apt_install(&missing)?;
         }
+        missing_before = missing;
     } else if test_tools {
         eprintln!(
             "xtask: not Debian; the end-to-end tests need these tools installed: {}",
             DEBIAN_TEST_PACKAGES.join(", ")
         );
+    }
+
+    // The package enables and starts a system-wide Prometheus (port 9090) where
+    // systemd runs; the tests run their own on a free port. Stop the one we caused.
+    if is_debian() && test_tools && missing_before.contains(&"prometheus") {
+        stop_packaged_service("prometheus")?;
     }
 
     if toolchain::debian_compiler_installed()

@@ -81,6 +81,7 @@ mod tests {
             started_at: UNIX_EPOCH + Duration::from_secs(1_756_933_752),
             message: "SYN rate 2,000 SYN/s (threshold 500 SYN/s)".into(),
             flow: None,
+            connection: None,
         })
     }
 
@@ -114,6 +115,7 @@ mod tests {
             ended_at: UNIX_EPOCH + Duration::from_secs(42),
             duration_secs: 42.0,
             flow: None,
+            connection: None,
         });
         assert_eq!(
             render(&end, false),

@@ -15,7 +15,10 @@ use std::{
 
 use serde::{Serialize, Serializer};
 
-use crate::report::human::{bitrate, thousands};
+use crate::{
+    connections::ConnectionDetails,
+    report::human::{bitrate, thousands},
+};
 
 pub mod human;
 pub mod tracker;
@@ -34,6 +37,11 @@ pub enum AlertKind {
     PortScan,
     LargeDownload,
     Blocklisted,
+    /// The connection monitor (`connections/`): a local process connected to a
+    /// blocklisted address...
+    BlocklistedConnection,
+    /// ...or holding more connections than allowed.
+    ExcessiveConnections,
 }
 
 impl AlertKind {
@@ -48,6 +56,8 @@ impl AlertKind {
             Self::PortScan => "port_scan",
             Self::LargeDownload => "large_download",
             Self::Blocklisted => "blocklisted",
+            Self::BlocklistedConnection => "blocklisted_connection",
+            Self::ExcessiveConnections => "excessive_connections",
         }
     }
 
@@ -88,7 +98,7 @@ impl Severity {
     /// operator listed it); a large download is always low (it is a notice).
     pub fn rate(kind: AlertKind, value: f64, threshold: f64) -> Self {
         match kind {
-            AlertKind::Blocklisted => return Self::High,
+            AlertKind::Blocklisted | AlertKind::BlocklistedConnection => return Self::High,
             AlertKind::LargeDownload => return Self::Low,
             _ => {}
         }
@@ -125,11 +135,13 @@ impl Severity {
 }
 
 /// Who is doing it: one address, or many (a distributed or spoofed flood, or a change
-/// of the host's traffic as a whole).
+/// of the host's traffic as a whole), or a local process (by pid, for the connection
+/// monitor).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum AlertSource {
     Ip(IpAddr),
     Many,
+    Process(u32),
 }
 
 impl fmt::Display for AlertSource {
@@ -137,6 +149,7 @@ impl fmt::Display for AlertSource {
         match self {
             Self::Ip(ip) => ip.fmt(f),
             Self::Many => f.write_str("many"),
+            Self::Process(pid) => write!(f, "pid {pid}"),
         }
     }
 }
@@ -158,6 +171,7 @@ pub enum Unit {
     Hosts,
     Bytes,
     Packets,
+    Connections,
 }
 
 impl Unit {
@@ -171,6 +185,7 @@ impl Unit {
             Self::Ports => format!("{n} ports"),
             Self::Hosts => format!("{n} hosts"),
             Self::Packets => format!("{n} packets"),
+            Self::Connections => format!("{n} connections"),
             Self::Bytes => megabytes(value),
         }
     }
@@ -244,6 +259,8 @@ pub struct Finding {
     /// One sentence with the numbers, without kind or source (renderers add them).
     pub message: String,
     pub flow: Option<FlowDetails>,
+    /// For the connection monitor's alerts: the process and its socket.
+    pub connection: Option<ConnectionDetails>,
 }
 
 impl Finding {
@@ -271,6 +288,8 @@ pub struct Alert {
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flow: Option<FlowDetails>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection: Option<ConnectionDetails>,
 }
 
 /// The end of an alert: its condition has been clear for `clear_intervals`.
@@ -294,6 +313,9 @@ pub struct AlertEnd {
     /// For a flow alert, the flow as last seen (its final size).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flow: Option<FlowDetails>,
+    /// For a connection alert, the process and socket as last seen.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connection: Option<ConnectionDetails>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -339,6 +361,7 @@ mod tests {
             started_at: UNIX_EPOCH + Duration::from_millis(1_756_933_752_012),
             message: "SYN rate 2,000 SYN/s (threshold 500 SYN/s)".into(),
             flow: None,
+            connection: None,
         };
         let line = serde_json::to_string(&AlertEvent::Alert(alert)).unwrap();
         assert_eq!(
@@ -357,6 +380,7 @@ mod tests {
             ended_at: UNIX_EPOCH + Duration::from_secs(42),
             duration_secs: 42.0,
             flow: None,
+            connection: None,
         };
         let value = serde_json::to_value(AlertEvent::AlertEnd(end)).unwrap();
         assert_eq!(value["type"], "alert_end");

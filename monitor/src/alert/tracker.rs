@@ -17,7 +17,7 @@ use super::{
     Alert, AlertEnd, AlertEvent, AlertKind, AlertSource, Finding, FlowDetails, FlowKey, Severity,
     Unit,
 };
-use crate::config::AlertingConfig;
+use crate::{config::AlertingConfig, connections::ConnectionDetails};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct AlertKey {
@@ -49,6 +49,7 @@ struct Episode {
     clear_intervals: u32,
     cleared_at: Option<SystemTime>,
     flow: Option<FlowDetails>,
+    connection: Option<ConnectionDetails>,
 }
 
 impl Episode {
@@ -65,6 +66,7 @@ impl Episode {
             ended_at,
             duration_secs: elapsed(self.started_at, ended_at).as_secs_f64(),
             flow: self.flow.clone(),
+            connection: self.connection.clone(),
         })
     }
 }
@@ -143,6 +145,7 @@ impl AlertTracker {
                 clear_intervals: 0,
                 cleared_at: None,
                 flow: None,
+                connection: None,
             });
             episode.clear_intervals = 0;
             episode.cleared_at = None;
@@ -153,6 +156,7 @@ impl AlertTracker {
             }
             episode.peak_severity = episode.peak_severity.max(severity);
             episode.flow.clone_from(&finding.flow);
+            episode.connection.clone_from(&finding.connection);
             if episode.raised {
                 continue;
             }
@@ -174,6 +178,7 @@ impl AlertTracker {
                     started_at: episode.started_at,
                     message: finding.message,
                     flow: finding.flow,
+                    connection: finding.connection,
                 }));
             }
         }
@@ -228,6 +233,7 @@ mod tests {
             unit: Unit::SynPerSec,
             message: format!("SYN rate {value}"),
             flow: None,
+            connection: None,
         }
     }
 

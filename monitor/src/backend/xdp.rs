@@ -57,10 +57,15 @@ pub fn check_privileges() -> Result<()> {
     if !has(Capability::CAP_NET_ADMIN) {
         missing.push("CAP_NET_ADMIN");
     }
+    // Without it the verifier treats the program as unprivileged and refuses its
+    // packet-pointer arithmetic ("pointer -= pointer prohibited").
+    if !has(Capability::CAP_PERFMON) && !has(Capability::CAP_SYS_ADMIN) {
+        missing.push("CAP_PERFMON");
+    }
     if !missing.is_empty() {
         bail!(
             "missing capability {}: {PRIVILEGE_HINT}",
-            missing.join(" and ")
+            missing.join(", ")
         );
     }
     Ok(())

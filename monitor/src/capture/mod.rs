@@ -124,6 +124,8 @@ impl CapturePlanner {
         let target = match alert.source {
             AlertSource::Ip(ip) => Some(ip),
             AlertSource::Many => None,
+            // A local process has no packets of its own to follow at the hook.
+            AlertSource::Process(_) => return None,
         };
         if self.active.contains_key(&target) || self.active.len() >= MAX_ACTIVE_CAPTURES {
             return None;
@@ -299,6 +301,7 @@ mod tests {
             started_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_000_000),
             message: String::new(),
             flow: None,
+            connection: None,
         }
     }
 

@@ -58,6 +58,7 @@ pub fn large_download(flow: &FlowRecord, config: &LargeDownloadConfig) -> Option
             bytes: flow.inbound_payload_bytes,
             duration_secs: (duration.as_secs_f64() * 1000.0).round() / 1000.0,
         }),
+        connection: None,
     })
 }
 

@@ -39,6 +39,7 @@ fn finding(
         unit,
         message,
         flow: None,
+        connection: None,
     }
 }
 

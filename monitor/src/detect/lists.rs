@@ -307,6 +307,7 @@ pub fn blocklisted(hit: &BlocklistHit, entry: Option<Cidr>, target: &str) -> Fin
             crate::report::human::thousands(hit.bytes)
         ),
         flow: None,
+        connection: None,
     }
 }
 

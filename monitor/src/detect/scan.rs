@@ -53,6 +53,7 @@ pub fn port_scan(
         unit,
         message,
         flow: None,
+        connection: None,
     })
 }
 

@@ -124,6 +124,7 @@ impl SpikeDetector {
             unit,
             message,
             flow: None,
+            connection: None,
         })
     }
 }

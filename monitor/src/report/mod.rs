@@ -9,6 +9,7 @@ use crate::{alert::AlertEvent, capture::CaptureDone, stats::IntervalStats};
 
 pub mod human;
 pub mod json;
+pub mod tee;
 
 /// What is being monitored, and how.
 #[derive(Clone, Debug)]

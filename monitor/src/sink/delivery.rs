@@ -106,6 +106,19 @@ fn stats(kind: &'static str, target: &str, c: &Counters) -> SinkStats {
     }
 }
 
+/// Reads each sink's counts: see [`Delivery::stats_source`].
+#[derive(Clone, Debug, Default)]
+pub struct SinkStatsSource(Vec<(&'static str, String, Arc<Counters>)>);
+
+impl SinkStatsSource {
+    pub fn stats(&self) -> Vec<SinkStats> {
+        self.0
+            .iter()
+            .map(|(kind, target, counters)| stats(kind, target, counters))
+            .collect()
+    }
+}
+
 /// The sinks of one run. Create it inside the tokio runtime.
 pub struct Delivery {
     origin: Arc<Origin>,
@@ -235,6 +248,17 @@ impl Delivery {
     /// Each sink's counts so far.
     pub fn stats(&self) -> Vec<SinkStats> {
         self.sinks.iter().map(SinkHandle::stats).collect()
+    }
+
+    /// A handle that reads the same counts later, from another task (the metrics
+    /// endpoint), without holding the `Delivery`.
+    pub fn stats_source(&self) -> SinkStatsSource {
+        SinkStatsSource(
+            self.sinks
+                .iter()
+                .map(|s| (s.kind, s.target.clone(), Arc::clone(&s.counters)))
+                .collect(),
+        )
     }
 
     /// Closes the queues and lets the workers finish what is queued, for at most the

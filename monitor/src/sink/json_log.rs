@@ -2,15 +2,19 @@
 //! object is the alert as the stdout stream shows it (`type`, `kind`, `severity`,
 //! `source`, `target`, `value`, ...), plus where it happened (`server`, `iface`), the
 //! source's traffic (`pps`, `bps`: null when not known) and the fields of predecessor
-//! 002's records: `timestamp` (`YYYY-MM-DD HH:MM:SS`, UTC), `pid` (always null: the
-//! monitor sees packets, not processes), `local_ip`, `local_port`, `remote_ip`,
-//! `remote_port` (null where they do not apply) and `reason`. The README has the
+//! 002's records: `timestamp` (`YYYY-MM-DD HH:MM:SS`, UTC), `pid` (the process of a
+//! connection alert; null for packet alerts: packets have no process), `local_ip`,
+//! `local_port`, `remote_ip`, `remote_port` (null where they do not apply) and
+//! `reason`; connection alerts add `process` and `connections`. The README has the
 //! schema. The generic webhook POSTs the same object.
 
 use serde_json::{Map, Value, json};
 
 use super::{Notice, Origin, timestamp_seconds, title};
-use crate::alert::{AlertEvent, AlertSource, FlowDetails};
+use crate::{
+    alert::{AlertEvent, AlertSource, FlowDetails},
+    connections::ConnectionDetails,
+};
 
 /// The record for `notice`.
 pub fn record(notice: &Notice, origin: &Origin) -> Value {
@@ -27,6 +31,7 @@ pub fn record(notice: &Notice, origin: &Origin) -> Value {
     out.insert("iface".into(), origin.iface.clone().into());
 
     let mut flow: Option<&FlowDetails> = None;
+    let mut connection: Option<&ConnectionDetails> = None;
     let mut traffic = None;
     match notice {
         Notice::Event { event, traffic: t } => {
@@ -34,9 +39,9 @@ pub fn record(notice: &Notice, origin: &Origin) -> Value {
                 fields.shift_remove("type");
                 out.append(&mut fields);
             }
-            flow = match event {
-                AlertEvent::Alert(a) => a.flow.as_ref(),
-                AlertEvent::AlertEnd(e) => e.flow.as_ref(),
+            (flow, connection) = match event {
+                AlertEvent::Alert(a) => (a.flow.as_ref(), a.connection.as_ref()),
+                AlertEvent::AlertEnd(e) => (e.flow.as_ref(), e.connection.as_ref()),
             };
             traffic = *t;
         }
@@ -50,9 +55,20 @@ pub fn record(notice: &Notice, origin: &Origin) -> Value {
     out.insert("pps".into(), json!(traffic.map(|t| t.pps)));
     out.insert("bps".into(), json!(traffic.map(|t| t.bits_per_sec)));
 
-    // Predecessor 002's connection fields: a flow's two ends; otherwise the source as
-    // the remote end, and no local end (the alert is about the whole interface).
+    // Predecessor 002's connection fields: a connection alert's socket; a flow's two
+    // ends; otherwise the source as the remote end, and no local end (the alert is
+    // about the whole interface).
+    let socket = connection.and_then(|c| c.socket.as_ref());
     let (local_ip, local_port, remote_ip, remote_port) = match (flow, notice.source()) {
+        _ if connection.is_some() => match socket {
+            Some(s) => (
+                json!(s.local_ip.to_string()),
+                json!(s.local_port),
+                json!(s.remote_ip.to_string()),
+                json!(s.remote_port),
+            ),
+            None => (Value::Null, Value::Null, Value::Null, Value::Null),
+        },
         (Some(f), _) => (
             json!(f.dst.to_string()),
             json!(f.dst_port),
@@ -62,9 +78,17 @@ pub fn record(notice: &Notice, origin: &Origin) -> Value {
         (None, AlertSource::Ip(ip)) => {
             (Value::Null, Value::Null, json!(ip.to_string()), Value::Null)
         }
-        (None, AlertSource::Many) => (Value::Null, Value::Null, Value::Null, Value::Null),
+        (None, AlertSource::Many | AlertSource::Process(_)) => {
+            (Value::Null, Value::Null, Value::Null, Value::Null)
+        }
     };
-    out.insert("pid".into(), Value::Null);
+    out.insert("pid".into(), json!(connection.and_then(|c| c.pid)));
+    if let Some(c) = connection {
+        // Predecessor 002's `connections` (its excessive-connections count), and the
+        // process name it did not record.
+        out.insert("process".into(), json!(c.process));
+        out.insert("connections".into(), json!(c.connections));
+    }
     out.insert("local_ip".into(), local_ip);
     out.insert("local_port".into(), local_port);
     out.insert("remote_ip".into(), remote_ip);
@@ -146,6 +170,33 @@ mod tests {
         assert_eq!(v["flow"]["bytes"], 25_000_046);
         assert_eq!(v["pps"], Value::Null);
         assert_eq!(v["reason"], "Large download");
+    }
+
+    /// The records of predecessor 002, field for field (and ours around them).
+    #[test]
+    fn connection_records_carry_the_predecessors_fields() {
+        let v = record(&blocklisted_connection(), &origin());
+        assert_eq!(v["timestamp"], "2025-08-22 14:35:10");
+        assert_eq!(v["pid"], 4242);
+        assert_eq!(v["local_ip"], "192.168.1.10");
+        assert_eq!(v["local_port"], 50_544);
+        assert_eq!(v["remote_ip"], "104.22.55.228");
+        assert_eq!(v["remote_port"], 80);
+        assert_eq!(v["reason"], "Blocklisted connection");
+        assert_eq!(v["process"], "curl");
+        assert_eq!(v["connections"], 1);
+        assert_eq!(v["kind"], "blocklisted_connection");
+        assert_eq!(v["connection"]["socket"]["state"], "established");
+
+        let v = record(&excessive_connections(), &origin());
+        assert_eq!(v["timestamp"], "2025-08-22 14:40:20");
+        assert_eq!(v["pid"], 5678);
+        assert_eq!(v["connections"], 45);
+        assert_eq!(v["reason"], "Excessive connections");
+        assert_eq!(v["source"], "pid 5678");
+        for key in ["local_ip", "local_port", "remote_ip", "remote_port"] {
+            assert_eq!(v[key], Value::Null, "{key}");
+        }
     }
 
     #[test]

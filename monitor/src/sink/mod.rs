@@ -211,6 +211,9 @@ impl Notice {
                 if let Some(flow) = &a.flow {
                     facts.push(("Flow", flow_text(flow)));
                 }
+                if let Some(connection) = &a.connection {
+                    facts.extend(connection_facts(connection));
+                }
             }
             Self::Event {
                 event: AlertEvent::AlertEnd(e),
@@ -230,6 +233,9 @@ impl Notice {
                 facts.push(("Duration", duration(e.duration_secs)));
                 if let Some(flow) = &e.flow {
                     facts.push(("Flow", flow_text(flow)));
+                }
+                if let Some(connection) = &e.connection {
+                    facts.extend(connection_facts(connection));
                 }
             }
             Self::Capture(c) => {
@@ -255,6 +261,20 @@ fn flow_text(flow: &crate::alert::FlowDetails) -> String {
     )
 }
 
+/// The process (`curl (pid 1234)`) and, for a single connection, its socket.
+fn connection_facts(c: &crate::connections::ConnectionDetails) -> Vec<(&'static str, String)> {
+    let process = match (c.pid, &c.process) {
+        (Some(pid), Some(name)) => format!("{name} (pid {pid})"),
+        (Some(pid), None) => format!("pid {pid}"),
+        (None, _) => "unknown".to_owned(),
+    };
+    let mut facts = vec![("Process", process)];
+    if let Some(socket) = &c.socket {
+        facts.push(("Connection", socket.to_string()));
+    }
+    facts
+}
+
 fn duration(secs: f64) -> String {
     humantime::format_duration(Duration::from_secs(secs.max(0.0).round() as u64)).to_string()
 }
@@ -271,6 +291,8 @@ pub fn title(kind: AlertKind) -> &'static str {
         AlertKind::PortScan => "Port scan",
         AlertKind::LargeDownload => "Large download",
         AlertKind::Blocklisted => "Blocklisted address",
+        AlertKind::BlocklistedConnection => "Blocklisted connection",
+        AlertKind::ExcessiveConnections => "Excessive connections",
     }
 }
 
@@ -356,6 +378,7 @@ pub(crate) mod fixtures {
                 started_at: at(1_756_933_752_012),
                 message: "SYN rate 52,000 SYN/s (threshold 500 SYN/s)".into(),
                 flow: None,
+                connection: None,
             }),
             traffic: Some(Traffic {
                 pps: 52_310.4,
@@ -386,6 +409,7 @@ pub(crate) mod fixtures {
                 started_at: at(1_756_933_752_012),
                 message: "25.0 MB in one flow".into(),
                 flow: Some(flow),
+                connection: None,
             }),
             traffic: None,
         }
@@ -405,6 +429,66 @@ pub(crate) mod fixtures {
                 ended_at: at(1_756_933_794_012),
                 duration_secs: 42.0,
                 flow: None,
+                connection: None,
+            }),
+            traffic: None,
+        }
+    }
+
+    /// `curl` (pid 4242) connected to a blocklisted address.
+    pub fn blocklisted_connection() -> Notice {
+        use crate::connections::{ConnectionDetails, SocketDetails, SocketState, Transport};
+        Notice::Event {
+            event: AlertEvent::Alert(Alert {
+                kind: AlertKind::BlocklistedConnection,
+                severity: Severity::High,
+                source: AlertSource::Ip("104.22.55.228".parse().unwrap()),
+                target: "curl[4242]".into(),
+                value: 1.0,
+                threshold: 1.0,
+                unit: Unit::Connections,
+                started_at: at(1_755_873_310_000),
+                message: "curl (pid 4242) has a connection to blocklisted 104.22.55.228".into(),
+                flow: None,
+                connection: Some(ConnectionDetails {
+                    pid: Some(4242),
+                    process: Some("curl".into()),
+                    connections: 1,
+                    socket: Some(SocketDetails {
+                        protocol: Transport::Tcp,
+                        local_ip: "192.168.1.10".parse().unwrap(),
+                        local_port: 50_544,
+                        remote_ip: "104.22.55.228".parse().unwrap(),
+                        remote_port: 80,
+                        state: SocketState::Established,
+                    }),
+                }),
+            }),
+            traffic: None,
+        }
+    }
+
+    /// Pid 5678 holding 45 connections.
+    pub fn excessive_connections() -> Notice {
+        use crate::connections::ConnectionDetails;
+        Notice::Event {
+            event: AlertEvent::Alert(Alert {
+                kind: AlertKind::ExcessiveConnections,
+                severity: Severity::Medium,
+                source: AlertSource::Process(5678),
+                target: "python3[5678]".into(),
+                value: 45.0,
+                threshold: 20.0,
+                unit: Unit::Connections,
+                started_at: at(1_755_873_620_000),
+                message: "python3 (pid 5678) holds 45 connections (more than 20)".into(),
+                flow: None,
+                connection: Some(ConnectionDetails {
+                    pid: Some(5678),
+                    process: Some("python3".into()),
+                    connections: 45,
+                    socket: None,
+                }),
             }),
             traffic: None,
         }
@@ -476,5 +560,21 @@ mod tests {
             "tcp 198.51.100.7:443 → 192.0.2.10:51234, 25.0 MB in 3s"
         );
         assert!(!hostname().is_empty());
+        let facts = blocklisted_connection().facts(&origin());
+        let tail: Vec<_> = facts.iter().rev().take(2).rev().cloned().collect();
+        assert_eq!(
+            tail,
+            [
+                ("Process", "curl (pid 4242)".to_owned()),
+                (
+                    "Connection",
+                    "tcp 192.168.1.10:50544 → 104.22.55.228:80 (established)".to_owned()
+                )
+            ]
+        );
+        assert_eq!(
+            excessive_connections().headline(),
+            "MEDIUM: Excessive connections from pid 5678"
+        );
     }
 }
