@@ -50,6 +50,8 @@ pub struct GlobalCounters {
     pub fin: u64,
     /// IPv4 and IPv6 fragments, first ones included.
     pub fragments: u64,
+    /// Frames dropped by mitigation (in dry-run: those that would have been).
+    pub dropped: Tally,
 }
 
 impl GlobalCounters {
@@ -104,6 +106,7 @@ impl GlobalCounters {
             rst: self.rst.wrapping_add(o.rst),
             fin: self.fin.wrapping_add(o.fin),
             fragments: self.fragments.wrapping_add(o.fragments),
+            dropped: self.dropped.merged(o.dropped),
         }
     }
 }
@@ -160,6 +163,36 @@ pub struct Settings {
     pub captures_armed: u64,
     /// Bytes of each captured packet copied to userspace.
     pub capture_snaplen: u64,
+    /// What mitigation does with blocklisted and banned sources: `MITIGATION_OFF`,
+    /// `MITIGATION_DROP` or `MITIGATION_DRY_RUN` (counted, passed).
+    pub mitigation: u64,
+    /// Entries in BANS; 0 skips the ban lookup (a hash lookup per packet otherwise).
+    pub bans: u64,
+}
+
+pub const MITIGATION_OFF: u64 = 0;
+pub const MITIGATION_DROP: u64 = 1;
+pub const MITIGATION_DRY_RUN: u64 = 2;
+
+/// BLOCKLIST's value for an allowlisted prefix inside a blocklisted one: the longest
+/// match wins, so the allowlist wins over the blocklist in the kernel as it does in
+/// userspace.
+pub const BLOCKLIST_EXEMPT: u32 = u32::MAX;
+
+/// Value of one entry of BANS (keyed by `SourceKey`). The program only asks whether a
+/// source is there; the rest says what the ban is to whoever dumps the map
+/// (`bpftool map dump name BANS`), the policy in userspace being the authority.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct BanEntry {
+    /// When the ban was placed and when it ends, in seconds since the Unix epoch.
+    pub since_unix_secs: u64,
+    pub until_unix_secs: u64,
+    /// The alert kind that confirmed it, as `AlertKind`'s index in userspace; for
+    /// display only.
+    pub reason: u32,
+    /// Non-zero when placed in dry-run mode (counted, not dropped).
+    pub dry_run: u32,
 }
 
 /// Largest snap length: bounds the copy for the verifier and the perf buffers.
@@ -456,7 +489,7 @@ impl SourceCache {
     /// source's pending counts are first handed to `flush`, which adds them to the hash
     /// table. In place: a copy of the slot would take a quarter of the XDP program's
     /// 512-byte stack. `is_listed` is asked (it costs a trie lookup) only when the
-    /// slot's verdict is missing or from an older blocklist.
+    /// slot's verdict is missing or from an older blocklist. Returns that verdict.
     #[inline(always)]
     pub fn record(
         &mut self,
@@ -466,7 +499,7 @@ impl SourceCache {
         settings: &Settings,
         is_listed: impl FnOnce(&SourceKey) -> bool,
         flush: impl FnOnce(&SourceSlot),
-    ) {
+    ) -> bool {
         let generation = settings.blocklist_generation as u32;
         let slot = &mut self.slots[source_slot(key)];
         if !(slot.is_occupied() && slot.key.same(key)) {
@@ -492,6 +525,7 @@ impl SourceCache {
                 slot.last_probe = probe.key();
             }
         }
+        slot.listed != 0
     }
 }
 
@@ -562,6 +596,7 @@ mod pod {
     unsafe impl aya::Pod for super::LargeFlowEvent {}
     unsafe impl aya::Pod for super::Tally {}
     unsafe impl aya::Pod for super::CaptureMeta {}
+    unsafe impl aya::Pod for super::BanEntry {}
     unsafe impl aya::Pod for crate::decode::Addr {}
 }
 

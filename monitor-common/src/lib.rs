@@ -31,6 +31,11 @@ pub mod names {
     pub const SYN_ACKS_SENT: &str = "SYN_ACKS_SENT";
     pub const CAPTURE_TARGETS: &str = "CAPTURE_TARGETS";
     pub const CAPTURED: &str = "CAPTURED";
+    /// Banned sources (`BanEntry` by `SourceKey`), pinned for `monitor bans`.
+    pub const BANS: &str = "BANS";
+    /// Frames dropped (or, in dry-run, that would have been) per source: a `Tally`.
+    pub const DROPPED_SOURCES: &str = "DROPPED_SOURCES";
+    pub const BLOCKLIST: &str = "BLOCKLIST";
 }
 
 /// Default size of the per-source table (entries), overridable at load time.

@@ -18,8 +18,9 @@ use monitor_common::{
     Class, DEFAULT_MAX_SOURCES, Frame, GlobalCounters, PacketInfo, SourceCache, SourceCounters,
     SourceKey, SourceSlot,
     counters::{
-        CaptureMeta, DestinationCounters, FlowCounters, FlowKey, LargeFlowEvent,
-        MAX_CAPTURE_SNAPLEN, MIN_FLOW_PAYLOAD, Settings,
+        BLOCKLIST_EXEMPT, BanEntry, CaptureMeta, DestinationCounters, FlowCounters, FlowKey,
+        LargeFlowEvent, MAX_CAPTURE_SNAPLEN, MIN_FLOW_PAYLOAD, MITIGATION_DROP, MITIGATION_OFF,
+        Settings, Tally,
     },
     decode,
     decode::{Addr, MAX_HEADER_OFFSET, decode_ip},
@@ -71,10 +72,20 @@ static CAPTURE_TARGETS: HashMap<SourceKey, u32> = HashMap::with_max_entries(64, 
 #[map(name = "CAPTURED")]
 static CAPTURED: PerfEventArray<CaptureMeta> = PerfEventArray::new(0);
 
+/// Banned sources, written by userspace's mitigation policy (`monitor bans unban`
+/// reaches it through the monitor's control socket). Resized at load time to the ban
+/// cap.
+#[map(name = "BANS")]
+static BANS: HashMap<SourceKey, BanEntry> = HashMap::with_max_entries(1_024, 0);
+
+/// Frames dropped by mitigation per source (in dry-run: those that would have been).
+#[map(name = "DROPPED_SOURCES")]
+static DROPPED_SOURCES: LruPerCpuHashMap<SourceKey, Tally> =
+    LruPerCpuHashMap::with_max_entries(DEFAULT_MAX_SOURCES, 0);
+
 #[xdp]
 pub fn monitor(ctx: XdpContext) -> u32 {
-    count(&ctx);
-    xdp_action::XDP_PASS
+    count(&ctx)
 }
 
 /// SYN-ACKs this host sends, per destination: what the SYN:SYN-ACK ratio compares a
@@ -182,40 +193,41 @@ unsafe fn load<const W: usize>(at: usize) -> [u8; W] {
     }
 }
 
+/// Counts the packet; the verdict is XDP_PASS unless mitigation drops its source.
 #[inline(always)]
-fn count(ctx: &XdpContext) {
+fn count(ctx: &XdpContext) -> u32 {
     let frame = PacketFrame {
         start: ctx.data(),
         end: ctx.data_end(),
     };
     let len = frame.len() as u64;
     let Some(global) = GLOBAL_COUNTERS.get_ptr_mut(0) else {
-        return;
+        return xdp_action::XDP_PASS;
     };
     let info = match decode_ip(&frame) {
         Ok(info) => info,
         Err(class) => {
             // SAFETY: this CPU's own slot; XDP runs with preemption off.
             unsafe { (*global).record(&PacketInfo::without_ip(class), len) };
-            return;
+            return xdp_action::XDP_PASS;
         }
     };
     // SAFETY: as above.
     unsafe { (*global).record(&info, len) };
     // One `let else` per lookup, never a tuple of Options: see `monitor_common::decode`.
     let Some(settings) = SETTINGS.get(0) else {
-        return;
+        return xdp_action::XDP_PASS;
     };
     if settings.captures_armed != 0 {
         capture(ctx, &info, len, settings.capture_snaplen);
     }
     let Some(cache) = SOURCE_CACHE.get_ptr_mut(0) else {
-        return;
+        return xdp_action::XDP_PASS;
     };
     let key = SourceKey { addr: info.src };
     // SAFETY: this CPU's own cache; XDP runs with preemption off.
     let cache = unsafe { &mut *cache };
-    cache.record(
+    let listed = cache.record(
         &key,
         &info,
         len,
@@ -223,6 +235,14 @@ fn count(ctx: &XdpContext) {
         |k| is_listed(&k.addr),
         |evicted| flush(ctx, evicted),
     );
+    // Off, this is the only cost of mitigation. The source was counted above either
+    // way: detection keeps seeing a banned flood, so its ban can be confirmed again.
+    if settings.mitigation != MITIGATION_OFF
+        && (listed || (settings.bans != 0 && BANS.get_ptr(&key).is_some()))
+    {
+        // SAFETY: this CPU's own slot, as above.
+        return mitigate(&key, len, unsafe { &mut *global }, settings.mitigation);
+    }
     if settings.blocklist_active != 0 && is_listed(&info.dst) {
         count_listed_destination(&info, len);
     }
@@ -231,6 +251,29 @@ fn count(ctx: &XdpContext) {
         && info.payload_len() >= MIN_FLOW_PAYLOAD
     {
         follow_flow(&info, settings.large_flow_bytes);
+    }
+    xdp_action::XDP_PASS
+}
+
+/// Counts a frame from a blocklisted or banned source as dropped and drops it, or
+/// passes it in dry-run.
+#[inline(always)]
+fn mitigate(key: &SourceKey, len: u64, global: &mut GlobalCounters, mode: u64) -> u32 {
+    global.dropped.add(len);
+    match DROPPED_SOURCES.get_ptr_mut(key) {
+        // SAFETY: this CPU's slot of the entry.
+        Some(dropped) => unsafe { (*dropped).add(len) },
+        None => {
+            let mut first = Tally::default();
+            first.add(len);
+            // Per-CPU: an insert racing another CPU's writes only this CPU's copy.
+            let _ = DROPPED_SOURCES.insert(key, &first, 0);
+        }
+    }
+    if mode == MITIGATION_DROP {
+        xdp_action::XDP_DROP
+    } else {
+        xdp_action::XDP_PASS
     }
 }
 
@@ -269,7 +312,9 @@ fn send_captured(ctx: &XdpContext, capture_id: u32, len: u64, snaplen: u64) {
 
 #[inline(always)]
 fn is_listed(addr: &Addr) -> bool {
-    BLOCKLIST.get(Key::new(128, addr.bytes())).is_some()
+    BLOCKLIST
+        .get(Key::new(128, addr.bytes()))
+        .is_some_and(|index| *index != BLOCKLIST_EXEMPT)
 }
 
 #[inline(always)]

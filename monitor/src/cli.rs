@@ -29,7 +29,7 @@ pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
 )]
 pub struct Cli {
     /// Interface to watch [default: the interface of the default route]
-    #[arg(short, long)]
+    #[arg(short, long, global = true)]
     pub iface: Option<String>,
 
     /// How often to poll the counters and print a line (100ms at least), e.g. 1s, 250ms
@@ -37,7 +37,7 @@ pub struct Cli {
     pub interval: Duration,
 
     /// Print one JSON object per line instead of human-readable lines
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub json: bool,
 
     /// Stop cleanly after this long, e.g. 30s, 5m [default: run until SIGINT/SIGTERM]
@@ -71,6 +71,9 @@ pub struct Cli {
     /// Print the effective configuration (defaults, file and flags) as TOML and exit
     #[arg(long)]
     pub print_config: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
 
     #[command(flatten)]
     pub overrides: Overrides,
@@ -347,6 +350,26 @@ pub struct Overrides {
     /// Count connections accepted on a listening port too, not only those a process opened [config: connections.count_inbound]
     #[arg(long, value_name = "BOOL", help_heading = "Connection monitor")]
     pub connections_count_inbound: Option<bool>,
+    /// Drop blocklisted sources and ban confirmed floods in XDP: on (also `--mitigate` alone), dry-run (count only) or off [config: mitigate.mode]
+    #[arg(long = "mitigate", value_name = "MODE", num_args = 0..=1, default_missing_value = "on", help_heading = "Mitigation")]
+    pub mitigate_mode: Option<crate::mitigate::MitigateMode>,
+    /// Intervals a source's flood alert must hold before it is banned [config: mitigate.confirm_intervals]
+    #[arg(long, value_name = "N", help_heading = "Mitigation")]
+    pub mitigate_confirm_intervals: Option<NonZeroU32>,
+    /// How long a ban lasts [config: mitigate.ban_time]
+    #[arg(long, value_name = "DURATION", value_parser = parse_nonzero_duration, help_heading = "Mitigation")]
+    pub mitigate_ban_time: Option<Duration>,
+    /// Bans in place at most [config: mitigate.max_bans]
+    #[arg(long, value_name = "N", help_heading = "Mitigation")]
+    pub mitigate_max_bans: Option<NonZeroU32>,
+    /// Sources never banned nor dropped, still alerted on, comma-separated or repeated [config: mitigate.allowlist]
+    #[arg(
+        long,
+        value_name = "CIDR",
+        value_delimiter = ',',
+        help_heading = "Mitigation"
+    )]
+    pub mitigate_allowlist: Option<Vec<Cidr>>,
 }
 
 impl Overrides {
@@ -470,6 +493,15 @@ impl Overrides {
             &mut connections.count_inbound,
             &self.connections_count_inbound,
         );
+        let mitigate = &mut config.mitigate;
+        set(&mut mitigate.mode, &self.mitigate_mode);
+        set(
+            &mut mitigate.confirm_intervals,
+            &self.mitigate_confirm_intervals,
+        );
+        set(&mut mitigate.ban_time, &self.mitigate_ban_time);
+        set(&mut mitigate.max_bans, &self.mitigate_max_bans);
+        set(&mut mitigate.allowlist, &self.mitigate_allowlist);
     }
 }
 
@@ -485,6 +517,24 @@ pub enum BackendKind {
     Pcap,
     /// The interface's packet and byte counters: no capture rights at all, totals only
     Ifstats,
+}
+
+/// Subcommands; without one, the monitor runs.
+#[derive(clap::Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Bans placed by the monitor running with --mitigate on --iface (through its
+    /// control socket, /run/monitor/<iface>.sock)
+    #[command(subcommand)]
+    Bans(BansCommand),
+}
+
+#[derive(clap::Subcommand, Debug, Clone, PartialEq, Eq)]
+pub enum BansCommand {
+    /// List the bans in place (--json: one JSON object a line)
+    List,
+    /// Lift a ban now; the source is banned again only if its flood holds for the
+    /// confirm intervals again
+    Unban { address: std::net::IpAddr },
 }
 
 #[derive(ValueEnum, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
@@ -553,6 +603,30 @@ mod tests {
 
     fn cli(args: &[&str]) -> Cli {
         Cli::try_parse_args_from(std::iter::once("monitor").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn mitigate_alone_means_on_and_bans_takes_the_iface() {
+        use crate::mitigate::MitigateMode;
+        let mode = |args: &[&str]| cli(args).config().unwrap().mitigate.mode;
+        assert_eq!(mode(&[]), MitigateMode::Off);
+        assert_eq!(mode(&["--mitigate"]), MitigateMode::On);
+        assert_eq!(mode(&["--mitigate=on"]), MitigateMode::On);
+        assert_eq!(mode(&["--mitigate=dry-run"]), MitigateMode::DryRun);
+        assert_eq!(mode(&["--mitigate", "--json"]), MitigateMode::On);
+        let bans = cli(&["bans", "unban", "192.0.2.9", "--iface", "veth1"]);
+        assert_eq!(bans.iface.as_deref(), Some("veth1"));
+        assert!(cli(&["bans", "list", "--json"]).json);
+        assert_eq!(
+            bans.command,
+            Some(Command::Bans(BansCommand::Unban {
+                address: "192.0.2.9".parse().unwrap()
+            }))
+        );
+        assert!(
+            Cli::try_parse_args_from(["monitor", "--mitigate=maybe"]).is_err(),
+            "an unknown mode is refused"
+        );
     }
 
     /// The capture flags keep clap defaults (for `--help` and `run.rs`); they must be
@@ -650,6 +724,8 @@ mod tests {
             "--export", "stats.csv", "--metrics", "127.0.0.1:9850",
             "--no-connections", "--connections-interval", "2s", "--connections-max-per-process", "5",
             "--connections-count-inbound", "true",
+            "--mitigate", "dry-run", "--mitigate-confirm-intervals", "2", "--mitigate-ban-time", "3s",
+            "--mitigate-max-bans", "20", "--mitigate-allowlist", "192.0.2.1",
         ];
         let every_flag = cli(&args).config().unwrap();
         assert_eq!(every_flag.lists.blocklist.len(), 2);

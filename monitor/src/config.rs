@@ -35,6 +35,7 @@ pub struct Config {
     pub export: ExportConfig,
     pub metrics: MetricsConfig,
     pub connections: ConnectionsConfig,
+    pub mitigate: crate::mitigate::MitigateConfig,
 }
 
 /// Stats exports: one row per interval to a CSV or JSON-lines file (`crate::export`).

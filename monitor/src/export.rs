@@ -102,6 +102,7 @@ pub fn csv_header() -> String {
             backend: "",
             description: String::new(),
             interval: Duration::ZERO,
+            mitigation: crate::mitigate::MitigateMode::Off,
         },
         &IntervalStats {
             seconds: 0.0,
@@ -109,6 +110,7 @@ pub fn csv_header() -> String {
             rates: Rates::default(),
             top_sources: Vec::new(),
             capture_drops: None,
+            dropped_sources: Vec::new(),
         },
     );
     flat(&row)
@@ -236,6 +238,7 @@ mod tests {
             backend: "xdp",
             description: "xdp (native mode) on eth0".into(),
             interval: Duration::from_secs(1),
+            mitigation: crate::mitigate::MitigateMode::Off,
         };
         let mut totals = GlobalCounters::default();
         totals.total.packets = 120;
@@ -261,6 +264,7 @@ mod tests {
                 bytes: 7_680,
             }],
             capture_drops: None,
+            dropped_sources: Vec::new(),
         };
         (run, stats)
     }
@@ -304,15 +308,15 @@ mod tests {
             "{header}"
         );
         assert!(
-            header.contains(",fragments,pps,bytes_per_sec,bits_per_sec,"),
+            header.contains(",fragments,dropped,dropped_bytes,pps,bytes_per_sec,bits_per_sec,"),
             "{header}"
         );
         assert!(
             header
-                .ends_with(",fragments_per_sec,top_source,top_source_pps,top_source_bits_per_sec"),
+                .ends_with(",fragments_per_sec,dropped_pps,dropped_bits_per_sec,top_source,top_source_pps,top_source_bits_per_sec"),
             "{header}"
         );
-        assert_eq!(header.split(',').count(), 4 + 23 + 16 + 3);
+        assert_eq!(header.split(',').count(), 4 + 25 + 18 + 3);
     }
 
     #[test]

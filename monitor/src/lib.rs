@@ -12,6 +12,7 @@ pub mod detect;
 pub mod export;
 pub mod iface;
 pub mod metrics;
+pub mod mitigate;
 pub mod report;
 pub mod run;
 pub mod sink;

@@ -5,6 +5,9 @@ fn main() -> std::process::ExitCode {
     if cli.print_config {
         return print_config(&cli);
     }
+    if let Some(monitor::cli::Command::Bans(command)) = &cli.command {
+        return bans(&cli, command);
+    }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
         .format_target(false)
         .init();
@@ -51,4 +54,56 @@ fn print_config(cli: &monitor::cli::Cli) -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `monitor bans list|unban ADDR`: asks the monitor running on the interface.
+fn bans(cli: &monitor::cli::Cli, command: &monitor::cli::BansCommand) -> std::process::ExitCode {
+    use monitor::{cli::BansCommand, mitigate::control};
+    let answered = cli
+        .config()
+        .context("invalid configuration")
+        .and_then(|config| match config.capture.iface {
+            Some(iface) => Ok(iface),
+            None => monitor::iface::default_route(),
+        })
+        .and_then(|iface| {
+            let request = match command {
+                BansCommand::List => control::Request::List,
+                BansCommand::Unban { address } => control::Request::Unban(*address),
+            };
+            control::send(&iface, &request)
+        });
+    let lines = match answered {
+        Ok(lines) => lines,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    for line in &lines {
+        if cli.json {
+            println!("{line}");
+            continue;
+        }
+        let text = |key: &str| line.get(key).and_then(|v| v.as_str()).unwrap_or("?");
+        match command {
+            BansCommand::List => println!(
+                "{}  {}  since {}  until {}{}",
+                text("address"),
+                text("reason"),
+                text("since"),
+                text("until"),
+                if line.get("dry_run").and_then(|v| v.as_bool()) == Some(true) {
+                    "  (dry run)"
+                } else {
+                    ""
+                }
+            ),
+            BansCommand::Unban { .. } => println!("unbanned {}", text("unbanned")),
+        }
+    }
+    if matches!(command, BansCommand::List) && lines.is_empty() && !cli.json {
+        println!("no bans");
+    }
+    std::process::ExitCode::SUCCESS
 }

@@ -22,6 +22,7 @@ use crate::{
     connections::{self, ConnectionScanner},
     detect::{DetectInput, Detector, Lists, ScanWindow},
     iface,
+    mitigate::Mitigation,
     report::{self, RunInfo},
     sink::{self, Delivery, Origin, Traffic},
     stats,
@@ -67,11 +68,13 @@ pub async fn run(cli: Cli) -> Result<()> {
         None => None,
     };
     let backend = open_backend(&config, &lists, &iface)?;
+    let mitigation = Mitigation::start(&config, &lists, &iface, backend.as_ref())?;
     let info = RunInfo {
         iface: iface.clone(),
         backend: backend.name(),
         description: backend.describe(),
         interval: config.capture.interval,
+        mitigation: config.mitigate.mode,
     };
     let detector = Detector::new(&config, lists, iface);
     let mut reporter = report::reporter(cli.json, config.alerting.color);
@@ -79,7 +82,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         extra.insert(0, reporter);
         reporter = Box::new(report::tee::Tee(extra));
     }
-    let polled = poll(backend, &cli, &config, &info, detector, reporter, &delivery).await;
+    let polled = poll(
+        backend, &cli, &config, &info, detector, reporter, &delivery, mitigation,
+    )
+    .await;
     delivery.shutdown().await;
     polled
 }
@@ -106,6 +112,10 @@ fn open_backend(config: &Config, lists: &Lists, iface: &str) -> Result<Box<dyn B
     crate::backend::select::open(config, lists, iface)
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the loop's parts, each built in `run`"
+)]
 async fn poll(
     mut backend: Box<dyn Backend + Send>,
     cli: &Cli,
@@ -114,6 +124,7 @@ async fn poll(
     mut detector: Detector,
     mut reporter: Box<dyn report::Reporter + Send>,
     delivery: &Delivery,
+    mut mitigation: Option<Mitigation>,
 ) -> Result<()> {
     let mut stop = StopSignals::watch()?;
     let interval = config.capture.interval;
@@ -171,15 +182,20 @@ async fn poll(
                     }
                     // Alerts first: they are what someone is waiting for.
                     let findings = detector.evaluate(&input);
+                    let mitigated = match &mut mitigation {
+                        Some(m) => m.on_findings(&findings, backend.as_mut(), SystemTime::now()),
+                        None => Vec::new(),
+                    };
                     let events = tracker.update(findings, SystemTime::now());
                     reporter.alerts(info, &events);
                     for event in &events {
                         let source_traffic = match event {
                             AlertEvent::Alert(a) => traffic(&input, a.source),
-                            AlertEvent::AlertEnd(_) => None,
+                            _ => None,
                         };
                         delivery.alert(event, source_traffic);
                     }
+                    report_mitigation(reporter.as_mut(), delivery, info, &mitigated);
                     if let Some(captures) = &mut captures {
                         captures.on_alerts(&events, backend.as_mut(), Instant::now());
                         for done in captures.finished(backend.as_mut()) {
@@ -212,6 +228,17 @@ async fn poll(
                 }
                 Err(err) => warn!("connection monitor: failed to list the sockets: {err:#}"),
             },
+            request = async {
+                match &mut mitigation {
+                    Some(m) => m.request().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                if let Some(m) = &mut mitigation {
+                    let events = m.on_request(request, backend.as_mut(), SystemTime::now());
+                    report_mitigation(reporter.as_mut(), delivery, info, &events);
+                }
+            }
             _ = stop.received() => break,
             _ = async { sleep_until(deadline.unwrap_or_else(Instant::now).into()).await },
                 if deadline.is_some() => break,
@@ -233,6 +260,10 @@ async fn poll(
         }
     }
     drop(backend); // detaches the program before we report
+    if let Some(m) = mitigation {
+        let ended = m.finish(SystemTime::now());
+        report_mitigation(reporter.as_mut(), delivery, info, &ended);
+    }
     let now = SystemTime::now();
     let mut closing = tracker.finish(now);
     closing.extend(connection_tracker.finish(now));
@@ -278,6 +309,22 @@ impl StopSignals {
     #[cfg(not(unix))]
     async fn received(&mut self) {
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Bans and unbans go where alerts go.
+fn report_mitigation(
+    reporter: &mut (dyn report::Reporter + Send),
+    delivery: &Delivery,
+    info: &RunInfo,
+    events: &[AlertEvent],
+) {
+    if events.is_empty() {
+        return;
+    }
+    reporter.alerts(info, events);
+    for event in events {
+        delivery.alert(event, None);
     }
 }
 

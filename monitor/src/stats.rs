@@ -27,6 +27,9 @@ pub struct Rates {
     pub rst_per_sec: f64,
     pub fin_per_sec: f64,
     pub fragments_per_sec: f64,
+    /// Frames mitigation dropped (in dry-run: would have dropped).
+    pub dropped_pps: f64,
+    pub dropped_bits_per_sec: f64,
 }
 
 /// One source's traffic over one interval.
@@ -44,6 +47,14 @@ pub struct SourceRate {
     pub bytes: u64,
 }
 
+/// What mitigation dropped from one source (cumulative).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct DroppedSource {
+    pub ip: IpAddr,
+    pub packets: u64,
+    pub bytes: u64,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct IntervalStats {
     pub seconds: f64,
@@ -52,6 +63,8 @@ pub struct IntervalStats {
     pub top_sources: Vec<SourceRate>,
     /// Packets the capture lost since start, for a backend with a buffer (pcap).
     pub capture_drops: Option<CaptureDrops>,
+    /// Every source mitigation dropped frames from, most packets first.
+    pub dropped_sources: Vec<DroppedSource>,
 }
 
 fn per_sec(delta: u64, seconds: f64) -> f64 {
@@ -82,6 +95,8 @@ pub fn rates(prev: &GlobalCounters, cur: &GlobalCounters, seconds: f64) -> Rates
         rst_per_sec: d(prev.rst, cur.rst),
         fin_per_sec: d(prev.fin, cur.fin),
         fragments_per_sec: d(prev.fragments, cur.fragments),
+        dropped_pps: d(prev.dropped.packets, cur.dropped.packets),
+        dropped_bits_per_sec: d(prev.dropped.bytes, cur.dropped.bytes) * 8.0,
     }
 }
 
@@ -149,7 +164,22 @@ pub fn interval(prev: &Snapshot, cur: &Snapshot, top: usize) -> IntervalStats {
         rates: rates(&prev.global, &cur.global, seconds),
         top_sources: top_sources(&prev.sources, &cur.sources, seconds, top),
         capture_drops: cur.capture_drops,
+        dropped_sources: dropped_sources(cur),
     }
+}
+
+fn dropped_sources(cur: &Snapshot) -> Vec<DroppedSource> {
+    let mut dropped: Vec<DroppedSource> = cur
+        .dropped
+        .iter()
+        .map(|(ip, t)| DroppedSource {
+            ip: *ip,
+            packets: t.packets,
+            bytes: t.bytes,
+        })
+        .collect();
+    dropped.sort_by(|a, b| b.packets.cmp(&a.packets).then(a.ip.cmp(&b.ip)));
+    dropped
 }
 
 #[cfg(test)]

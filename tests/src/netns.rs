@@ -255,6 +255,40 @@ impl TestNet {
         let _ = std::fs::remove_file(format!("{SLOT_DIR}/{}", self.slot));
     }
 
+    /// One more IPv4 address on the namespace's end, `.last` in its /24 (a second
+    /// source), with a static neighbour entry on the host end so the host never asks
+    /// for it. Strict rp_filter lets it in: the /24 routes back through the veth.
+    pub fn add_ns_v4(&self, last: u8) -> Result<Ipv4Addr> {
+        let [a, b, c, _] = self.ns_v4.octets();
+        let addr = Ipv4Addr::new(a, b, c, last);
+        let out = Command::new("ip")
+            .args(["-n", &self.ns, "-j", "link", "show", &self.ns_if])
+            .output()?;
+        let links: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        let mac = links[0]["address"].as_str().context("no MAC")?.to_owned();
+        ip(&[
+            "-n",
+            &self.ns,
+            "addr",
+            "add",
+            &format!("{addr}/24"),
+            "dev",
+            &self.ns_if,
+        ])?;
+        ip(&[
+            "neigh",
+            "replace",
+            &addr.to_string(),
+            "lladdr",
+            &mac,
+            "dev",
+            &self.host_if,
+            "nud",
+            "permanent",
+        ])?;
+        Ok(addr)
+    }
+
     /// A command run inside the namespace.
     pub fn command(&self, program: &str) -> Command {
         let mut cmd = Command::new("ip");

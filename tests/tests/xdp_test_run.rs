@@ -263,6 +263,7 @@ fn settings(blocklist_active: bool, large_flow_bytes: u64) -> monitor_common::co
         large_flow_bytes,
         captures_armed: 0,
         capture_snaplen: 0,
+        ..Default::default()
     }
 }
 

@@ -20,6 +20,8 @@ const SETTINGS: Settings = Settings {
     large_flow_bytes: 0,
     captures_armed: 0,
     capture_snaplen: 0,
+    mitigation: 0,
+    bans: 0,
 };
 
 fn syn_to(port: u16) -> PacketInfo {

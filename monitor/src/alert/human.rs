@@ -59,6 +59,20 @@ pub fn render(event: &AlertEvent, ansi: bool) -> String {
             e.unit.format(e.peak_value),
             e.severity.as_str(),
         ),
+        AlertEvent::Ban(b) => format!(
+            "{} {} {}: {}",
+            clock(b.since),
+            paint(colour(Severity::High), "BAN".to_owned()),
+            b.address,
+            b.message
+        ),
+        AlertEvent::Unban(u) => format!(
+            "{} {} {}: {}",
+            clock(u.at),
+            paint(ENDED, "UNBAN".to_owned()),
+            u.address,
+            u.message
+        ),
     }
 }
 

@@ -21,7 +21,10 @@ use crate::{
 };
 
 pub mod human;
+pub mod mitigation;
 pub mod tracker;
+
+pub use mitigation::{BanEvent, UnbanEvent};
 
 pub use tracker::AlertTracker;
 
@@ -42,6 +45,9 @@ pub enum AlertKind {
     BlocklistedConnection,
     /// ...or holding more connections than allowed.
     ExcessiveConnections,
+    /// Mitigation's events (`mitigate`), reported through the same sinks.
+    Ban,
+    Unban,
 }
 
 impl AlertKind {
@@ -58,6 +64,8 @@ impl AlertKind {
             Self::Blocklisted => "blocklisted",
             Self::BlocklistedConnection => "blocklisted_connection",
             Self::ExcessiveConnections => "excessive_connections",
+            Self::Ban => "ban",
+            Self::Unban => "unban",
         }
     }
 
@@ -323,6 +331,8 @@ pub struct AlertEnd {
 pub enum AlertEvent {
     Alert(Alert),
     AlertEnd(AlertEnd),
+    Ban(BanEvent),
+    Unban(UnbanEvent),
 }
 
 #[cfg(test)]

@@ -243,6 +243,7 @@ mod tests {
             .map(|e| match e {
                 AlertEvent::Alert(_) => "alert",
                 AlertEvent::AlertEnd(_) => "end",
+                AlertEvent::Ban(_) | AlertEvent::Unban(_) => "mitigation",
             })
             .collect()
     }

@@ -98,6 +98,7 @@ impl Backend for IfStatsBackend {
             large_flows: Vec::new(),
             syn_acks_sent: None,
             capture_drops: None,
+            dropped: HashMap::new(),
         })
     }
 

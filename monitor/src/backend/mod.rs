@@ -7,8 +7,11 @@ use std::{
     time::{Instant, SystemTime},
 };
 
-use anyhow::Result;
-use monitor_common::{GlobalCounters, SourceCounters, counters::Tally};
+use anyhow::{Result, bail};
+use monitor_common::{
+    GlobalCounters, SourceCounters,
+    counters::{BanEntry, Tally},
+};
 
 use crate::capture::{CaptureTarget, CapturedPacket};
 
@@ -38,6 +41,9 @@ pub struct Snapshot {
     /// Packets the capture lost (libpcap's counters, cumulative); `None` for a backend
     /// that loses none (XDP counts in the kernel, before any buffer).
     pub capture_drops: Option<CaptureDrops>,
+    /// Frames mitigation dropped (in dry-run: would have), per source (cumulative);
+    /// empty when mitigation is off.
+    pub dropped: HashMap<IpAddr, Tally>,
 }
 
 /// libpcap's `ps_drop` and `ps_ifdrop`: packets dropped because the capture buffer was
@@ -77,4 +83,15 @@ pub trait Backend {
     /// The stream of captured packets; `None` when the backend cannot capture. Called
     /// once, from within the async runtime.
     fn captured_packets(&mut self) -> Option<tokio::sync::mpsc::Receiver<CapturedPacket>>;
+    /// Whether the backend can drop packets (`--mitigate`).
+    fn can_mitigate(&self) -> bool {
+        false
+    }
+    /// Drops (or in dry-run counts) `source`'s packets from now on.
+    fn ban(&mut self, source: IpAddr, _entry: BanEntry) -> Result<()> {
+        bail!("the {} backend cannot ban {source}", self.name())
+    }
+    fn unban(&mut self, source: IpAddr) -> Result<()> {
+        bail!("the {} backend cannot unban {source}", self.name())
+    }
 }

@@ -56,11 +56,15 @@ fn auto(config: &Config, lists: &Lists, iface: &str) -> Result<Box<dyn Backend +
 
 #[cfg(target_os = "linux")]
 fn xdp(config: &Config, lists: &Lists, iface: &str) -> Result<Box<dyn Backend + Send>> {
+    let exempt = crate::mitigate::active::never_dropped(config, lists);
     let setup = super::xdp::KernelSetup {
         max_sources: config.capture.max_sources.get(),
         blocklist: lists.blocklist.entries(),
         large_flow_bytes: config.detection.large_download.bytes.get(),
         capture_snaplen: config.pcap.snaplen.0,
+        mitigation: config.mitigate.mode.kernel_value(),
+        exempt: &exempt,
+        max_bans: config.mitigate.max_bans.get(),
     };
     if config.capture.bpf.is_some() {
         warn!("--bpf applies to the pcap backend only; XDP counts every packet");

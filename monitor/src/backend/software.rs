@@ -225,6 +225,7 @@ impl Counters {
                     .collect()
             }),
             capture_drops: None,
+            dropped: HashMap::new(),
         }
     }
 }

@@ -21,7 +21,10 @@ use aya::{
 use log::{debug, warn};
 use monitor_common::{
     GlobalCounters, SourceCache, SourceCounters, SourceKey,
-    counters::{CaptureMeta, FlowCounters, FlowKey, LargeFlowEvent, Settings, Tally},
+    counters::{
+        BLOCKLIST_EXEMPT, BanEntry, CaptureMeta, FlowCounters, FlowKey, LargeFlowEvent, Settings,
+        Tally,
+    },
     names,
 };
 
@@ -73,12 +76,17 @@ pub fn check_privileges() -> Result<()> {
 
 /// Loads the object into the kernel (maps created, programs not yet loaded).
 pub fn load_object(max_sources: u32) -> Result<Ebpf> {
-    load_object_sized(max_sources, MIN_BLOCKLIST_CAPACITY)
+    load_object_sized(max_sources, MIN_BLOCKLIST_CAPACITY, DEFAULT_MAX_BANS)
 }
 
-fn load_object_sized(max_sources: u32, blocklist_capacity: u32) -> Result<Ebpf> {
+/// Room in BANS when the caller does not say (`load_object`).
+const DEFAULT_MAX_BANS: u32 = 1_024;
+
+fn load_object_sized(max_sources: u32, blocklist_capacity: u32, max_bans: u32) -> Result<Ebpf> {
     EbpfLoader::new()
         .map_max_entries(names::SOURCE_COUNTERS, max_sources)
+        .map_max_entries(names::DROPPED_SOURCES, max_sources)
+        .map_max_entries(names::BANS, max_bans.max(1))
         .map_max_entries("BLOCKLIST", blocklist_capacity.max(MIN_BLOCKLIST_CAPACITY))
         .load(EBPF_OBJECT)
         .map_err(|err| match &err {
@@ -192,6 +200,12 @@ pub struct KernelSetup<'a> {
     pub large_flow_bytes: u64,
     /// Bytes of each captured packet copied to userspace.
     pub capture_snaplen: u32,
+    /// `Settings::mitigation`: off, drop or dry-run.
+    pub mitigation: u64,
+    /// Never dropped even when blocklisted (the allowlists); used when mitigating.
+    pub exempt: &'a [Cidr],
+    /// Room for this many bans in the kernel.
+    pub max_bans: u32,
 }
 
 /// Perf buffer pages per CPU for captured packets (4 MiB each with 4 KiB pages):
@@ -220,10 +234,36 @@ pub fn trie_key(cidr: &Cidr) -> Key<[u8; 16]> {
     }
 }
 
+/// Marks the allowlisted parts of the blocklist in the kernel's trie as exempt, so
+/// that mitigation never drops them (the allowlist wins, as in userspace): an
+/// allowlisted prefix inside a blocklisted one is added as exempt (the longest match
+/// wins), a blocklisted prefix inside an allowlisted one becomes exempt.
+pub fn exempt_from_blocklist(ebpf: &mut Ebpf, blocklist: &[Cidr], exempt: &[Cidr]) -> Result<()> {
+    let mut trie: LpmTrie<_, [u8; 16], u32> = ebpf
+        .map_mut(names::BLOCKLIST)
+        .context("map BLOCKLIST missing")?
+        .try_into()?;
+    for allowed in exempt {
+        for listed in blocklist {
+            let key = if allowed.contains(listed.network()) && allowed.prefix() <= listed.prefix() {
+                trie_key(listed)
+            } else if listed.contains(allowed.network()) {
+                trie_key(allowed)
+            } else {
+                continue;
+            };
+            trie.insert(&key, BLOCKLIST_EXEMPT, 0).with_context(|| {
+                format!("failed to exempt {allowed} from the kernel's blocklist")
+            })?;
+        }
+    }
+    Ok(())
+}
+
 /// Writes the blocklist into the kernel's trie and the settings into SETTINGS.
 pub fn configure(ebpf: &mut Ebpf, blocklist: &[Cidr], settings: &Settings) -> Result<()> {
     let mut trie: LpmTrie<_, [u8; 16], u32> = ebpf
-        .map_mut("BLOCKLIST")
+        .map_mut(names::BLOCKLIST)
         .context("map BLOCKLIST missing")?
         .try_into()?;
     for (index, cidr) in blocklist.iter().enumerate() {
@@ -265,6 +305,42 @@ pub fn read_syn_acks_sent(ebpf: &Ebpf) -> Result<HashMap<IpAddr, u64>> {
         .into_iter()
         .map(|(key, per_cpu)| (key.ip(), per_cpu.into_iter().sum()))
         .collect())
+}
+
+/// Frames mitigation dropped (or would have) per source, summed over CPUs.
+pub fn read_dropped(ebpf: &Ebpf) -> Result<HashMap<IpAddr, Tally>> {
+    Ok(
+        per_cpu_table::<SourceKey, Tally>(ebpf, names::DROPPED_SOURCES)?
+            .into_iter()
+            .map(|(key, per_cpu)| {
+                (
+                    key.ip(),
+                    per_cpu.into_iter().fold(Tally::default(), Tally::merged),
+                )
+            })
+            .collect(),
+    )
+}
+
+/// Puts `source` in BANS (`Some`) or takes it out, and returns how many are there.
+pub fn set_ban(ebpf: &mut Ebpf, source: IpAddr, entry: Option<BanEntry>) -> Result<u64> {
+    let mut bans: BpfHashMap<_, SourceKey, BanEntry> = ebpf
+        .map_mut(names::BANS)
+        .context("map BANS missing")?
+        .try_into()?;
+    let key = SourceKey::from_ip(source);
+    match entry {
+        Some(entry) => bans
+            .insert(key, entry, 0)
+            .with_context(|| format!("failed to ban {source} in the kernel"))?,
+        None => match bans.remove(&key) {
+            Ok(()) | Err(MapError::KeyNotFound) => {}
+            Err(err) => {
+                return Err(anyhow!(err).context(format!("failed to unban {source}")));
+            }
+        },
+    }
+    Ok(bans.keys().count() as u64)
 }
 
 /// Traffic to blocklisted destinations, summed over CPUs.
@@ -341,7 +417,11 @@ impl XdpBackend {
     pub fn attach(iface_name: &str, mode: XdpModeArg, setup: &KernelSetup) -> Result<Self> {
         iface::index(iface_name)?;
         check_privileges()?;
-        let mut ebpf = load_object_sized(setup.max_sources, setup.blocklist.len() as u32)?;
+        let mut ebpf = load_object_sized(
+            setup.max_sources,
+            (setup.blocklist.len() + setup.exempt.len()) as u32,
+            setup.max_bans,
+        )?;
         start_kernel_log(&mut ebpf);
         let settings = Settings {
             scan_epoch: 1,
@@ -350,8 +430,13 @@ impl XdpBackend {
             large_flow_bytes: setup.large_flow_bytes,
             captures_armed: 0,
             capture_snaplen: u64::from(setup.capture_snaplen),
+            mitigation: setup.mitigation,
+            bans: 0,
         };
         configure(&mut ebpf, setup.blocklist, &settings)?;
+        if setup.mitigation != 0 {
+            exempt_from_blocklist(&mut ebpf, setup.blocklist, setup.exempt)?;
+        }
         let large_flow_events = RingBuf::try_from(
             ebpf.take_map("LARGE_FLOWS")
                 .context("map LARGE_FLOWS missing")?,
@@ -502,7 +587,26 @@ impl Backend for XdpBackend {
                 None
             },
             capture_drops: None,
+            dropped: if self.settings.mitigation != 0 {
+                read_dropped(&self.ebpf)?
+            } else {
+                HashMap::new()
+            },
         })
+    }
+
+    fn can_mitigate(&self) -> bool {
+        true
+    }
+
+    fn ban(&mut self, source: IpAddr, entry: BanEntry) -> Result<()> {
+        self.settings.bans = set_ban(&mut self.ebpf, source, Some(entry))?;
+        write_settings(&mut self.ebpf, &self.settings)
+    }
+
+    fn unban(&mut self, source: IpAddr) -> Result<()> {
+        self.settings.bans = set_ban(&mut self.ebpf, source, None)?;
+        write_settings(&mut self.ebpf, &self.settings)
     }
 
     fn set_scan_epoch(&mut self, epoch: u64) -> Result<()> {

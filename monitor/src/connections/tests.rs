@@ -309,6 +309,7 @@ fn through_the_tracker_once_then_ended() {
         .map(|e| match e {
             AlertEvent::Alert(a) => a.kind.as_str(),
             AlertEvent::AlertEnd(_) => "end",
+            AlertEvent::Ban(_) | AlertEvent::Unban(_) => "mitigation",
         })
         .collect();
     assert_eq!(kinds, ["blocklisted_connection", "excessive_connections"]);

@@ -167,6 +167,7 @@ pub fn counters_delta(prev: &GlobalCounters, cur: &GlobalCounters) -> GlobalCoun
         rst: cur.rst.saturating_sub(prev.rst),
         fin: cur.fin.saturating_sub(prev.fin),
         fragments: cur.fragments.saturating_sub(prev.fragments),
+        dropped: tally(prev.dropped, cur.dropped),
     }
 }
 

@@ -95,6 +95,7 @@ fn input_from_snapshots_is_the_deltas() {
         large_flows: Vec::new(),
         syn_acks_sent: None,
         capture_drops: None,
+        dropped: HashMap::new(),
     };
     let cur = Snapshot {
         taken: t0 + Duration::from_millis(250),
@@ -108,6 +109,7 @@ fn input_from_snapshots_is_the_deltas() {
         large_flows: Vec::new(),
         syn_acks_sent: None,
         capture_drops: None,
+        dropped: HashMap::new(),
     };
     let input = DetectInput::from_snapshots(&prev, &cur);
     assert_eq!(input.interval_secs, 0.25);
@@ -348,7 +350,7 @@ fn blocklisted_traffic_is_reported_once_from_both_paths() {
         .iter()
         .map(|e| match e {
             AlertEvent::Alert(a) => format!("{} {}", a.kind, a.source),
-            AlertEvent::AlertEnd(_) => panic!("{e:?}"),
+            _ => panic!("{e:?}"),
         })
         .collect();
     assert_eq!(
@@ -466,6 +468,7 @@ fn kernel_matches_and_flows_become_input() {
         large_flows: vec![flow(flow_bytes)],
         syn_acks_sent: None,
         capture_drops: None,
+        dropped: HashMap::new(),
     };
     let prev = snapshot(t0, HashMap::new(), 5, 20_000_000);
     let cur = snapshot(

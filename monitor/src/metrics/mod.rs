@@ -51,6 +51,10 @@ pub struct MetricsState {
     pub active_alerts: HashMap<(AlertKind, AlertSource, String), Severity>,
     pub captures_written: u64,
     pub captures_failed: u64,
+    /// Bans placed since start, unbans by reason, and the sources banned now.
+    pub bans_placed: u64,
+    pub unbans: BTreeMap<&'static str, u64>,
+    pub active_bans: std::collections::HashSet<std::net::IpAddr>,
     pub sinks: Vec<SinkStats>,
 }
 
@@ -79,6 +83,14 @@ impl MetricsState {
                 AlertEvent::AlertEnd(e) => {
                     self.active_alerts
                         .remove(&(e.kind, e.source, e.target.clone()));
+                }
+                AlertEvent::Ban(b) => {
+                    self.bans_placed += 1;
+                    self.active_bans.insert(b.address);
+                }
+                AlertEvent::Unban(u) => {
+                    *self.unbans.entry(u.reason.as_str()).or_default() += 1;
+                    self.active_bans.remove(&u.address);
                 }
             }
         }
@@ -285,6 +297,29 @@ pub fn families(state: &MetricsState) -> Vec<MetricFamily> {
     .int(label("result", "written"), state.captures_written)
     .int(label("result", "failed"), state.captures_failed);
 
+    let dropped = MetricFamily::counter(
+        "mitigation_dropped_packets",
+        "Frames mitigation dropped in XDP, from blocklisted and banned sources (with --mitigate=dry-run: would have dropped). Also counted in monitor_packets_total.",
+    )
+    .int(vec![], t.dropped.packets);
+    let dropped_bytes = MetricFamily::byte_counter(
+        "mitigation_dropped",
+        "Bytes of the frames mitigation dropped (dry-run: would have dropped).",
+    )
+    .int(vec![], t.dropped.bytes);
+    let bans = MetricFamily::counter("bans", "Sources banned by mitigation since start.")
+        .int(vec![], state.bans_placed);
+    let mut unbans = MetricFamily::counter(
+        "unbans",
+        "Bans ended since start, by reason: expired, operator (monitor bans unban), shutdown.",
+    );
+    for reason in ["expired", "operator", "shutdown"] {
+        let n = state.unbans.get(reason).copied().unwrap_or(0);
+        unbans = unbans.int(label("reason", reason), n);
+    }
+    let active_bans = MetricFamily::gauge("active_bans", "Sources banned now.")
+        .int(vec![], state.active_bans.len() as u64);
+
     let mut notices = MetricFamily::counter(
         "sink_notices",
         "Alerts, ends and capture notes per sink (log, json_log, discord, slack, teams, generic) by outcome: delivered, failed (gave up), dropped (queue full).",
@@ -315,8 +350,27 @@ pub fn families(state: &MetricsState) -> Vec<MetricFamily> {
     }
 
     let mut out = vec![
-        packets, bytes, ip_packets, ip_bytes, flags, fragments, pps, bps, top_pps, top_bps,
-        top_syn, raised, active, captures, notices, pending,
+        packets,
+        bytes,
+        ip_packets,
+        ip_bytes,
+        flags,
+        fragments,
+        pps,
+        bps,
+        top_pps,
+        top_bps,
+        top_syn,
+        raised,
+        active,
+        captures,
+        dropped,
+        dropped_bytes,
+        bans,
+        unbans,
+        active_bans,
+        notices,
+        pending,
     ];
     if let Some(started) = state.started {
         let secs = started

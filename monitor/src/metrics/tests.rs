@@ -14,6 +14,7 @@ fn run() -> RunInfo {
         backend: "xdp",
         description: "xdp (native mode) on eth0".into(),
         interval: Duration::from_secs(1),
+        mitigation: crate::mitigate::MitigateMode::On,
     }
 }
 
@@ -80,6 +81,7 @@ fn stats(packets: u64, top: &[(&str, f64)]) -> IntervalStats {
             })
             .collect(),
         capture_drops: None,
+        dropped_sources: Vec::new(),
     }
 }
 
@@ -252,9 +254,55 @@ fn active_alerts_list_every_kind() {
             | AlertKind::Blocklisted
             | AlertKind::BlocklistedConnection
             | AlertKind::ExcessiveConnections => {}
+            // Mitigation's events, not alerts: `bans`, `unbans` and `active_bans`.
+            AlertKind::Ban | AlertKind::Unban => panic!("{kind} is not an alert kind"),
         }
     }
     let mut kinds = ALL_KINDS.to_vec();
     kinds.dedup();
     assert_eq!(kinds.len(), 11);
+}
+
+#[test]
+fn mitigation_drops_and_bans_are_counted() {
+    use crate::{
+        alert::{BanEvent, UnbanEvent},
+        mitigate::{Ban, UnbanReason},
+    };
+    let mut metrics = Metrics::new(None);
+    metrics.start(&run());
+    let mut dropped = stats(50, &[]);
+    dropped.totals.dropped.packets = 30;
+    dropped.totals.dropped.bytes = 30 * 74;
+    metrics.interval(&run(), &dropped);
+    let ban = |ip: &str| Ban {
+        address: ip.parse().unwrap(),
+        reason: AlertKind::UdpFlood,
+        since: SystemTime::now(),
+        until: SystemTime::now() + Duration::from_secs(300),
+        dry_run: false,
+    };
+    metrics.alerts(
+        &run(),
+        &[
+            AlertEvent::Ban(BanEvent::new(&ban("192.0.2.9"))),
+            AlertEvent::Ban(BanEvent::new(&ban("192.0.2.10"))),
+            AlertEvent::Unban(UnbanEvent::new(
+                &ban("192.0.2.9"),
+                UnbanReason::Operator,
+                SystemTime::now(),
+            )),
+        ],
+    );
+    let text = metrics.render();
+    for sample in [
+        "monitor_mitigation_dropped_packets_total 30",
+        "monitor_mitigation_dropped_bytes_total 2220",
+        "monitor_bans_total 2",
+        "monitor_unbans_total{reason=\"operator\"} 1",
+        "monitor_unbans_total{reason=\"expired\"} 0",
+        "monitor_active_bans 1",
+    ] {
+        assert!(line(&text, sample).is_some(), "no `{sample}` in\n{text}");
+    }
 }

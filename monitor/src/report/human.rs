@@ -9,6 +9,7 @@ use super::{Reporter, RunInfo, now_rfc3339};
 use crate::{
     alert::{AlertEvent, human::render},
     capture::CaptureDone,
+    mitigate::MitigateMode,
     stats::IntervalStats,
 };
 
@@ -59,6 +60,15 @@ pub fn bitrate(bits_per_sec: f64) -> String {
     format!("{value:.1} {}", units[unit])
 }
 
+/// `dropped`, or `would drop` in dry-run.
+fn dropped_label(mode: MitigateMode) -> &'static str {
+    if mode == MitigateMode::DryRun {
+        "would drop"
+    } else {
+        "dropped"
+    }
+}
+
 fn rate(r: f64) -> String {
     thousands(r.round() as u64)
 }
@@ -92,6 +102,14 @@ impl<W: Write> Reporter for HumanReporter<W> {
                 " | pcap drop {} ifdrop {}",
                 thousands(drops.dropped),
                 thousands(drops.if_dropped)
+            ));
+        }
+        if run.mitigation != MitigateMode::Off {
+            line.push_str(&format!(
+                " | {} {} pps {}",
+                dropped_label(run.mitigation),
+                rate(r.dropped_pps),
+                bitrate(r.dropped_bits_per_sec)
             ));
         }
         if !stats.top_sources.is_empty() {
@@ -157,6 +175,16 @@ impl<W: Write> Reporter for HumanReporter<W> {
             t(c.fin),
             t(c.fragments),
         );
+        let text = if run.mitigation == MitigateMode::Off {
+            text
+        } else {
+            format!(
+                "{text}\x20 {} {} ({} bytes)\n",
+                dropped_label(run.mitigation),
+                t(c.dropped.packets),
+                t(c.dropped.bytes)
+            )
+        };
         self.emit(&text);
     }
 }
@@ -164,6 +192,75 @@ impl<W: Write> Reporter for HumanReporter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn run(mitigation: MitigateMode) -> RunInfo {
+        RunInfo {
+            iface: "eth0".into(),
+            backend: "xdp",
+            description: "xdp (native mode) on eth0".into(),
+            interval: Duration::from_secs(1),
+            mitigation,
+        }
+    }
+
+    fn printed(mitigation: MitigateMode) -> String {
+        let mut out = Vec::new();
+        let mut reporter = HumanReporter::new(&mut out, false);
+        let mut totals = GlobalCounters::default();
+        totals.dropped.packets = 48_210;
+        totals.dropped.bytes = 3_374_700;
+        let stats = IntervalStats {
+            seconds: 1.0,
+            totals,
+            rates: crate::stats::Rates {
+                dropped_pps: 48_210.0,
+                dropped_bits_per_sec: 26_997_600.0,
+                ..Default::default()
+            },
+            top_sources: Vec::new(),
+            capture_drops: None,
+            dropped_sources: Vec::new(),
+        };
+        reporter.interval(&run(mitigation), &stats);
+        reporter.finish(&run(mitigation), &totals, Duration::from_secs(4));
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn pcap_drops_show_when_the_backend_has_them() {
+        let mut out = Vec::new();
+        let mut reporter = HumanReporter::new(&mut out, false);
+        let stats = IntervalStats {
+            seconds: 1.0,
+            totals: GlobalCounters::default(),
+            rates: crate::stats::Rates::default(),
+            top_sources: Vec::new(),
+            capture_drops: Some(crate::backend::CaptureDrops {
+                dropped: 1_234,
+                if_dropped: 5,
+            }),
+            dropped_sources: Vec::new(),
+        };
+        reporter.interval(&run(MitigateMode::Off), &stats);
+        let line = String::from_utf8(out).unwrap();
+        assert!(line.contains("| pcap drop 1,234 ifdrop 5"), "{line}");
+        assert!(!printed(MitigateMode::Off).contains("pcap drop"));
+    }
+
+    #[test]
+    fn drops_show_only_with_mitigation() {
+        let on = printed(MitigateMode::On);
+        assert!(on.contains(" | dropped 48,210 pps 27.0 Mbit/s\n"), "{on}");
+        assert!(on.contains("  dropped 48,210 (3,374,700 bytes)\n"), "{on}");
+        let dry = printed(MitigateMode::DryRun);
+        assert!(dry.contains(" | would drop 48,210 pps"), "{dry}");
+        assert!(
+            dry.contains("  would drop 48,210 (3,374,700 bytes)"),
+            "{dry}"
+        );
+        let off = printed(MitigateMode::Off);
+        assert!(!off.contains("drop"), "{off}");
+    }
 
     #[test]
     fn numbers_read_well() {

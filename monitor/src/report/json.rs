@@ -37,6 +37,9 @@ pub struct Totals {
     pub rst: u64,
     pub fin: u64,
     pub fragments: u64,
+    /// Frames mitigation dropped (in dry-run: would have dropped).
+    pub dropped: u64,
+    pub dropped_bytes: u64,
 }
 
 impl From<&GlobalCounters> for Totals {
@@ -65,6 +68,8 @@ impl From<&GlobalCounters> for Totals {
             rst: c.rst,
             fin: c.fin,
             fragments: c.fragments,
+            dropped: c.dropped.packets,
+            dropped_bytes: c.dropped.bytes,
         }
     }
 }
@@ -111,6 +116,8 @@ impl<W: Write> Reporter for JsonReporter<W> {
             "totals": Totals::from(&stats.totals),
             "rates": stats.rates,
             "top_sources": stats.top_sources,
+            "mitigation": run.mitigation.as_str(),
+            "dropped_sources": stats.dropped_sources,
         });
         // Only a backend with a capture buffer (pcap) can lose packets before counting.
         if let (Some(drops), Some(fields)) = (stats.capture_drops, line.as_object_mut()) {
@@ -163,6 +170,7 @@ impl<W: Write> Reporter for JsonReporter<W> {
             "backend": run.backend,
             "duration_secs": (elapsed.as_secs_f64() * 1000.0).round() / 1000.0,
             "totals": Totals::from(totals),
+            "mitigation": run.mitigation.as_str(),
         }));
     }
 }

@@ -19,6 +19,8 @@ pub struct RunInfo {
     /// e.g. `xdp (native mode) on eth0`
     pub description: String,
     pub interval: Duration,
+    /// Whether dropped counts are drops or, in dry-run, would-be drops.
+    pub mitigation: crate::mitigate::MitigateMode,
 }
 
 pub trait Reporter {

@@ -42,6 +42,7 @@ pub fn record(notice: &Notice, origin: &Origin) -> Value {
             (flow, connection) = match event {
                 AlertEvent::Alert(a) => (a.flow.as_ref(), a.connection.as_ref()),
                 AlertEvent::AlertEnd(e) => (e.flow.as_ref(), e.connection.as_ref()),
+                AlertEvent::Ban(_) | AlertEvent::Unban(_) => (None, None),
             };
             traffic = *t;
         }
@@ -94,10 +95,18 @@ pub fn record(notice: &Notice, origin: &Origin) -> Value {
     out.insert("remote_ip".into(), remote_ip);
     out.insert("remote_port".into(), remote_port);
     let reason = match notice {
-        Notice::Capture(_) => format!("Capture written ({})", title(notice.kind())),
-        _ => title(notice.kind()).to_owned(),
+        Notice::Capture(_) => Some(format!("Capture written ({})", title(notice.kind()))),
+        // A ban's own `reason` (the alert kind that confirmed it; for an unban,
+        // expired or operator) stands.
+        Notice::Event {
+            event: AlertEvent::Ban(_) | AlertEvent::Unban(_),
+            ..
+        } => None,
+        _ => Some(title(notice.kind()).to_owned()),
     };
-    out.insert("reason".into(), reason.into());
+    if let Some(reason) = reason {
+        out.insert("reason".into(), reason.into());
+    }
     Value::Object(out)
 }
 

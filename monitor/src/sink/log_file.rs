@@ -46,6 +46,20 @@ pub fn line(notice: &Notice, origin: &Origin) -> String {
             e.target,
             notice.summary().trim_start_matches("ended after ")
         ),
+        Notice::Event {
+            event: AlertEvent::Ban(b),
+            ..
+        } => format!(
+            "{time} WARNING [BAN] {source} on {}: {}",
+            origin.iface, b.message
+        ),
+        Notice::Event {
+            event: AlertEvent::Unban(u),
+            ..
+        } => format!(
+            "{time} INFO [UNBAN] {source} on {}: {}",
+            origin.iface, u.message
+        ),
         Notice::Capture(_) => format!(
             "{time} INFO [CAPTURE] {kind} from {source} on {}: {}",
             origin.iface,

@@ -79,6 +79,14 @@ impl Notice {
                 event: AlertEvent::AlertEnd(e),
                 ..
             } => e.ended_at,
+            Self::Event {
+                event: AlertEvent::Ban(b),
+                ..
+            } => b.since,
+            Self::Event {
+                event: AlertEvent::Unban(u),
+                ..
+            } => u.at,
             Self::Capture(c) => c.time,
         }
     }
@@ -93,6 +101,14 @@ impl Notice {
                 event: AlertEvent::AlertEnd(e),
                 ..
             } => e.kind,
+            Self::Event {
+                event: AlertEvent::Ban(b),
+                ..
+            } => b.kind,
+            Self::Event {
+                event: AlertEvent::Unban(u),
+                ..
+            } => u.kind,
             Self::Capture(c) => c.kind,
         }
     }
@@ -107,11 +123,20 @@ impl Notice {
                 event: AlertEvent::AlertEnd(e),
                 ..
             } => e.source,
+            Self::Event {
+                event: AlertEvent::Ban(b),
+                ..
+            } => b.source,
+            Self::Event {
+                event: AlertEvent::Unban(u),
+                ..
+            } => u.source,
             Self::Capture(c) => c.source,
         }
     }
 
-    /// The `type` of its JSON record: `alert`, `alert_end` or `capture`.
+    /// The `type` of its JSON record: `alert`, `alert_end`, `ban`, `unban` or
+    /// `capture`.
     pub fn type_name(&self) -> &'static str {
         match self {
             Self::Event {
@@ -122,6 +147,14 @@ impl Notice {
                 event: AlertEvent::AlertEnd(_),
                 ..
             } => "alert_end",
+            Self::Event {
+                event: AlertEvent::Ban(_),
+                ..
+            } => "ban",
+            Self::Event {
+                event: AlertEvent::Unban(_),
+                ..
+            } => "unban",
             Self::Capture(_) => "capture",
         }
     }
@@ -139,6 +172,19 @@ impl Notice {
                 event: AlertEvent::AlertEnd(_),
                 ..
             } => format!("Ended: {what}"),
+            Self::Event {
+                event: AlertEvent::Ban(b),
+                ..
+            } => format!(
+                "{}: {} ({})",
+                title(AlertKind::Ban),
+                self.source(),
+                title(b.reason)
+            ),
+            Self::Event {
+                event: AlertEvent::Unban(_),
+                ..
+            } => format!("{}: {}", title(AlertKind::Unban), self.source()),
             Self::Capture(_) => format!("Capture written: {what}"),
         }
     }
@@ -160,6 +206,14 @@ impl Notice {
                 e.unit.format(e.threshold),
                 e.severity.as_str()
             ),
+            Self::Event {
+                event: AlertEvent::Ban(b),
+                ..
+            } => b.message.clone(),
+            Self::Event {
+                event: AlertEvent::Unban(u),
+                ..
+            } => u.message.clone(),
             Self::Capture(c) => format!(
                 "{} packets written to {}",
                 thousands(c.packets),
@@ -238,6 +292,23 @@ impl Notice {
                     facts.extend(connection_facts(connection));
                 }
             }
+            Self::Event {
+                event: AlertEvent::Ban(b),
+                ..
+            } => {
+                facts.push(("Source", b.source.to_string()));
+                facts.push(("Reason", b.reason.as_str().to_owned()));
+                facts.push(("Until", timestamp_seconds(b.until)));
+                facts.push(("Dry run", b.dry_run.to_string()));
+            }
+            Self::Event {
+                event: AlertEvent::Unban(u),
+                ..
+            } => {
+                facts.push(("Source", u.source.to_string()));
+                facts.push(("Reason", u.reason.as_str().to_owned()));
+                facts.push(("Dry run", u.dry_run.to_string()));
+            }
             Self::Capture(c) => {
                 facts.push(("Source", c.source.to_string()));
                 facts.push(("Packets", thousands(c.packets)));
@@ -293,6 +364,8 @@ pub fn title(kind: AlertKind) -> &'static str {
         AlertKind::Blocklisted => "Blocklisted address",
         AlertKind::BlocklistedConnection => "Blocklisted connection",
         AlertKind::ExcessiveConnections => "Excessive connections",
+        AlertKind::Ban => "Banned",
+        AlertKind::Unban => "Unbanned",
     }
 }
 

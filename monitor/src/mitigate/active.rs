@@ -1,0 +1,162 @@
+//! Mitigation while the monitor runs: the policy's decisions applied to the backend
+//! and turned into `ban`/`unban` events, and the operator's requests answered.
+
+use std::{net::IpAddr, time::SystemTime};
+
+use anyhow::{Result, bail};
+use log::warn;
+use monitor_common::counters::BanEntry;
+
+use super::{
+    Decision, MitigateMode, Policy,
+    control::{self, ControlRequest, ControlSocket, Request},
+};
+use crate::{
+    alert::{AlertEvent, BanEvent, Finding, UnbanEvent},
+    backend::Backend,
+    config::Config,
+    detect::lists::{Cidr, CidrSet, Lists},
+};
+
+pub struct Mitigation {
+    policy: Policy,
+    control: ControlSocket,
+}
+
+/// The sources mitigation never drops: both allowlists.
+pub fn never_dropped(config: &Config, lists: &Lists) -> Vec<Cidr> {
+    let mut cidrs = lists.allowlist.entries().to_vec();
+    cidrs.extend_from_slice(&config.mitigate.allowlist);
+    cidrs
+}
+
+fn seconds(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+impl Mitigation {
+    /// `None` when mitigation is off. Fails when the backend cannot drop packets.
+    pub fn start(
+        config: &Config,
+        lists: &Lists,
+        iface: &str,
+        backend: &dyn Backend,
+    ) -> Result<Option<Self>> {
+        if config.mitigate.mode == MitigateMode::Off {
+            return Ok(None);
+        }
+        if !backend.can_mitigate() {
+            bail!(
+                "--mitigate needs the xdp backend, which drops packets in the kernel; the {} \
+                 backend only watches (run without --mitigate, or with the xdp backend)",
+                backend.name()
+            );
+        }
+        let never_ban = CidrSet::new(never_dropped(config, lists));
+        Ok(Some(Self {
+            policy: Policy::new(&config.mitigate, never_ban),
+            control: ControlSocket::listen(iface)?,
+        }))
+    }
+
+    /// One interval's findings: bans placed and ended.
+    pub fn on_findings(
+        &mut self,
+        findings: &[Finding],
+        backend: &mut dyn Backend,
+        now: SystemTime,
+    ) -> Vec<AlertEvent> {
+        let decisions = self.policy.update(findings, now);
+        decisions
+            .into_iter()
+            .filter_map(|d| apply(d, backend))
+            .collect()
+    }
+
+    /// The next operator request (pending while there is none).
+    pub async fn request(&mut self) -> ControlRequest {
+        self.control.next().await
+    }
+
+    /// Answers an operator request; an unban is also an event.
+    pub fn on_request(
+        &mut self,
+        request: ControlRequest,
+        backend: &mut dyn Backend,
+        now: SystemTime,
+    ) -> Vec<AlertEvent> {
+        let (answer, events) = match request.request {
+            Request::List => (control::list_answer(self.policy.bans()), Vec::new()),
+            Request::Unban(address) => self.unban(address, backend, now),
+        };
+        let _ = request.reply.send(answer);
+        events
+    }
+
+    fn unban(
+        &mut self,
+        address: IpAddr,
+        backend: &mut dyn Backend,
+        now: SystemTime,
+    ) -> (String, Vec<AlertEvent>) {
+        match self.policy.unban(address.to_canonical(), now) {
+            Some(decision) => (
+                control::unban_answer(address, true),
+                apply(decision, backend).into_iter().collect(),
+            ),
+            None => (control::unban_answer(address, false), Vec::new()),
+        }
+    }
+
+    /// The monitor stops: every ban ends with it (the program leaves the interface).
+    pub fn finish(self, now: SystemTime) -> Vec<AlertEvent> {
+        let Self {
+            mut policy,
+            control,
+        } = self;
+        drop(control);
+        policy
+            .finish(now)
+            .into_iter()
+            .filter_map(|decision| match decision {
+                Decision::Unban { ban, reason, at } => {
+                    Some(AlertEvent::Unban(UnbanEvent::new(&ban, reason, at)))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// Puts a decision into the kernel; the event to report, if any.
+fn apply(decision: Decision, backend: &mut dyn Backend) -> Option<AlertEvent> {
+    match decision {
+        Decision::Ban(ban) => {
+            let entry = BanEntry {
+                since_unix_secs: seconds(ban.since),
+                until_unix_secs: seconds(ban.until),
+                reason: ban.reason as u32,
+                dry_run: u32::from(ban.dry_run),
+            };
+            if let Err(err) = backend.ban(ban.address, entry) {
+                warn!("{err:#}");
+            }
+            Some(AlertEvent::Ban(BanEvent::new(&ban)))
+        }
+        Decision::Unban { ban, reason, at } => {
+            if let Err(err) = backend.unban(ban.address) {
+                warn!("{err:#}");
+            }
+            Some(AlertEvent::Unban(UnbanEvent::new(&ban, reason, at)))
+        }
+        Decision::CapReached { address, max_bans } => {
+            warn!(
+                "{max_bans} bans in place (mitigate.max_bans): {address} and further confirmed \
+                 floods are not banned until a ban ends; the host-wide alerts still apply"
+            );
+            None
+        }
+    }
+}
