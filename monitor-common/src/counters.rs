@@ -168,6 +168,12 @@ pub struct Settings {
     pub mitigation: u64,
     /// Entries in BANS; 0 skips the ban lookup (a hash lookup per packet otherwise).
     pub bans: u64,
+    /// `view::VIEW_*` bits: filter set, packet log on. Zero skips both in one branch.
+    pub packet_view: u64,
+    /// Packets refused by it are not counted at all (`--filter`).
+    pub filter: crate::view::PacketFilter,
+    /// Packet-log lines per second, per CPU (userspace caps the sum too).
+    pub packet_log_rate: u64,
 }
 
 pub const MITIGATION_OFF: u64 = 0;
@@ -598,6 +604,8 @@ mod pod {
     unsafe impl aya::Pod for super::CaptureMeta {}
     unsafe impl aya::Pod for super::BanEntry {}
     unsafe impl aya::Pod for crate::decode::Addr {}
+    unsafe impl aya::Pod for crate::view::PacketLogEvent {}
+    unsafe impl aya::Pod for crate::view::PacketLogState {}
 }
 
 #[cfg(test)]

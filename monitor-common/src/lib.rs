@@ -9,6 +9,7 @@ extern crate std;
 pub mod counters;
 pub mod decode;
 pub mod frame;
+pub mod view;
 
 #[cfg(any(test, feature = "std"))]
 pub mod builder;
@@ -36,6 +37,8 @@ pub mod names {
     /// Frames dropped (or, in dry-run, that would have been) per source: a `Tally`.
     pub const DROPPED_SOURCES: &str = "DROPPED_SOURCES";
     pub const BLOCKLIST: &str = "BLOCKLIST";
+    pub const PACKET_LOG: &str = "PACKET_LOG";
+    pub const PACKET_LOG_STATE: &str = "PACKET_LOG_STATE";
 }
 
 /// Default size of the per-source table (entries), overridable at load time.

@@ -24,6 +24,7 @@ use monitor_common::{
     },
     decode,
     decode::{Addr, MAX_HEADER_OFFSET, decode_ip},
+    view::{PacketLogEvent, PacketLogState, VIEW_FILTER, VIEW_LOG},
 };
 
 #[map(name = "GLOBAL_COUNTERS")]
@@ -71,6 +72,14 @@ static CAPTURE_TARGETS: HashMap<SourceKey, u32> = HashMap::with_max_entries(64, 
 /// kernel, so the program copies nothing itself).
 #[map(name = "CAPTURED")]
 static CAPTURED: PerfEventArray<CaptureMeta> = PerfEventArray::new(0);
+
+/// The packet log (`--packets`): one PacketLogEvent per logged packet.
+#[map(name = "PACKET_LOG")]
+static PACKET_LOG: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+
+/// The packet log's rate cap and what it skipped, per CPU.
+#[map(name = "PACKET_LOG_STATE")]
+static PACKET_LOG_STATE: PerCpuArray<PacketLogState> = PerCpuArray::with_max_entries(1, 0);
 
 /// Banned sources, written by userspace's mitigation policy (`monitor bans unban`
 /// reaches it through the monitor's control socket). Resized at load time to the ban
@@ -204,20 +213,28 @@ fn count(ctx: &XdpContext) -> u32 {
     let Some(global) = GLOBAL_COUNTERS.get_ptr_mut(0) else {
         return xdp_action::XDP_PASS;
     };
-    let info = match decode_ip(&frame) {
-        Ok(info) => info,
-        Err(class) => {
-            // SAFETY: this CPU's own slot; XDP runs with preemption off.
-            unsafe { (*global).record(&PacketInfo::without_ip(class), len) };
-            return xdp_action::XDP_PASS;
-        }
-    };
-    // SAFETY: as above.
-    unsafe { (*global).record(&info, len) };
     // One `let else` per lookup, never a tuple of Options: see `monitor_common::decode`.
+    // Read before counting: a filter decides whether the packet counts at all.
     let Some(settings) = SETTINGS.get(0) else {
         return xdp_action::XDP_PASS;
     };
+    let info = match decode_ip(&frame) {
+        Ok(info) => info,
+        Err(class) => {
+            // A filter passes IP packets only.
+            if settings.packet_view & VIEW_FILTER == 0 {
+                // SAFETY: this CPU's own slot; XDP runs with preemption off.
+                unsafe { (*global).record(&PacketInfo::without_ip(class), len) };
+            }
+            return xdp_action::XDP_PASS;
+        }
+    };
+    // Off (the usual case), the filter and the packet log cost this one branch.
+    if settings.packet_view != 0 && !packet_view(&info, len, settings) {
+        return xdp_action::XDP_PASS;
+    }
+    // SAFETY: as above.
+    unsafe { (*global).record(&info, len) };
     if settings.captures_armed != 0 {
         capture(ctx, &info, len, settings.capture_snaplen);
     }
@@ -274,6 +291,39 @@ fn mitigate(key: &SourceKey, len: u64, global: &mut GlobalCounters, mode: u64) -
         xdp_action::XDP_DROP
     } else {
         xdp_action::XDP_PASS
+    }
+}
+
+/// The filter's verdict (false: the packet is not counted), and the packet log.
+#[inline(always)]
+fn packet_view(info: &PacketInfo, len: u64, settings: &Settings) -> bool {
+    if settings.packet_view & VIEW_FILTER != 0 && !settings.filter.matches(info) {
+        return false;
+    }
+    if settings.packet_view & VIEW_LOG != 0 {
+        log_packet(info, len, settings.packet_log_rate);
+    }
+    true
+}
+
+/// Sends the packet to the packet-log ring, within the per-CPU rate cap.
+#[inline(always)]
+fn log_packet(info: &PacketInfo, len: u64, rate: u64) {
+    let Some(state) = PACKET_LOG_STATE.get_ptr_mut(0) else {
+        return;
+    };
+    // SAFETY: this CPU's own slot; XDP runs with preemption off.
+    let state = unsafe { &mut *state };
+    // SAFETY: a helper without preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    if !state.admit(now, rate) {
+        return;
+    }
+    if PACKET_LOG
+        .output::<PacketLogEvent>(&PacketLogEvent::of(info, len, now), 0)
+        .is_err()
+    {
+        state.ring_full += 1;
     }
 }
 

@@ -72,6 +72,24 @@ pub struct Cli {
     #[arg(long)]
     pub print_config: bool,
 
+    /// Live dashboard in the terminal (q quits, p pauses, s changes the sort, ? helps)
+    #[arg(long, conflicts_with_all = ["json", "packets"])]
+    pub tui: bool,
+
+    /// Print one line per packet (time, source, destination, protocol, size, TCP flags)
+    #[arg(long, conflicts_with = "json")]
+    pub packets: bool,
+
+    /// Most packet lines per second; the rest are counted as skipped
+    #[arg(long, value_name = "LINES", default_value_t = crate::packets::DEFAULT_RATE,
+          value_parser = clap::value_parser!(u32).range(1..), requires = "packets")]
+    pub packets_rate: u32,
+
+    /// Count and log only matching packets: `tcp|udp|icmp`, `[src|dst] host ADDR`,
+    /// `[src|dst] port N`, joined by `and`, e.g. "tcp and port 443"
+    #[arg(long, value_name = "EXPR", value_parser = crate::filter::parse)]
+    pub filter: Option<crate::filter::Filter>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 

@@ -8,9 +8,16 @@ fn main() -> std::process::ExitCode {
     if let Some(monitor::cli::Command::Bans(command)) = &cli.command {
         return bans(&cli, command);
     }
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_target(false)
-        .init();
+    let mut logger =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    logger.format_target(false);
+    if cli.tui {
+        // Into the dashboard's events panel while it owns the terminal.
+        logger.target(env_logger::Target::Pipe(Box::new(
+            monitor::tui::LogPipe::default(),
+        )));
+    }
+    logger.init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -6,12 +6,17 @@
 
 use std::{
     collections::VecDeque,
+    io::Write as _,
+    sync::Arc,
     time::{Duration, Instant, SystemTime},
 };
 
 use anyhow::{Context as _, Result};
 use log::warn;
-use tokio::time::{MissedTickBehavior, interval_at, sleep_until};
+use tokio::{
+    sync::{Notify, mpsc::Receiver},
+    time::{MissedTickBehavior, interval_at, sleep_until},
+};
 
 use crate::{
     alert::{AlertEvent, AlertSource, AlertTracker},
@@ -23,6 +28,7 @@ use crate::{
     detect::{DetectInput, Detector, Lists, ScanWindow},
     iface,
     mitigate::Mitigation,
+    packets::{self, PacketRecord, RateCap},
     report::{self, RunInfo},
     sink::{self, Delivery, Origin, Traffic},
     stats,
@@ -34,6 +40,9 @@ use crate::{
 pub const RATE_WINDOW: Duration = Duration::from_secs(1);
 
 pub async fn run(cli: Cli) -> Result<()> {
+    if cli.tui {
+        crate::tui::check_terminal()?;
+    }
     let config = cli.config().context("invalid configuration")?;
     let lists = Lists::load(&config.lists).context("invalid address list")?;
     let iface = match &config.capture.iface {
@@ -67,7 +76,10 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         None => None,
     };
-    let backend = open_backend(&config, &lists, &iface)?;
+    let backend = open_backend(&cli, &config, &lists, &iface)?;
+    if let Some(filter) = &cli.filter {
+        log::info!("counting only packets that match `{filter}`");
+    }
     let mitigation = Mitigation::start(&config, &lists, &iface, backend.as_ref())?;
     let info = RunInfo {
         iface: iface.clone(),
@@ -77,13 +89,24 @@ pub async fn run(cli: Cli) -> Result<()> {
         mitigation: config.mitigate.mode,
     };
     let detector = Detector::new(&config, lists, iface);
-    let mut reporter = report::reporter(cli.json, config.alerting.color);
+    // Notified when the dashboard's operator quits.
+    let quit = Arc::new(Notify::new());
+    let mut reporter: Box<dyn report::Reporter + Send> = if cli.tui {
+        let filter = cli.filter.as_ref().map(ToString::to_string);
+        Box::new(crate::tui::start(
+            filter,
+            config.alerting.color,
+            quit.clone(),
+        )?)
+    } else {
+        report::reporter(cli.json, config.alerting.color)
+    };
     if !extra.is_empty() {
         extra.insert(0, reporter);
         reporter = Box::new(report::tee::Tee(extra));
     }
     let polled = poll(
-        backend, &cli, &config, &info, detector, reporter, &delivery, mitigation,
+        backend, &cli, &config, &info, detector, reporter, &delivery, mitigation, &quit,
     )
     .await;
     delivery.shutdown().await;
@@ -108,8 +131,13 @@ fn traffic(input: &DetectInput, source: AlertSource) -> Option<Traffic> {
 }
 
 /// The backend `--backend` names (`auto`: the best this host allows).
-fn open_backend(config: &Config, lists: &Lists, iface: &str) -> Result<Box<dyn Backend + Send>> {
-    crate::backend::select::open(config, lists, iface)
+fn open_backend(
+    cli: &Cli,
+    config: &Config,
+    lists: &Lists,
+    iface: &str,
+) -> Result<Box<dyn Backend + Send>> {
+    crate::backend::select::open(cli, config, lists, iface)
 }
 
 #[expect(
@@ -125,6 +153,7 @@ async fn poll(
     mut reporter: Box<dyn report::Reporter + Send>,
     delivery: &Delivery,
     mut mitigation: Option<Mitigation>,
+    quit: &Notify,
 ) -> Result<()> {
     let mut stop = StopSignals::watch()?;
     let interval = config.capture.interval;
@@ -150,6 +179,7 @@ async fn poll(
     let deadline = cli.duration.map(|d| started + d);
     let mut ticker = interval_at((started + interval).into(), interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let mut packet_log = PacketLog::start(cli, config, backend.as_mut());
     reporter.start(info);
 
     loop {
@@ -204,6 +234,9 @@ async fn poll(
                     }
                     let last = recent.back().unwrap_or(&current);
                     reporter.interval(info, &stats::interval(last, &current, config.capture.top));
+                    if let Some(log) = &mut packet_log {
+                        log.report_skipped(backend.as_mut(), false);
+                    }
                     recent.push_back(current);
                     let newest = recent.back().map(|s| s.taken).unwrap_or(started);
                     while recent.len() > 1 && newest.duration_since(recent[1].taken) >= window {
@@ -213,6 +246,13 @@ async fn poll(
                 // Keep going: the next poll may work, and the totals are cumulative.
                 Err(err) => warn!("failed to read the counters: {err:#}"),
             },
+            Some(record) = async { packet_log.as_mut()?.records.recv().await },
+                if packet_log.is_some() => {
+                if let Some(log) = &mut packet_log {
+                    log.print(&record);
+                }
+            }
+            _ = quit.notified() => break,
             scan = connections::next_scan(&mut scanner) => match scan {
                 Ok(listing) => {
                     let findings =
@@ -258,6 +298,10 @@ async fn poll(
         for done in captures.shutdown(backend.as_mut()).await {
             report_capture(reporter.as_mut(), delivery, info, &done);
         }
+    }
+    if let Some(log) = &mut packet_log {
+        log.drain();
+        log.report_skipped(backend.as_mut(), true);
     }
     drop(backend); // detaches the program before we report
     if let Some(m) = mitigation {
@@ -347,5 +391,79 @@ fn report_capture(
     } else {
         let source = done.target.map_or(AlertSource::Many, AlertSource::Ip);
         delivery.capture_written(done.kind, source, &done.path, done.packets);
+    }
+}
+
+/// `--packets`: the backend's records, printed within the rate cap, with what was
+/// skipped reported every few seconds (when it grew) and at the end.
+struct PacketLog {
+    records: Receiver<PacketRecord>,
+    cap: RateCap,
+    colour: bool,
+    /// Skipped lines last reported, and when.
+    reported: (u64, Instant),
+}
+
+/// How often a growing skipped count is reported.
+const SKIPPED_EVERY: Duration = Duration::from_secs(5);
+
+impl PacketLog {
+    fn start(cli: &Cli, config: &Config, backend: &mut (dyn Backend + Send)) -> Option<Self> {
+        if !cli.packets {
+            return None;
+        }
+        let Some(records) = backend.packet_log() else {
+            warn!(
+                "the {} backend cannot log packets; --packets is off",
+                backend.name()
+            );
+            return None;
+        };
+        use std::io::IsTerminal as _;
+        let colour = report::use_colour(
+            config.alerting.color,
+            std::io::stdout().is_terminal(),
+            std::env::var_os("NO_COLOR").as_deref(),
+        );
+        Some(Self {
+            records,
+            cap: RateCap::new(cli.packets_rate),
+            colour,
+            reported: (0, Instant::now()),
+        })
+    }
+
+    fn print(&mut self, record: &PacketRecord) {
+        if self.cap.admit(record.timestamp) {
+            emit(&packets::format_line(record, self.colour));
+        }
+    }
+
+    /// Prints what is already queued (the last packets before the stop).
+    fn drain(&mut self) {
+        while let Ok(record) = self.records.try_recv() {
+            self.print(&record);
+        }
+    }
+
+    fn report_skipped(&mut self, backend: &mut (dyn Backend + Send), end: bool) {
+        let backend_skipped = backend.packet_log_skipped();
+        let total = self.cap.skipped + backend_skipped;
+        let due = total > self.reported.0 && self.reported.1.elapsed() >= SKIPPED_EVERY;
+        if end || due {
+            emit(&packets::skipped_line(
+                self.cap.skipped,
+                backend_skipped,
+                end,
+            ));
+            self.reported = (total, Instant::now());
+        }
+    }
+}
+
+fn emit(line: &str) {
+    let mut out = std::io::stdout().lock();
+    if let Err(err) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+        log::error!("failed to write to stdout: {err}");
     }
 }

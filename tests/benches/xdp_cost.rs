@@ -141,6 +141,89 @@ fn main() {
         miss - miss_base
     );
 
+    // Another build of the program (say, before a change), side by side with this one:
+    // `XDP_COST_COMPARE=path/to/monitor-xdp`. Its maps keep their zeroed settings.
+    if let Some(path) = std::env::var_os("XDP_COST_COMPARE") {
+        let mut other = aya::EbpfLoader::new()
+            .load_file(&path)
+            .expect("load the object to compare");
+        load_program(&mut other, names::MONITOR_PROGRAM).expect("load its monitor");
+        println!(
+            "\nThis build against {}",
+            std::path::Path::new(&path).display()
+        );
+        println!("| frame | that build (ns) | this build (ns) | this - that (ns) |");
+        println!("|---|---:|---:|---:|");
+        for (name, frame) in &frames {
+            let (mut theirs, mut ours) = (Vec::new(), Vec::new());
+            for _ in 0..ROUNDS {
+                theirs.push(round(&mut other, names::MONITOR_PROGRAM, frame));
+                ours.push(round(&mut ebpf, names::MONITOR_PROGRAM, frame));
+            }
+            theirs.sort_by(f64::total_cmp);
+            ours.sort_by(f64::total_cmp);
+            let (theirs, ours) = (theirs[ROUNDS / 2], ours[ROUNDS / 2]);
+            println!(
+                "| {name} | {theirs:.0} | {ours:.0} | {:.0} |",
+                ours - theirs
+            );
+        }
+    }
+
+    // The packet view on (`--filter`, `--packets`): what those cost when asked for.
+    use monitor_common::view::{
+        PacketFilter, TERM_CLASS, TERM_DST_PORT, TERM_SRC_PORT, VIEW_FILTER, VIEW_LOG,
+    };
+    let udp_frame = &frames[1].1;
+    let udp_port_53 = PacketFilter {
+        terms: TERM_CLASS | TERM_SRC_PORT | TERM_DST_PORT,
+        port: 53,
+        class: monitor_common::Class::Udp as u8,
+        ..Default::default()
+    };
+    let views = [
+        (
+            "UDP (IPv4), --filter \"udp and port 53\" (matches)",
+            Settings {
+                packet_view: VIEW_FILTER,
+                filter: udp_port_53,
+                ..Default::default()
+            },
+        ),
+        (
+            "UDP (IPv4), --filter \"tcp\" (refused: not counted)",
+            Settings {
+                packet_view: VIEW_FILTER,
+                filter: PacketFilter {
+                    terms: TERM_CLASS,
+                    class: monitor_common::Class::Tcp as u8,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        ),
+        (
+            "UDP (IPv4), --packets, over the rate cap (skipped)",
+            Settings {
+                packet_view: VIEW_LOG,
+                packet_log_rate: 100,
+                ..Default::default()
+            },
+        ),
+        (
+            "UDP (IPv4), --packets, no cap (ring write, or ring full)",
+            Settings {
+                packet_view: VIEW_LOG,
+                packet_log_rate: u64::MAX,
+                ..Default::default()
+            },
+        ),
+    ];
+    for (name, settings) in views {
+        monitor::backend::xdp::configure(&mut ebpf, &[], &settings).expect("settings");
+        let (base, ours) = costs(&mut ebpf, udp_frame);
+        println!("| {name} | {base:.0} | {ours:.0} | {:.0} |", ours - base);
+    }
     // Mitigation on (`--mitigate`) with nothing banned: what every packet pays while no
     // attack is being dropped. Then the same frames with their source banned: the cost
     // of a drop (the ban lookup and the per-source drop count), XDP_DROP returned.

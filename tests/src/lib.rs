@@ -7,6 +7,7 @@ pub mod http_server;
 pub mod monitor_process;
 pub mod netns;
 pub mod send;
+pub mod terminal;
 pub mod traffic;
 
 /// Whether this process may load XDP programs. When it may not, the test says why on

@@ -261,8 +261,6 @@ fn settings(blocklist_active: bool, large_flow_bytes: u64) -> monitor_common::co
         blocklist_active: u64::from(blocklist_active),
         blocklist_generation: 1,
         large_flow_bytes,
-        captures_armed: 0,
-        capture_snaplen: 0,
         ..Default::default()
     }
 }

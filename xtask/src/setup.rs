@@ -8,7 +8,8 @@ use anyhow::{Context as _, Result, bail};
 use crate::toolchain::{self, BPF_LINKER_VERSION, DEBIAN_BUILD_PACKAGES, DEBIAN_TOOLCHAIN, Route};
 
 /// Debian packages the tests drive: real tools, real traffic; `prometheus` (with
-/// `promtool`) scrapes the monitor's metrics endpoint and checks `dist/prometheus/`.
+/// `promtool`) scrapes the monitor's metrics endpoint and checks `dist/prometheus/`;
+/// `tmux` is the real terminal the dashboard test drives.
 pub const DEBIAN_TEST_PACKAGES: &[&str] = &[
     "iproute2",
     "hping3",
@@ -16,6 +17,7 @@ pub const DEBIAN_TEST_PACKAGES: &[&str] = &[
     "tshark",
     "tcpdump",
     "prometheus",
+    "tmux",
 ];
 
 /// Debian packages only the benchmarks use: fastnetmon, the detector the detection

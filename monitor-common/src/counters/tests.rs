@@ -22,6 +22,15 @@ const SETTINGS: Settings = Settings {
     capture_snaplen: 0,
     mitigation: 0,
     bans: 0,
+    packet_view: 0,
+    filter: crate::view::PacketFilter {
+        host: Addr::UNSPECIFIED,
+        terms: 0,
+        port: 0,
+        class: 0,
+        _pad: 0,
+    },
+    packet_log_rate: 0,
 };
 
 fn syn_to(port: u16) -> PacketInfo {

@@ -13,7 +13,10 @@ use monitor_common::{
     counters::{BanEntry, Tally},
 };
 
-use crate::capture::{CaptureTarget, CapturedPacket};
+use crate::{
+    capture::{CaptureTarget, CapturedPacket},
+    packets::PacketRecord,
+};
 
 #[cfg(target_os = "linux")]
 mod batch;
@@ -93,5 +96,16 @@ pub trait Backend {
     }
     fn unban(&mut self, source: IpAddr) -> Result<()> {
         bail!("the {} backend cannot unban {source}", self.name())
+    }
+    /// The packet log (`--packets`): one record per packet that passes the filter,
+    /// within the backend's own rate cap; `None` when the log is off or the backend
+    /// cannot log packets. Called once, from within the async runtime.
+    fn packet_log(&mut self) -> Option<tokio::sync::mpsc::Receiver<PacketRecord>> {
+        None
+    }
+    /// Packets the backend left out of the log (its rate cap, its full buffers),
+    /// cumulative.
+    fn packet_log_skipped(&mut self) -> u64 {
+        0
     }
 }

@@ -13,26 +13,43 @@ use super::{
     pcap::{PcapBackend, PcapSetup},
     software::CountingSetup,
 };
-use crate::{cli::BackendKind, config::Config, detect::Lists};
+use crate::{
+    cli::{BackendKind, Cli},
+    config::Config,
+    detect::Lists,
+};
 
 /// Opens the backend the configuration asks for on `iface`.
-pub fn open(config: &Config, lists: &Lists, iface: &str) -> Result<Box<dyn Backend + Send>> {
+pub fn open(
+    cli: &Cli,
+    config: &Config,
+    lists: &Lists,
+    iface: &str,
+) -> Result<Box<dyn Backend + Send>> {
     // A wrong interface is one line, whichever backend would have been tried.
     crate::iface::check(iface)?;
-    match config.capture.backend {
-        BackendKind::Xdp => xdp(config, lists, iface),
-        BackendKind::Pcap => Ok(Box::new(pcap(config, lists, iface)?)),
+    let backend = match config.capture.backend {
+        BackendKind::Xdp => xdp(cli, config, lists, iface),
+        BackendKind::Pcap => Ok(Box::new(pcap(config, lists, iface)?) as Box<dyn Backend + Send>),
         BackendKind::Ifstats => open_ifstats(iface),
-        BackendKind::Auto => auto(config, lists, iface),
+        BackendKind::Auto => auto(cli, config, lists, iface),
+    }?;
+    // The filter and the packet log live in the XDP program.
+    if backend.name() != "xdp" && (cli.filter.is_some() || cli.packets) {
+        warn!(
+            "--filter and --packets work on the xdp backend only; the {} backend ignores them",
+            backend.name()
+        );
     }
+    Ok(backend)
 }
 
-fn auto(config: &Config, lists: &Lists, iface: &str) -> Result<Box<dyn Backend + Send>> {
+fn auto(cli: &Cli, config: &Config, lists: &Lists, iface: &str) -> Result<Box<dyn Backend + Send>> {
     #[cfg(target_os = "linux")]
     match super::xdp::check_privileges() {
         Ok(()) => {
             info!("backend xdp: this is Linux and the monitor may load BPF programs");
-            return xdp(config, lists, iface);
+            return xdp(cli, config, lists, iface);
         }
         Err(why) => info!("backend xdp not possible ({why:#}); trying libpcap"),
     }
@@ -55,7 +72,7 @@ fn auto(config: &Config, lists: &Lists, iface: &str) -> Result<Box<dyn Backend +
 }
 
 #[cfg(target_os = "linux")]
-fn xdp(config: &Config, lists: &Lists, iface: &str) -> Result<Box<dyn Backend + Send>> {
+fn xdp(cli: &Cli, config: &Config, lists: &Lists, iface: &str) -> Result<Box<dyn Backend + Send>> {
     let exempt = crate::mitigate::active::never_dropped(config, lists);
     let setup = super::xdp::KernelSetup {
         max_sources: config.capture.max_sources.get(),
@@ -65,6 +82,8 @@ fn xdp(config: &Config, lists: &Lists, iface: &str) -> Result<Box<dyn Backend + 
         mitigation: config.mitigate.mode.kernel_value(),
         exempt: &exempt,
         max_bans: config.mitigate.max_bans.get(),
+        filter: cli.filter.as_ref().map(|f| f.kernel),
+        packet_log_rate: cli.packets.then_some(cli.packets_rate),
     };
     if config.capture.bpf.is_some() {
         warn!("--bpf applies to the pcap backend only; XDP counts every packet");
@@ -74,7 +93,12 @@ fn xdp(config: &Config, lists: &Lists, iface: &str) -> Result<Box<dyn Backend + 
 }
 
 #[cfg(not(target_os = "linux"))]
-fn xdp(_config: &Config, _lists: &Lists, _iface: &str) -> Result<Box<dyn Backend + Send>> {
+fn xdp(
+    _cli: &Cli,
+    _config: &Config,
+    _lists: &Lists,
+    _iface: &str,
+) -> Result<Box<dyn Backend + Send>> {
     anyhow::bail!("the XDP backend needs Linux; use --backend pcap (or ifstats) on this system")
 }
 

@@ -5,6 +5,10 @@ use std::{
     collections::HashMap,
     io,
     net::{IpAddr, SocketAddr},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant, SystemTime},
 };
 
@@ -26,6 +30,7 @@ use monitor_common::{
         Tally,
     },
     names,
+    view::{PacketFilter, PacketLogEvent, PacketLogState, VIEW_FILTER, VIEW_LOG, class_from_u8},
 };
 
 use super::{Backend, FlowTotals, Snapshot};
@@ -34,6 +39,7 @@ use crate::{
     cli::XdpModeArg,
     detect::lists::Cidr,
     iface,
+    packets::PacketRecord,
 };
 
 /// Room in the kernel's blocklist trie at the least. An LPM trie allocates per entry,
@@ -206,6 +212,10 @@ pub struct KernelSetup<'a> {
     pub exempt: &'a [Cidr],
     /// Room for this many bans in the kernel.
     pub max_bans: u32,
+    /// Packets it refuses are not counted (`--filter`).
+    pub filter: Option<PacketFilter>,
+    /// The packet log's lines per second (`--packets`); `None`: log off.
+    pub packet_log_rate: Option<u32>,
 }
 
 /// Perf buffer pages per CPU for captured packets (4 MiB each with 4 KiB pages):
@@ -224,6 +234,8 @@ pub struct XdpBackend {
     egress: bool,
     /// Flows the kernel reported as large, with when each last grew.
     followed: HashMap<FlowKey, (FlowCounters, Instant, SystemTime)>,
+    /// Packet-log records dropped because the printer's queue was full.
+    packet_log_queue_full: Arc<AtomicU64>,
 }
 
 /// The trie key for a CIDR: IPv4 as IPv4-mapped IPv6, its prefix moved by 96 bits.
@@ -432,6 +444,17 @@ impl XdpBackend {
             capture_snaplen: u64::from(setup.capture_snaplen),
             mitigation: setup.mitigation,
             bans: 0,
+            packet_view: if setup.filter.is_some() {
+                VIEW_FILTER
+            } else {
+                0
+            } | if setup.packet_log_rate.is_some() {
+                VIEW_LOG
+            } else {
+                0
+            },
+            filter: setup.filter.unwrap_or_default(),
+            packet_log_rate: u64::from(setup.packet_log_rate.unwrap_or(0)),
         };
         configure(&mut ebpf, setup.blocklist, &settings)?;
         if setup.mitigation != 0 {
@@ -495,6 +518,7 @@ impl XdpBackend {
             egress,
             large_flow_events,
             followed: HashMap::new(),
+            packet_log_queue_full: Arc::default(),
         })
     }
 
@@ -632,6 +656,114 @@ impl Backend for XdpBackend {
                 None
             }
         }
+    }
+
+    fn packet_log(&mut self) -> Option<tokio::sync::mpsc::Receiver<PacketRecord>> {
+        if self.settings.packet_view & VIEW_LOG == 0 {
+            return None;
+        }
+        match start_packet_log_reader(&mut self.ebpf, self.packet_log_queue_full.clone()) {
+            Ok(records) => Some(records),
+            Err(err) => {
+                warn!("the packet log is off: {err:#}");
+                None
+            }
+        }
+    }
+
+    fn packet_log_skipped(&mut self) -> u64 {
+        let kernel = read_packet_log_state(&self.ebpf)
+            .map(|s| s.rate_skipped + s.ring_full)
+            .unwrap_or_else(|err| {
+                debug!("failed to read the packet log's state: {err:#}");
+                0
+            });
+        kernel + self.packet_log_queue_full.load(Ordering::Relaxed)
+    }
+}
+
+/// The packet log's per-CPU state, summed.
+pub fn read_packet_log_state(ebpf: &Ebpf) -> Result<PacketLogState> {
+    let map = ebpf
+        .map(names::PACKET_LOG_STATE)
+        .context("map PACKET_LOG_STATE missing")?;
+    let state = PerCpuArray::<_, PacketLogState>::try_from(map)?;
+    let per_cpu = state
+        .get(&0, 0)
+        .context("failed to read PACKET_LOG_STATE")?;
+    Ok(per_cpu
+        .iter()
+        .fold(PacketLogState::default(), |sum, s| PacketLogState {
+            rate_skipped: sum.rate_skipped + s.rate_skipped,
+            ring_full: sum.ring_full + s.ring_full,
+            ..sum
+        }))
+}
+
+/// Lines waiting for the printer; more are counted as skipped.
+const PACKET_LOG_QUEUE: usize = 4_096;
+
+/// One task drains the packet-log ring into a bounded queue; a full queue drops the
+/// record (counted in `queue_full`) rather than hold up the ring.
+fn start_packet_log_reader(
+    ebpf: &mut Ebpf,
+    queue_full: Arc<AtomicU64>,
+) -> Result<tokio::sync::mpsc::Receiver<PacketRecord>> {
+    let ring = RingBuf::try_from(
+        ebpf.take_map(names::PACKET_LOG)
+            .context("map PACKET_LOG missing")?,
+    )?;
+    // SAFETY: the ring owns its map fd and keeps it open until it is dropped, which
+    // only happens with the AsyncFd that wraps it.
+    let mut fd = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE)
+    }
+    .map_err(|e| {
+        anyhow!(
+            "failed to watch the packet log's ring buffer: {}",
+            e.into_parts().1
+        )
+    })?;
+    let (sender, receiver) = tokio::sync::mpsc::channel(PACKET_LOG_QUEUE);
+    tokio::spawn(async move {
+        loop {
+            let Ok(mut guard) = fd.readable_mut().await else {
+                return;
+            };
+            let clock = MonotonicToWall::now();
+            let ring = guard.get_inner_mut();
+            while let Some(item) = ring.next() {
+                if item.len() < size_of::<PacketLogEvent>() {
+                    continue;
+                }
+                // SAFETY: the program writes a PacketLogEvent, a plain-old-data struct.
+                let event: PacketLogEvent =
+                    unsafe { item.as_ptr().cast::<PacketLogEvent>().read_unaligned() };
+                if sender.try_send(packet_record(&event, &clock)).is_err() {
+                    queue_full.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            guard.clear_ready();
+            if sender.is_closed() {
+                return;
+            }
+        }
+    });
+    Ok(receiver)
+}
+
+fn packet_record(event: &PacketLogEvent, clock: &MonotonicToWall) -> PacketRecord {
+    let ip = |addr: &monitor_common::Addr| SourceKey { addr: *addr }.ip();
+    PacketRecord {
+        timestamp: clock.at(event.ts_ns),
+        src: ip(&event.src),
+        dst: ip(&event.dst),
+        class: class_from_u8(event.class),
+        ip_proto: event.ip_proto,
+        src_port: event.src_port,
+        dst_port: event.dst_port,
+        len: event.len,
+        tcp_flags: event.tcp_flags,
     }
 }
 
