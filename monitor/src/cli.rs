@@ -340,7 +340,7 @@ pub struct Overrides {
     /// Timeout of one webhook request [config: alerting.delivery.timeout]
     #[arg(long, value_name = "DURATION", value_parser = parse_nonzero_duration, help_heading = "Alert delivery")]
     pub delivery_timeout: Option<Duration>,
-    /// Retries of a failed webhook request (timeout, connection error, 5xx, 429) [config: alerting.delivery.retries]
+    /// Retries of a failed webhook request (timeout, connection error, 5xx, 429) before it may be given up for a full queue [config: alerting.delivery.retries]
     #[arg(long, value_name = "N", help_heading = "Alert delivery")]
     pub delivery_retries: Option<u32>,
     /// Wait before the first retry, doubling each time [config: alerting.delivery.backoff]

@@ -438,7 +438,9 @@ pub struct DeliveryConfig {
         deserialize_with = "duration_text::deserialize_nonzero"
     )]
     pub timeout: Duration,
-    /// Retries after a failed webhook attempt (timeout, connection error, 5xx, 429).
+    /// Retries after a failed webhook attempt (timeout, connection error, 5xx, 429)
+    /// before the notice may be given up; it is given up only when the queue is full
+    /// behind it, and retried on (at most 60s apart) while the queue has room.
     pub retries: u32,
     /// Wait before the first retry, doubling with each retry (at most 60s); a 429
     /// says its own wait.
@@ -723,13 +725,27 @@ fn plain_words(message: &str) -> String {
         ("expected a boolean", "expected true or false"),
     ]
     .iter()
-    .fold(message.trim().to_owned(), |text, (from, to)| {
+    .fold(one_line(message.trim()), |text, (from, to)| {
         text.replace(from, to)
     })
 }
 
+/// A key or value quoted in an error may hold line breaks (a YAML key spread over
+/// lines, a TOML key with `\n`); the error stays one line, with them escaped.
+fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn field_path(path: &serde_path_to_error::Path) -> Option<String> {
-    let text = path.to_string();
+    let text = one_line(&path.to_string());
     (text != ".").then_some(text)
 }
 
@@ -1019,5 +1035,41 @@ mod tests {
             "{missing}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Found by `cargo xtask fuzz` (target `config`, the exact bytes after its format
+    /// byte): YAML breaks lines at a lone CR too, so the error's line (21) counts the
+    /// 19 CRs; the message stays one line.
+    #[test]
+    fn a_yaml_error_after_lone_carriage_returns_is_one_line_naming_the_yaml_line() {
+        let text = concat!(
+            "detection:\n~ %pe",
+            "\r\r\r\r\r\r\r\r\r\r\r\r\r\r\r\r\r\r\r",
+            "r_source:0    pps: 1000\n    s}n_pebhooks:\n",
+            "    - url: \"http://127.0.0.1:9block.txt\"]\n"
+        );
+        let err = yaml(text).unwrap_err();
+        let message = err.to_string();
+        assert!(!message.contains('\n'), "{message}");
+        assert!(
+            message.starts_with("config.yml, line 21, field `detection`"),
+            "{message}"
+        );
+    }
+
+    /// Found by `cargo xtask fuzz` (target `config`, the exact bytes after its format
+    /// byte): an unknown key spread over 61 lines was quoted as it was, line breaks and
+    /// all, in the field and the message.
+    #[test]
+    fn an_unknown_key_with_line_breaks_is_quoted_on_one_line() {
+        let text = format!("{{tectiona non.per_ogins.wjbheo= {}73c", "\n".repeat(61));
+        let message = yaml(&text).unwrap_err().to_string();
+        assert!(!message.contains('\n'), "{message}");
+        assert!(
+            message.contains("unknown field `tectiona non.per_ogins.wjbheo=\\n\\n"),
+            "{message}"
+        );
+        let toml_key = toml("\"a\\nb\" = 1").unwrap_err().to_string();
+        assert!(!toml_key.contains('\n'), "{toml_key}");
     }
 }

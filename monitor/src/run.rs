@@ -12,7 +12,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result};
-use log::warn;
+use log::{debug, warn};
 use tokio::{
     sync::{Notify, mpsc::Receiver},
     time::{MissedTickBehavior, interval_at, sleep_until},
@@ -176,6 +176,7 @@ async fn poll(
     // at least RATE_WINDOW old for detection.
     let mut recent: VecDeque<Snapshot> = VecDeque::from([first]);
     let mut captures = Captures::start(&config.pcap, backend.as_mut());
+    let mut capture_failures = CaptureFailures::default();
     let deadline = cli.duration.map(|d| started + d);
     let mut ticker = interval_at((started + interval).into(), interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -186,8 +187,9 @@ async fn poll(
         tokio::select! {
             // In this order: a tick due at the deadline is still reported.
             biased;
-            _ = ticker.tick() => match backend.snapshot() {
-                Ok(current) => {
+            _ = ticker.tick() => match (Instant::now(), backend.snapshot()) {
+                (cycle_started, Ok(current)) => {
+                    let read = cycle_started.elapsed();
                     // Ticks jitter: a snapshot 0.999 s old is a 1 s window, not too short
                     // (taking the one before would halve a new flood's rate at 1 s).
                     let window = RATE_WINDOW.saturating_sub(interval / 2);
@@ -229,7 +231,8 @@ async fn poll(
                     if let Some(captures) = &mut captures {
                         captures.on_alerts(&events, backend.as_mut(), Instant::now());
                         for done in captures.finished(backend.as_mut()) {
-                            report_capture(reporter.as_mut(), delivery, info, &done);
+                            let failures = &mut capture_failures;
+                            report_capture(reporter.as_mut(), delivery, info, &done, failures);
                         }
                     }
                     let last = recent.back().unwrap_or(&current);
@@ -237,6 +240,13 @@ async fn poll(
                     if let Some(log) = &mut packet_log {
                         log.report_skipped(backend.as_mut(), false);
                     }
+                    // For the scale benchmark (`RUST_LOG=monitor::run=debug`).
+                    debug!(
+                        "poll cycle: {:.1} ms, {} sources (read {:.1} ms)",
+                        cycle_started.elapsed().as_secs_f64() * 1e3,
+                        current.sources.len(),
+                        read.as_secs_f64() * 1e3
+                    );
                     recent.push_back(current);
                     let newest = recent.back().map(|s| s.taken).unwrap_or(started);
                     while recent.len() > 1 && newest.duration_since(recent[1].taken) >= window {
@@ -244,7 +254,7 @@ async fn poll(
                     }
                 }
                 // Keep going: the next poll may work, and the totals are cumulative.
-                Err(err) => warn!("failed to read the counters: {err:#}"),
+                (_, Err(err)) => warn!("failed to read the counters: {err:#}"),
             },
             Some(record) = async { packet_log.as_mut()?.records.recv().await },
                 if packet_log.is_some() => {
@@ -296,7 +306,13 @@ async fn poll(
     };
     if let Some(captures) = captures {
         for done in captures.shutdown(backend.as_mut()).await {
-            report_capture(reporter.as_mut(), delivery, info, &done);
+            report_capture(
+                reporter.as_mut(),
+                delivery,
+                info,
+                &done,
+                &mut capture_failures,
+            );
         }
     }
     if let Some(log) = &mut packet_log {
@@ -356,6 +372,19 @@ impl StopSignals {
     }
 }
 
+/// The capture errors already logged. An unwritable capture directory fails every
+/// capture the same way; the log says so once, not once per alert.
+#[derive(Default)]
+struct CaptureFailures(std::collections::HashSet<String>);
+
+impl CaptureFailures {
+    /// Whether this error (its capture's own file name aside) is new.
+    fn first(&mut self, error: &str, path: &std::path::Path) -> bool {
+        let file = path.display().to_string();
+        self.0.insert(error.replace(&file, "<file>"))
+    }
+}
+
 /// Bans and unbans go where alerts go.
 fn report_mitigation(
     reporter: &mut (dyn report::Reporter + Send),
@@ -379,15 +408,26 @@ fn report_capture(
     delivery: &Delivery,
     info: &RunInfo,
     done: &crate::capture::CaptureDone,
+    failures: &mut CaptureFailures,
 ) {
     reporter.capture(info, done);
     if let Some(error) = &done.error {
-        warn!(
-            "capture of {} ({}) stopped after {} packets: {error}; monitoring goes on",
-            done.source,
-            done.kind.as_str(),
-            done.packets
-        );
+        if failures.first(error, &done.path) {
+            warn!(
+                "capture of {} ({}) stopped after {} packets: {error}; monitoring goes on \
+                 (further captures failing this way are reported on stdout, not logged again)",
+                done.source,
+                done.kind.as_str(),
+                done.packets
+            );
+        } else {
+            debug!(
+                "capture of {} ({}) stopped after {} packets: {error}",
+                done.source,
+                done.kind.as_str(),
+                done.packets
+            );
+        }
     } else {
         let source = done.target.map_or(AlertSource::Many, AlertSource::Ip);
         delivery.capture_written(done.kind, source, &done.path, done.packets);

@@ -104,9 +104,14 @@ pub struct TestServer {
 impl TestServer {
     /// Listens on 127.0.0.1 on a free port; `script` answers the first requests.
     pub async fn start(script: Vec<Reply>) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
+        Self::start_at(SocketAddr::from(([127, 0, 0, 1], 0)), script).await
+    }
+
+    /// Listens on `addr` (a loopback address): an endpoint that comes back where it was.
+    pub async fn start_at(addr: SocketAddr, script: Vec<Reply>) -> Self {
+        let listener = TcpListener::bind(addr)
             .await
-            .expect("bind a loopback port");
+            .unwrap_or_else(|e| panic!("bind {addr}: {e}"));
         let addr = listener.local_addr().expect("local address");
         let state = Arc::new(State {
             requests: Mutex::new(Vec::new()),

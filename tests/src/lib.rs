@@ -4,6 +4,7 @@
 //! server on loopback that records the webhooks it receives.
 
 pub mod http_server;
+pub mod load;
 pub mod monitor_process;
 pub mod netns;
 pub mod send;

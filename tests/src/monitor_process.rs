@@ -35,6 +35,7 @@ pub struct MonitorProcess {
     stderr: Receiver<String>,
     /// Every JSON line seen so far, in order.
     pub seen: Vec<Value>,
+    stderr_seen: Vec<String>,
 }
 
 impl MonitorProcess {
@@ -74,6 +75,7 @@ impl MonitorProcess {
             lines,
             stderr,
             seen: Vec::new(),
+            stderr_seen: Vec::new(),
         };
         process.wait_for("start", Duration::from_secs(30))?;
         Ok(process)
@@ -108,8 +110,14 @@ impl MonitorProcess {
         }
     }
 
-    fn stderr_text(&self) -> String {
-        self.stderr.try_iter().collect::<Vec<_>>().join(" | ")
+    fn stderr_text(&mut self) -> String {
+        self.stderr_so_far().join(" | ")
+    }
+
+    /// Every line the monitor wrote to stderr so far (its log).
+    pub fn stderr_so_far(&mut self) -> &[String] {
+        self.stderr_seen.extend(self.stderr.try_iter());
+        &self.stderr_seen
     }
 
     pub fn pid(&self) -> i32 {

@@ -140,40 +140,6 @@ fn duration_stops_cleanly_and_sigterm_too() {
 }
 
 #[test]
-fn a_killed_monitor_leaves_nothing_attached() {
-    require_kernel!();
-    let net = TestNet::new().expect("test network");
-    let monitor = MonitorProcess::start(&["--iface", &net.host_if, "--xdp-mode", "skb"]).unwrap();
-    assert!(net.host_has_xdp().unwrap());
-    monitor.kill().unwrap();
-    assert!(
-        !net.host_has_xdp().unwrap(),
-        "the BPF link died with the process"
-    );
-}
-
-#[test]
-fn a_second_monitor_on_the_same_interface_gets_a_clear_error() {
-    require_kernel!();
-    let net = TestNet::new().expect("test network");
-    let first = MonitorProcess::start(&["--iface", &net.host_if]).unwrap();
-    let out = std::process::Command::new(binary())
-        .args(["--iface", &net.host_if, "--duration", "1s"])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
-    assert!(
-        stderr.contains(&format!(
-            "`{}` already has an XDP program attached",
-            net.host_if
-        )),
-        "{stderr}"
-    );
-    first.interrupt().unwrap();
-}
-
-#[test]
 fn a_missing_interface_is_named_with_the_ones_that_exist() {
     // No kernel needed: the check happens before anything is loaded.
     let out = std::process::Command::new(binary())

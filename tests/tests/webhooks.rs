@@ -422,22 +422,59 @@ async fn a_500_is_retried_and_then_delivered() {
     assert_eq!(server.requests().len(), 2);
 }
 
+/// Past its retries, a notice is given up only when the queue behind it is full; the
+/// next one is then delivered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn retries_end_in_a_counted_failure() {
+async fn retries_with_the_queue_full_end_in_a_counted_failure() {
     let server = TestServer::start(vec![Reply::status(502); 3]).await;
-    let delivery = start(&config(vec![hook(&server.url("/hook"))]));
+    let mut alerting = config(vec![hook(&server.url("/hook"))]);
+    alerting.delivery.queue = NonZeroU32::new(1).unwrap();
+    let delivery = start(&alerting);
     delivery.alert(&syn_flood("192.0.2.77", Severity::High), None);
-    // The first attempt and 2 retries.
-    server.wait_for(3, WAIT).await;
+    server.wait_for(1, WAIT).await; // in flight: the queue is empty again
+    delivery.alert(&syn_flood("192.0.2.78", Severity::High), None);
+    // The first attempt and 2 retries fail; the next request is the second alert.
+    let got = server.wait_for(4, WAIT).await;
+    assert!(
+        got[3].json().to_string().contains("192.0.2.78"),
+        "{}",
+        got[3].json()
+    );
     let stats = delivery.shutdown().await;
-    assert_eq!((stats[0].delivered, stats[0].failed), (0, 1));
-    assert_eq!(server.requests().len(), 3);
+    assert_eq!((stats[0].delivered, stats[0].failed), (1, 1));
+    assert_eq!(server.requests().len(), 4);
     let failures = log_lines_containing("failed to deliver the alert syn_flood from 192.0.2.77");
     assert_eq!(failures.len(), 1, "{failures:?}");
     assert!(
-        failures[0].contains("HTTP 502 (gave up after 3 attempts)"),
+        failures[0].contains("HTTP 502 (gave up after 3 attempts, with the queue full behind it)"),
         "{failures:?}"
     );
+}
+
+/// An endpoint that fails for longer than the retries last: with room in the queue,
+/// nothing is given up, and everything arrives once it answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_room_in_the_queue_retries_go_on_until_delivered() {
+    let server = TestServer::start(vec![Reply::status(503); 6]).await;
+    let delivery = start(&config(vec![hook(&server.url("/hook"))]));
+    delivery.alert(&syn_flood("192.0.2.80", Severity::High), None);
+    delivery.alert(&syn_flood("192.0.2.81", Severity::High), None);
+    // 2 retries configured; the sixth failure comes on the 6th attempt, then both go.
+    let got = server.wait_for(8, Duration::from_secs(15)).await;
+    assert!(got[6].json().to_string().contains("192.0.2.80"));
+    assert!(got[7].json().to_string().contains("192.0.2.81"));
+    let stats = delivery.shutdown().await;
+    assert_eq!(
+        (stats[0].delivered, stats[0].failed, stats[0].dropped),
+        (2, 0, 0)
+    );
+    let still: Vec<String> = log_lines_containing(&server.url(""))
+        .into_iter()
+        .filter(|l| {
+            l.contains("HTTP 503; still retrying every 1m at most, while its queue has room")
+        })
+        .collect();
+    assert_eq!(still.len(), 1, "said once: {still:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -560,7 +597,7 @@ async fn a_full_queue_drops_counts_and_logs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhook_urls_never_appear_whole_in_logs_errors_or_stats() {
-    // A closed port: connection refused, retried, then a failure.
+    // A closed port: connection refused, retried on while the queue has room.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let closed_port = closed.local_addr().unwrap().port();
     drop(closed);
@@ -579,34 +616,46 @@ async fn webhook_urls_never_appear_whole_in_logs_errors_or_stats() {
     let mut alerting = config(hooks);
     alerting.delivery.retries = 1;
     alerting.delivery.backoff = Duration::from_millis(50);
+    alerting.delivery.flush_timeout = Duration::from_millis(300);
     let delivery = start(&alerting);
     delivery.alert(&syn_flood("203.0.113.9", Severity::High), None);
     rejecting.wait_for(1, WAIT).await;
+    let refused_name = format!("discord http://127.0.0.1:{closed_port}/api/webhooks/…");
+    let still_retrying = format!("{refused_name}: ");
+    let deadline = Instant::now() + WAIT;
+    while log_lines_containing(&still_retrying)
+        .iter()
+        .all(|l| !l.contains("still retrying"))
+    {
+        assert!(Instant::now() < deadline, "no retry of the refused webhook");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let stats = delivery.shutdown().await;
 
-    let refused_name = format!("discord http://127.0.0.1:{closed_port}/api/webhooks/…");
     let rejected_name = format!("discord {}/api/webhooks/…", rejecting.url(""));
     assert_eq!(stats[0].name(), refused_name);
     assert_eq!(stats[1].name(), rejected_name);
-    assert_eq!((stats[0].failed, stats[1].failed), (1, 1));
+    assert_eq!((stats[0].failed, stats[0].pending), (0, 1));
+    assert_eq!(stats[1].failed, 1);
 
-    let failure = |name: &str| {
-        let lines = log_lines_containing(&format!(
-            "{name}: failed to deliver the alert syn_flood from 203.0.113.9"
-        ));
-        assert_eq!(lines.len(), 1, "{lines:?}");
-        lines[0].clone()
-    };
-    let refused_line = failure(&refused_name);
+    let refused_lines = log_lines_containing(&still_retrying);
+    let refused_line = refused_lines
+        .iter()
+        .find(|l| l.contains("still retrying"))
+        .unwrap();
     assert!(
         refused_line.contains("Connection refused") || refused_line.contains("connect"),
         "{refused_line}"
     );
-    assert!(
-        refused_line.contains("gave up after 2 attempts"),
-        "{refused_line}"
-    );
-    let rejected_line = failure(&rejected_name);
+    let not_delivered = log_lines_containing(&format!(
+        "{refused_name}: 1 notice not delivered within the 300ms shutdown deadline"
+    ));
+    assert_eq!(not_delivered.len(), 1, "{not_delivered:?}");
+    let rejected_lines = log_lines_containing(&format!(
+        "{rejected_name}: failed to deliver the alert syn_flood from 203.0.113.9"
+    ));
+    assert_eq!(rejected_lines.len(), 1, "{rejected_lines:?}");
+    let rejected_line = &rejected_lines[0];
     assert!(rejected_line.contains("HTTP 401"), "{rejected_line}");
     assert!(log_lines_containing(&format!("alerts go to {refused_name}")).len() == 1);
 

@@ -418,3 +418,186 @@ fn the_egress_classifier_counts_syn_acks_sent_per_destination() {
     assert_eq!(sent[&ip4(A)], 4);
     assert_eq!(sent[&IpAddr::from(A6)], 2);
 }
+
+/// What the kernel adds for one frame: the global counters, and per source the
+/// packets and bytes (so a misread address shows).
+fn kernel_counts(ebpf: &mut Ebpf, frame: &[u8]) -> (GlobalCounters, Vec<(IpAddr, u64, u64)>) {
+    run(ebpf, &[frame.to_vec()]);
+    let mut sources: Vec<(IpAddr, u64, u64)> = read_sources(ebpf)
+        .unwrap()
+        .into_iter()
+        .map(|(ip, c)| (ip, c.packets, c.bytes))
+        .collect();
+    sources.sort();
+    (read_global(ebpf).unwrap(), sources)
+}
+
+/// Frames cut at every length, bad IPv4 header lengths and IPv6 extension chains at
+/// and past the walk limit, one at a time through the compiled program: each frame is
+/// counted once, as malformed while a header it needs is cut, as what it is from the
+/// end of its L4 header on (its payload counted only as far as the frame goes), and
+/// the kernel's counters (global and per source) after each frame are exactly what
+/// the host's decoder gives for the frames so far.
+#[test]
+fn malformed_frames_are_counted_as_the_shared_decoder_says() {
+    require_kernel!();
+    use monitor_common::{Addr, Class, decode::IPPROTO_FRAGMENT};
+
+    // (frame, class once whole, length of its headers up to the end of L4)
+    let layered = |p: Packet, payload: usize, class: Class| {
+        let frame = p.payload(payload).build();
+        let l4_end = frame.len() - payload;
+        (frame, class, l4_end)
+    };
+    let whole = [
+        layered(
+            Packet::ipv4(A, HOST, tcp(TCP_SYN))
+                .vlan(ETHERTYPE_QINQ)
+                .vlan(ETHERTYPE_VLAN),
+            16,
+            Class::Tcp,
+        ),
+        layered(
+            Packet::ipv6(A6, HOST6, udp())
+                .vlan(ETHERTYPE_VLAN)
+                .ext(IPPROTO_HOPOPTS)
+                .ext(IPPROTO_ROUTING)
+                .fragment(0, true)
+                .ext(IPPROTO_DSTOPTS),
+            10,
+            Class::Udp,
+        ),
+        layered(Packet::ipv4(B, HOST, L4::Echo).ihl(6), 8, Class::Icmp),
+        layered(Packet::ipv6(A6, HOST6, L4::Echo), 8, Class::Icmp),
+        layered(
+            Packet::ipv6(A6, HOST6, tcp(TCP_SYN | TCP_ACK)).ext(IPPROTO_DSTOPTS),
+            4,
+            Class::Tcp,
+        ),
+        layered(Packet::ipv4(C, HOST, udp()), 0, Class::Udp),
+    ];
+    let mut frames: Vec<(Vec<u8>, Class)> = Vec::new();
+    for (frame, class, l4_end) in &whole {
+        for cut in ETH_HLEN..=frame.len() {
+            let expected = if cut < *l4_end {
+                Class::Malformed
+            } else {
+                *class
+            };
+            frames.push((frame[..cut].to_vec(), expected));
+        }
+    }
+
+    // IPv4 header lengths: below 5 words, longer than the frame, reaching into the L4
+    // header so that it is cut, a total length below the header's, and above the frame's.
+    let udp4 = Packet::ipv4(A, HOST, udp()).build(); // 14 + 20 + 8 bytes
+    let patched = |at: usize, value: &[u8]| {
+        let mut f = udp4.clone();
+        f[at..at + value.len()].copy_from_slice(value);
+        f
+    };
+    for ihl in [0u8, 1, 4] {
+        frames.push((patched(ETH_HLEN, &[0x40 | ihl]), Class::Malformed));
+    }
+    frames.push((patched(ETH_HLEN, &[0x4f]), Class::Malformed)); // 60 bytes claimed
+    frames.push((patched(ETH_HLEN, &[0x46]), Class::Malformed)); // UDP header cut to 4
+    frames.push((patched(ETH_HLEN + 2, &[0, 19]), Class::Malformed)); // total < header
+    frames.push((patched(ETH_HLEN + 2, &[0x05, 0xdc]), Class::Udp)); // total 1,500
+    frames.push((patched(ETH_HLEN, &[0x65]), Class::Malformed)); // version 6 as IPv4
+
+    // IPv6 extension chains: at the walk limit (decoded), one past it (malformed), a
+    // later fragment at the limit (its class from the protocol, no L4 read), and a
+    // header whose length points past the frame.
+    let chain = |n: usize| {
+        (0..n).fold(Packet::ipv6(A6, HOST6, udp()), |p, _| {
+            p.ext(IPPROTO_DSTOPTS)
+        })
+    };
+    frames.push((chain(MAX_IPV6_EXT_HEADERS).build(), Class::Udp));
+    frames.push((chain(MAX_IPV6_EXT_HEADERS + 1).build(), Class::Malformed));
+    frames.push((
+        chain(MAX_IPV6_EXT_HEADERS - 1).fragment(5, false).build(),
+        Class::Udp,
+    ));
+    let mut long_ext = Packet::ipv6(A6, HOST6, udp()).ext(IPPROTO_ROUTING).build();
+    long_ext[ETH_HLEN + 40 + 1] = 200; // (200 + 1) * 8 bytes: past the frame
+    frames.push((long_ext, Class::Malformed));
+    assert_eq!(
+        IPPROTO_FRAGMENT, 44,
+        "the fragment header is built by `fragment`"
+    );
+
+    let mut ebpf = loaded();
+    let mut expected = GlobalCounters::default();
+    let mut expected_sources: std::collections::BTreeMap<IpAddr, (u64, u64)> =
+        std::collections::BTreeMap::new();
+    for (frame, class) in &frames {
+        let info = decode(frame.as_slice());
+        assert_eq!(
+            info.class(),
+            *class,
+            "host decoder on {} bytes {frame:02x?}",
+            frame.len()
+        );
+        if *class == Class::Malformed {
+            assert!(
+                !info.is_syn() && info.payload_len() == 0,
+                "nothing read past a cut"
+            );
+        }
+        let len = frame.len() as u64;
+        expected.record(&info, len);
+        if info.has_source() {
+            let ip = std::net::Ipv6Addr::from(info.src.bytes());
+            let ip = ip.to_ipv4_mapped().map_or(IpAddr::V6(ip), IpAddr::V4);
+            let entry = expected_sources.entry(ip).or_default();
+            entry.0 += 1;
+            entry.1 += len;
+        } else {
+            assert_eq!(info.src, Addr::UNSPECIFIED);
+        }
+        let (global, sources) = kernel_counts(&mut ebpf, frame);
+        assert_eq!(global, expected, "after {} bytes {frame:02x?}", frame.len());
+        let expected_list: Vec<(IpAddr, u64, u64)> = expected_sources
+            .iter()
+            .map(|(ip, (p, b))| (*ip, *p, *b))
+            .collect();
+        assert_eq!(sources, expected_list, "after {frame:02x?}");
+    }
+    let malformed = frames
+        .iter()
+        .filter(|(_, c)| *c == Class::Malformed)
+        .count() as u64;
+    assert_eq!(expected.total.packets, frames.len() as u64);
+    assert_eq!(expected.malformed.packets, malformed);
+}
+
+/// Frames shorter than an Ethernet header (none, one byte, thirteen): the kernel does
+/// not run an XDP program on them (`BPF_PROG_TEST_RUN` refuses them, as a NIC never
+/// delivers them), so nothing is counted; the host decoder calls them malformed.
+#[test]
+fn frames_shorter_than_ethernet_are_refused_by_the_kernel_and_malformed_on_the_host() {
+    require_kernel!();
+    use monitor_common::Class;
+    let mut ebpf = loaded();
+    let program: &mut Xdp = ebpf
+        .program_mut(names::MONITOR_PROGRAM)
+        .unwrap()
+        .try_into()
+        .unwrap();
+    for len in [0, 1, ETH_HLEN - 1] {
+        let frame = vec![0x08u8; len];
+        assert_eq!(decode(frame.as_slice()).class(), Class::Malformed);
+        let result = program.test_run(TestRunOptions {
+            data_in: Some(&frame),
+            ..TestRunOptions::new()
+        });
+        assert!(
+            result.is_err(),
+            "a {len}-byte frame was run: {:?}",
+            result.map(|r| r.return_value)
+        );
+    }
+    let g = read_global(&ebpf).unwrap();
+    assert_eq!(g.total.packets, 0);
+}

@@ -2,6 +2,7 @@
 //! Each one first makes sure the machine has what it needs (see `setup`).
 
 mod demo;
+mod fuzz;
 mod other_systems;
 mod setup;
 mod test_summary;
@@ -55,6 +56,19 @@ enum Cmd {
     Bench,
     /// Check that the monitor (pcap and ifstats backends, no XDP) builds for macOS and Windows
     CheckOtherSystems,
+    /// Fuzz the packet decoder and the configuration parser (cargo-fuzz, installed if
+    /// missing); a crash is left in fuzz/artifacts/<target>/
+    Fuzz {
+        /// Seconds per target
+        #[arg(long, default_value_t = 60)]
+        time: u64,
+        /// Only this target (`decode` or `config`); both by default
+        #[arg(long)]
+        target: Option<String>,
+        /// libFuzzer without a sanitizer (faster; for toolchains without ASan)
+        #[arg(long)]
+        no_sanitizer: bool,
+    },
     /// Watch the monitor detect a SYN flood and a port scan in a sandbox network
     /// (a namespace and a veth pair, removed on exit)
     Demo {
@@ -134,6 +148,11 @@ fn runner_args() -> Vec<String> {
 
 fn main() -> Result<()> {
     match Cli::parse().command {
+        Cmd::Fuzz {
+            time,
+            target,
+            no_sanitizer,
+        } => fuzz::run_targets(&workspace_root(), time, target.as_deref(), no_sanitizer)?,
         Cmd::Setup { no_test_tools } => {
             setup::ensure(!no_test_tools)?;
         }

@@ -21,9 +21,10 @@ pub const DEBIAN_TEST_PACKAGES: &[&str] = &[
 ];
 
 /// Debian packages only the benchmarks use: fastnetmon, the detector the detection
-/// latency benchmark compares with. Kept out of the tests' list so that `cargo xtask
-/// test` (and CI) do not install it.
-pub const DEBIAN_BENCH_PACKAGES: &[&str] = &["fastnetmon"];
+/// latency benchmark compares with, and netsniff-ng for trafgen, the generator of the
+/// scale and capture throughput benchmarks. Kept out of the tests' list so that `cargo
+/// xtask test` (and CI) do not install them.
+pub const DEBIAN_BENCH_PACKAGES: &[&str] = &["fastnetmon", "netsniff-ng"];
 
 fn is_debian() -> bool {
     Path::new("/etc/debian_version").is_file()
@@ -86,7 +87,8 @@ pub fn ensure_bench_tools() -> Result<()> {
     if !is_debian() {
         eprintln!(
             "xtask: not Debian; the detection latency benchmark compares with fastnetmon when \
-             it is installed (Debian package `fastnetmon`)"
+             it is installed (Debian package `fastnetmon`), and the scale and capture \
+             throughput benchmarks need trafgen (Debian package `netsniff-ng`)"
         );
         return Ok(());
     }

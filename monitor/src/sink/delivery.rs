@@ -2,10 +2,13 @@
 //! ever calls `try_send` ([`Delivery::alert`]), which never waits: when a queue is
 //! full the notice is dropped for that sink, counted and logged. Workers deliver in
 //! order; a webhook worker takes a token from its rate limiter before each request,
-//! and retries with exponential backoff on timeouts, connection errors and 5xx, and
-//! after the wait a 429 asks for (`Retry-After`, or Discord's JSON `retry_after`). On
-//! shutdown the queues are closed and drained until a deadline; what is left is
-//! counted as not delivered and logged.
+//! and retries with exponential backoff (capped) on timeouts, connection errors and
+//! 5xx, and after the wait a 429 asks for (`Retry-After`, or Discord's JSON
+//! `retry_after`). An endpoint that is down for a while loses nothing: past the
+//! configured retries a notice is still retried while its queue has room, and given up
+//! (counted as failed) only once the queue is full behind it, so that a dead endpoint
+//! costs the oldest notices, never the polling loop. On shutdown the queues are closed
+//! and drained until a deadline; what is left is counted as not delivered and logged.
 //!
 //! Webhook URLs are secret: every name, log line and error here uses the redacted
 //! form, and reqwest's errors are stripped of their URL.
@@ -319,7 +322,9 @@ async fn work(
     name: String,
 ) {
     while let Some(notice) = queue.recv().await {
-        match sink.deliver(&notice, &origin, &name).await {
+        // Full: as many notices wait as the queue holds, so the next one will be dropped.
+        let backlog_full = || queue.capacity() == 0;
+        match sink.deliver(&notice, &origin, &name, &backlog_full).await {
             Ok(()) => {
                 counters.delivered.fetch_add(1, Ordering::Relaxed);
             }
@@ -364,6 +369,7 @@ impl Sink {
         notice: &Notice,
         origin: &Origin,
         name: &str,
+        backlog_full: &(dyn Fn() -> bool + Sync),
     ) -> Result<(), String> {
         match self {
             Self::File { path, file, line } => {
@@ -377,7 +383,7 @@ impl Sink {
                     .await
                     .map_err(|err| format!("failed to write to {}: {err}", path.display()))
             }
-            Self::Webhook(hook) => hook.deliver(notice, origin, name).await,
+            Self::Webhook(hook) => hook.deliver(notice, origin, name, backlog_full).await,
         }
     }
 }
@@ -440,11 +446,14 @@ impl Webhook {
         }
     }
 
+    /// Posts `notice` until it is delivered, fails for good (a 4xx other than 429), or
+    /// has had its retries while `backlog_full` says the queue behind it is full.
     async fn deliver(
         &mut self,
         notice: &Notice,
         origin: &Origin,
         name: &str,
+        backlog_full: &(dyn Fn() -> bool + Sync),
     ) -> Result<(), String> {
         let body = serde_json::to_vec(&self.payload(notice, origin))
             .map_err(|err| format!("failed to encode the payload: {err}"))?;
@@ -457,9 +466,9 @@ impl Webhook {
                 Outcome::Failed(why) => return Err(self.scrub(&why)),
                 Outcome::Retry { after, why } => (after, self.scrub(&why)),
             };
-            if attempt > self.retries {
+            if attempt > self.retries && backlog_full() {
                 return Err(format!(
-                    "{why} (gave up after {})",
+                    "{why} (gave up after {}, with the queue full behind it)",
                     plural(attempt.into(), "attempt")
                 ));
             }
@@ -471,12 +480,22 @@ impl Webhook {
                     humantime::format_duration(MAX_RETRY_WAIT)
                 ));
             }
-            info!(
-                "{name}: {why}; retrying in {:.1}s (attempt {} of {})",
-                wait.as_secs_f64(),
-                attempt + 1,
-                self.retries + 1
-            );
+            if attempt <= self.retries {
+                info!(
+                    "{name}: {why}; retrying in {:.1}s (attempt {} of {})",
+                    wait.as_secs_f64(),
+                    attempt + 1,
+                    self.retries + 1
+                );
+            } else if attempt == self.retries + 1 {
+                // Once, not per attempt: a long outage would flood the log.
+                warn!(
+                    "{name}: {why}; still retrying every {} at most, while its queue has room",
+                    humantime::format_duration(MAX_BACKOFF)
+                );
+            } else {
+                debug!("{name}: {why}; retrying in {:.1}s", wait.as_secs_f64());
+            }
             tokio::time::sleep(wait).await;
         }
     }
