@@ -44,6 +44,14 @@ pub struct Cli {
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
 
+    /// What counts the packets: XDP (Linux, BPF rights), libpcap, or the interface's own counters; auto takes the best this host allows
+    #[arg(long, value_enum, default_value_t = BackendKind::Auto)]
+    pub backend: BackendKind,
+
+    /// Capture filter for the pcap backend, in libpcap's syntax, e.g. "tcp or udp or icmp" [default: every packet]
+    #[arg(long, value_name = "FILTER")]
+    pub bpf: Option<String>,
+
     /// XDP attach mode: native (driver) with a fallback to skb, or force one
     #[arg(long, value_enum, default_value_t = XdpModeArg::Auto)]
     pub xdp_mode: XdpModeArg,
@@ -108,6 +116,8 @@ impl Cli {
         let o = &mut cli.overrides;
         o.iface = cli.iface.clone();
         o.interval = given("interval").then_some(cli.interval);
+        o.backend = given("backend").then_some(cli.backend);
+        o.bpf = cli.bpf.clone();
         o.xdp_mode = given("xdp_mode").then_some(cli.xdp_mode);
         o.max_sources = given("max_sources")
             .then(|| NonZeroU32::new(cli.max_sources))
@@ -140,6 +150,10 @@ pub struct Overrides {
     pub iface: Option<String>,
     #[arg(skip)]
     pub interval: Option<Duration>,
+    #[arg(skip)]
+    pub backend: Option<BackendKind>,
+    #[arg(skip)]
+    pub bpf: Option<String>,
     #[arg(skip)]
     pub xdp_mode: Option<XdpModeArg>,
     #[arg(skip)]
@@ -389,6 +403,10 @@ impl Overrides {
             capture.iface.clone_from(&self.iface);
         }
         set(&mut capture.interval, &self.interval);
+        set(&mut capture.backend, &self.backend);
+        if self.bpf.is_some() {
+            capture.bpf.clone_from(&self.bpf);
+        }
         set(&mut capture.xdp_mode, &self.xdp_mode);
         set(&mut capture.max_sources, &self.max_sources);
         set(&mut capture.top, &self.top);
@@ -503,6 +521,20 @@ impl Overrides {
         set(&mut mitigate.max_bans, &self.mitigate_max_bans);
         set(&mut mitigate.allowlist, &self.mitigate_allowlist);
     }
+}
+
+/// `--backend`: what counts the packets.
+#[derive(ValueEnum, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// XDP on Linux with BPF rights, else pcap if it can open the interface, else ifstats
+    Auto,
+    /// The XDP program (Linux; CAP_BPF and CAP_NET_ADMIN)
+    Xdp,
+    /// libpcap (Npcap on Windows): every detector, no BPF rights needed
+    Pcap,
+    /// The interface's packet and byte counters: no capture rights at all, totals only
+    Ifstats,
 }
 
 /// Subcommands; without one, the monitor runs.
@@ -623,6 +655,7 @@ mod tests {
         let defaults = Config::default().capture;
         assert_eq!(bare.interval, defaults.interval);
         assert_eq!(bare.xdp_mode, defaults.xdp_mode);
+        assert_eq!(bare.backend, defaults.backend);
         assert_eq!(bare.max_sources, defaults.max_sources.get());
         assert_eq!(bare.top, defaults.top);
         assert_eq!(bare.overrides, Overrides::default());
@@ -685,7 +718,7 @@ mod tests {
     fn every_setting_has_a_flag() {
         #[rustfmt::skip]
         let args = [
-            "--iface", "eth9", "--interval", "250ms", "--xdp-mode", "skb", "--max-sources", "1024", "--top", "3",
+            "--iface", "eth9", "--interval", "250ms", "--backend", "pcap", "--bpf", "udp", "--xdp-mode", "skb", "--max-sources", "1024", "--top", "3",
             "--source-pps", "1", "--source-bytes-per-sec", "2", "--source-syn-per-sec", "3",
             "--source-syn-ratio", "4.5", "--source-syn-ratio-min-syn-per-sec", "5",
             "--source-udp-pps", "6", "--source-icmp-pps", "7",

@@ -18,7 +18,11 @@ use std::{
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::{cli::XdpModeArg, detect::lists::Cidr, sink::WebhookConfig};
+use crate::{
+    cli::{BackendKind, XdpModeArg},
+    detect::lists::Cidr,
+    sink::WebhookConfig,
+};
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -172,6 +176,11 @@ pub struct CaptureConfig {
         deserialize_with = "duration_text::deserialize_interval"
     )]
     pub interval: Duration,
+    /// What counts the packets: `auto`, `xdp`, `pcap` or `ifstats`.
+    pub backend: BackendKind,
+    /// Capture filter for the pcap backend (libpcap syntax); none: every packet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bpf: Option<String>,
     pub xdp_mode: XdpModeArg,
     /// Sources the kernel tracks at once (an LRU table).
     pub max_sources: NonZeroU32,
@@ -184,6 +193,8 @@ impl Default for CaptureConfig {
         Self {
             iface: None,
             interval: Duration::from_secs(1),
+            backend: BackendKind::Auto,
+            bpf: None,
             xdp_mode: XdpModeArg::Auto,
             max_sources: nz32(monitor_common::DEFAULT_MAX_SOURCES),
             top: 5,
@@ -857,8 +868,9 @@ mod tests {
             missing.is_empty(),
             "not in monitor.example.toml: {missing:?}"
         );
-        // The one optional setting is shown commented out.
+        // The optional settings are shown commented out.
         assert!(text.contains("# iface = "));
+        assert!(text.contains("# bpf = "));
     }
 
     #[test]

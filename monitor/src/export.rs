@@ -109,6 +109,7 @@ pub fn csv_header() -> String {
             totals: GlobalCounters::default(),
             rates: Rates::default(),
             top_sources: Vec::new(),
+            capture_drops: None,
             dropped_sources: Vec::new(),
         },
     );
@@ -262,6 +263,7 @@ mod tests {
                 packets: 120,
                 bytes: 7_680,
             }],
+            capture_drops: None,
             dropped_sources: Vec::new(),
         };
         (run, stats)

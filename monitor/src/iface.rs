@@ -1,10 +1,16 @@
 //! Network interfaces: which exist, and which one carries the default route.
 
-use std::{ffi::CString, fs};
+#[cfg(unix)]
+use std::ffi::CString;
+#[cfg(target_os = "linux")]
+use std::fs;
 
-use anyhow::{Context as _, Result, bail};
+#[cfg(unix)]
+use anyhow::Context as _;
+use anyhow::{Result, bail};
 
 /// Names of the interfaces on this host, sorted.
+#[cfg(target_os = "linux")]
 pub fn list() -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir("/sys/class/net")
         .map(|dir| {
@@ -17,7 +23,34 @@ pub fn list() -> Vec<String> {
     names
 }
 
+/// Names of the interfaces libpcap can open, sorted (on Windows, Npcap's device names).
+#[cfg(not(target_os = "linux"))]
+pub fn list() -> Vec<String> {
+    let mut names: Vec<String> = pcap::Device::list()
+        .map(|devices| devices.into_iter().map(|d| d.name).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Fails with one line naming the interface, and listing those that exist, when there
+/// is no interface `name`.
+pub fn check(name: &str) -> Result<()> {
+    #[cfg(unix)]
+    return index(name).map(|_| ());
+    #[cfg(not(unix))]
+    if list().iter().any(|n| n == name) {
+        Ok(())
+    } else {
+        bail!(
+            "interface `{name}` not found; interfaces on this host: {}",
+            list().join(", ")
+        )
+    }
+}
+
 /// The interface's index, or an error naming it and listing those that exist.
+#[cfg(unix)]
 pub fn index(name: &str) -> Result<u32> {
     let c_name =
         CString::new(name).with_context(|| format!("interface name `{name}` has a NUL byte"))?;
@@ -33,6 +66,7 @@ pub fn index(name: &str) -> Result<u32> {
 }
 
 /// The interface of the IPv4 default route, else of the IPv6 one.
+#[cfg(target_os = "linux")]
 pub fn default_route() -> Result<String> {
     let v4 = fs::read_to_string("/proc/net/route").unwrap_or_default();
     if let Some(name) = default_route_v4(&v4) {
@@ -48,7 +82,19 @@ pub fn default_route() -> Result<String> {
     )
 }
 
+/// libpcap's default device (its first interface that is up and not loopback): other
+/// systems have no `/proc` to read the routes from.
+#[cfg(not(target_os = "linux"))]
+pub fn default_route() -> Result<String> {
+    match pcap::Device::lookup() {
+        Ok(Some(device)) => Ok(device.name),
+        Ok(None) => bail!("no interface to watch; pass --iface"),
+        Err(err) => bail!("cannot list the interfaces ({err}); pass --iface"),
+    }
+}
+
 /// `/proc/net/route`: Iface, Destination (hex), Gateway, Flags, ...; default is 00000000.
+#[cfg(any(target_os = "linux", test))]
 fn default_route_v4(table: &str) -> Option<String> {
     table.lines().skip(1).find_map(|line| {
         let mut fields = line.split_whitespace();
@@ -59,6 +105,7 @@ fn default_route_v4(table: &str) -> Option<String> {
 }
 
 /// `/proc/net/ipv6_route`: dest, dest prefix len, ..., device last; default is ::/0.
+#[cfg(any(target_os = "linux", test))]
 fn default_route_v6(table: &str) -> Option<String> {
     table.lines().find_map(|line| {
         let fields: Vec<&str> = line.split_whitespace().collect();

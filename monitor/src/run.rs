@@ -14,7 +14,6 @@ use std::{
 use anyhow::{Context as _, Result};
 use log::{debug, warn};
 use tokio::{
-    signal::unix::{SignalKind, signal},
     sync::{Notify, mpsc::Receiver},
     time::{MissedTickBehavior, interval_at, sleep_until},
 };
@@ -131,36 +130,14 @@ fn traffic(input: &DetectInput, source: AlertSource) -> Option<Traffic> {
     })
 }
 
-#[cfg(target_os = "linux")]
+/// The backend `--backend` names (`auto`: the best this host allows).
 fn open_backend(
     cli: &Cli,
     config: &Config,
     lists: &Lists,
     iface: &str,
 ) -> Result<Box<dyn Backend + Send>> {
-    let setup = crate::backend::xdp::KernelSetup {
-        max_sources: config.capture.max_sources.get(),
-        blocklist: lists.blocklist.entries(),
-        large_flow_bytes: config.detection.large_download.bytes.get(),
-        capture_snaplen: config.pcap.snaplen.0,
-        mitigation: config.mitigate.mode.kernel_value(),
-        exempt: &crate::mitigate::active::never_dropped(config, lists),
-        max_bans: config.mitigate.max_bans.get(),
-        filter: cli.filter.as_ref().map(|f| f.kernel),
-        packet_log_rate: cli.packets.then_some(cli.packets_rate),
-    };
-    let backend = crate::backend::xdp::XdpBackend::attach(iface, config.capture.xdp_mode, &setup)?;
-    Ok(Box::new(backend))
-}
-
-#[cfg(not(target_os = "linux"))]
-fn open_backend(
-    _cli: &Cli,
-    _config: &Config,
-    _lists: &Lists,
-    _iface: &str,
-) -> Result<Box<dyn Backend + Send>> {
-    anyhow::bail!("the XDP backend needs Linux; this system has no backend yet")
+    crate::backend::select::open(cli, config, lists, iface)
 }
 
 #[expect(
@@ -178,8 +155,7 @@ async fn poll(
     mut mitigation: Option<Mitigation>,
     quit: &Notify,
 ) -> Result<()> {
-    let mut sigint = signal(SignalKind::interrupt()).context("failed to watch SIGINT")?;
-    let mut sigterm = signal(SignalKind::terminate()).context("failed to watch SIGTERM")?;
+    let mut stop = StopSignals::watch()?;
     let interval = config.capture.interval;
     let mut tracker = AlertTracker::new(&config.alerting);
     // The connection monitor's alerts have their own tracker: each of its scans is a
@@ -321,8 +297,7 @@ async fn poll(
                     report_mitigation(reporter.as_mut(), delivery, info, &events);
                 }
             }
-            _ = sigint.recv() => break,
-            _ = sigterm.recv() => break,
+            _ = stop.received() => break,
             _ = async { sleep_until(deadline.unwrap_or_else(Instant::now).into()).await },
                 if deadline.is_some() => break,
         }
@@ -366,6 +341,43 @@ async fn poll(
     }
     reporter.finish(info, &last.global, last.taken.duration_since(started));
     Ok(())
+}
+
+/// SIGINT and SIGTERM on Unix; Ctrl-C elsewhere (Windows).
+struct StopSignals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    #[cfg(unix)]
+    fn watch() -> Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt()).context("failed to watch SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("failed to watch SIGTERM")?,
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn watch() -> Result<Self> {
+        Ok(Self {})
+    }
+
+    #[cfg(unix)]
+    async fn received(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
+
+    #[cfg(not(unix))]
+    async fn received(&mut self) {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
 
 /// The capture errors already logged. An unwritable capture directory fails every

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use monitor_common::{GlobalCounters, SourceCounters};
 use serde::Serialize;
 
-use crate::backend::{Snapshot, SourceMap};
+use crate::backend::{CaptureDrops, Snapshot, SourceMap};
 
 /// Per-second rates over one interval.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -61,6 +61,8 @@ pub struct IntervalStats {
     pub totals: GlobalCounters,
     pub rates: Rates,
     pub top_sources: Vec<SourceRate>,
+    /// Packets the capture lost since start, for a backend with a buffer (pcap).
+    pub capture_drops: Option<CaptureDrops>,
     /// Every source mitigation dropped frames from, most packets first.
     pub dropped_sources: Vec<DroppedSource>,
 }
@@ -173,6 +175,7 @@ pub fn interval(prev: &Snapshot, cur: &Snapshot, top: usize) -> IntervalStats {
         totals: cur.global,
         rates: rates(&prev.global, &cur.global, seconds),
         top_sources: top_sources(&prev.sources, &cur.sources, seconds, top),
+        capture_drops: cur.capture_drops,
         dropped_sources: dropped_sources(cur),
     }
 }

@@ -64,3 +64,25 @@ pub fn require_tool(tool: &str) {
         "`{tool}` is not installed: run `cargo xtask setup` (it installs the test tools)"
     );
 }
+
+/// Runs each named test function (`fn name(backend: &str)`) once per backend that sees
+/// packets, as `xdp::name` and `pcap::name`: the same assertions hold on both.
+#[macro_export]
+macro_rules! on_each_backend {
+    ($($name:ident),* $(,)?) => {
+        mod xdp {
+            $(#[test]
+            fn $name() {
+                $crate::require_kernel!();
+                super::$name("xdp");
+            })*
+        }
+        mod pcap {
+            $(#[test]
+            fn $name() {
+                $crate::require_kernel!();
+                super::$name("pcap");
+            })*
+        }
+    };
+}

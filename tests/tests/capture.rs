@@ -1,14 +1,16 @@
 //! Triggered capture, end to end: an hping3 flood from a namespace, the alert, then a
 //! pcap file that tshark reads, holding the configured number of packets, all from the
-//! attacker. (An unwritable capture directory is in `faults.rs`.)
+//! attacker. (An unwritable capture directory is in `faults.rs`.) It runs once per
+//! backend that sees packets (`xdp::<test>`, `pcap::<test>`).
 #![cfg(target_os = "linux")]
 
 use std::{net::IpAddr, process::Command, time::Duration};
 
 use monitor_tests::{
-    http_server::TestServer, monitor_process::MonitorProcess, netns::TestNet, require_kernel,
-    require_tool, traffic,
+    http_server::TestServer, monitor_process::MonitorProcess, netns::TestNet, require_tool, traffic,
 };
+
+monitor_tests::on_each_backend!(a_flood_is_captured_to_a_pcap_file_of_the_attacker_only,);
 
 const PACKETS: u64 = 2_000;
 
@@ -28,9 +30,7 @@ fn tshark_sources(path: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn a_flood_is_captured_to_a_pcap_file_of_the_attacker_only() {
-    require_kernel!();
+fn a_flood_is_captured_to_a_pcap_file_of_the_attacker_only(backend: &str) {
     require_tool("hping3");
     require_tool("tshark");
     let net = TestNet::new().expect("test network");
@@ -43,6 +43,8 @@ fn a_flood_is_captured_to_a_pcap_file_of_the_attacker_only() {
     let mut monitor = MonitorProcess::start(&[
         "--iface",
         &net.host_if,
+        "--backend",
+        backend,
         "--interval",
         "250ms",
         "--pcap-dir",

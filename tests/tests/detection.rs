@@ -3,7 +3,8 @@
 //! its alert with the right kind and the right source; normal traffic must raise none.
 //!
 //! Every test polls at 250 ms and runs the monitor with its default thresholds (the
-//! blocklist tests add their list), so what passes here is what a user gets.
+//! blocklist tests add their list), so what passes here is what a user gets. Each runs
+//! twice, once per backend that sees packets: `xdp::<test>` and `pcap::<test>`.
 #![cfg(target_os = "linux")]
 
 use std::{
@@ -14,7 +15,7 @@ use std::{
 use monitor_tests::{
     monitor_process::MonitorProcess,
     netns::TestNet,
-    require_kernel, require_tool, send,
+    require_tool, send,
     traffic::{self, HttpServer, alerts, wait_for_alert},
 };
 use serde_json::Value;
@@ -26,13 +27,28 @@ const ALERT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long each flood runs: several intervals, over which every alert is checked.
 const FLOOD_TIME: Duration = Duration::from_secs(2);
 
-fn start_monitor(net: &TestNet, extra: &[&str]) -> MonitorProcess {
+monitor_tests::on_each_backend!(
+    hping3_syn_flood_from_one_source,
+    hping3_udp_flood_from_one_source,
+    hping3_icmp_flood_from_one_source,
+    hping3_rand_source_syn_flood_is_reported_as_many,
+    blocklisted_ipv4_source,
+    blocklisted_ipv6_network_from_a_list_file,
+    nmap_syn_scan,
+    nmap_connect_scan,
+    large_http_download,
+    normal_traffic_raises_no_alert,
+);
+
+fn start_monitor(net: &TestNet, backend: &str, extra: &[&str]) -> MonitorProcess {
     // The connection monitor watches the whole host, which a test does not control (a
     // browser on a developer's machine holds more than 20 connections): these tests
     // are about packets; tests/connections.rs covers it.
     let mut args = vec![
         "--iface",
         net.host_if.as_str(),
+        "--backend",
+        backend,
         "--interval",
         INTERVAL,
         "--no-connections",
@@ -62,10 +78,10 @@ fn assert_well_formed(alert: &Value, net: &TestNet) {
 /// A flood of `hping3 <args> --flood` from the namespace's one address: the alert of
 /// `kind` names that address, and every alert of the run names it (a flood explained by
 /// one source raises no host-wide `many` alert on top).
-fn flood_from_one_source(args: &[&str], kind: &str) {
+fn flood_from_one_source(backend: &str, args: &[&str], kind: &str) {
     require_tool("hping3");
     let net = TestNet::new().expect("test network");
-    let mut monitor = start_monitor(&net, &[]);
+    let mut monitor = start_monitor(&net, backend, &[]);
     let started = Instant::now();
     let flood = traffic::hping3_flood(&net, args, IpAddr::V4(net.host_v4), FLOOD_TIME)
         .expect("start hping3");
@@ -98,34 +114,26 @@ fn flood_from_one_source(args: &[&str], kind: &str) {
     }
 }
 
-#[test]
-fn hping3_syn_flood_from_one_source() {
-    require_kernel!();
-    flood_from_one_source(&["-S", "-p", "80"], "syn_flood");
+fn hping3_syn_flood_from_one_source(backend: &str) {
+    flood_from_one_source(backend, &["-S", "-p", "80"], "syn_flood");
 }
 
-#[test]
-fn hping3_udp_flood_from_one_source() {
-    require_kernel!();
-    flood_from_one_source(&["--udp", "-p", "53"], "udp_flood");
+fn hping3_udp_flood_from_one_source(backend: &str) {
+    flood_from_one_source(backend, &["--udp", "-p", "53"], "udp_flood");
 }
 
-#[test]
-fn hping3_icmp_flood_from_one_source() {
-    require_kernel!();
-    flood_from_one_source(&["--icmp"], "icmp_flood");
+fn hping3_icmp_flood_from_one_source(backend: &str) {
+    flood_from_one_source(backend, &["--icmp"], "icmp_flood");
 }
 
 /// `--rand-source`: every packet from another spoofed address, one or so each, so no
 /// source crosses its threshold; the host-wide check must still report the flood, as
 /// coming from `many`, and no alert may name one of the random addresses. The host end
 /// drops the flood after XDP has counted it, so nothing answers the spoofed addresses.
-#[test]
-fn hping3_rand_source_syn_flood_is_reported_as_many() {
-    require_kernel!();
+fn hping3_rand_source_syn_flood_is_reported_as_many(backend: &str) {
     require_tool("hping3");
     let net = TestNet::new().expect("test network");
-    let mut monitor = start_monitor(&net, &[]);
+    let mut monitor = start_monitor(&net, backend, &[]);
     let started = Instant::now();
     let flood = traffic::hping3_flood(
         &net,
@@ -158,12 +166,10 @@ fn hping3_rand_source_syn_flood_is_reported_as_many() {
 }
 
 /// `--blocklist <the namespace's address>/32` and a few UDP datagrams and pings.
-#[test]
-fn blocklisted_ipv4_source() {
-    require_kernel!();
+fn blocklisted_ipv4_source(backend: &str) {
     let net = TestNet::new().expect("test network");
     let listed = format!("{}/32", net.ns_v4);
-    let mut monitor = start_monitor(&net, &["--blocklist", &listed]);
+    let mut monitor = start_monitor(&net, backend, &["--blocklist", &listed]);
     let host = net.host_v4;
     send::in_netns(&net.ns, move || {
         send::udp((host, 7_000).into(), 3, 20)?;
@@ -181,9 +187,7 @@ fn blocklisted_ipv4_source() {
 
 /// An IPv6 network in a blocklist file named by a configuration file, and IPv6 UDP from
 /// an address inside it.
-#[test]
-fn blocklisted_ipv6_network_from_a_list_file() {
-    require_kernel!();
+fn blocklisted_ipv6_network_from_a_list_file(backend: &str) {
     let net = TestNet::new().expect("test network");
     let segments = net.ns_v6.segments();
     let network = Ipv6Addr::new(segments[0], segments[1], segments[2], 0, 0, 0, 0, 0);
@@ -197,7 +201,7 @@ fn blocklisted_ipv6_network_from_a_list_file() {
     let config = dir.join("monitor.toml");
     std::fs::write(&config, "[lists]\nblocklist_files = [\"bad.txt\"]\n").unwrap();
 
-    let mut monitor = start_monitor(&net, &["--config", config.to_str().unwrap()]);
+    let mut monitor = start_monitor(&net, backend, &["--config", config.to_str().unwrap()]);
     let host = net.host_v6;
     send::in_netns(&net.ns, move || {
         send::udp((IpAddr::V6(host), 7_000).into(), 3, 20)
@@ -223,10 +227,10 @@ fn blocklisted_ipv6_network_from_a_list_file() {
 
 /// nmap against the host end; the alert needs the kernel's per-source estimates of
 /// distinct ports (default threshold: 100 ports, or 20 hosts, in 60 s).
-fn nmap_scan(scan: &str) {
+fn nmap_scan(backend: &str, scan: &str) {
     require_tool("nmap");
     let net = TestNet::new().expect("test network");
-    let mut monitor = start_monitor(&net, &[]);
+    let mut monitor = start_monitor(&net, backend, &[]);
     traffic::nmap(
         &net,
         &[scan, "-p", "1-1000", "-T4"],
@@ -243,26 +247,20 @@ fn nmap_scan(scan: &str) {
     monitor.stop_and_collect().expect("clean stop");
 }
 
-#[test]
-fn nmap_syn_scan() {
-    require_kernel!();
-    nmap_scan("-sS");
+fn nmap_syn_scan(backend: &str) {
+    nmap_scan(backend, "-sS");
 }
 
-#[test]
-fn nmap_connect_scan() {
-    require_kernel!();
-    nmap_scan("-sT");
+fn nmap_connect_scan(backend: &str) {
+    nmap_scan(backend, "-sT");
 }
 
 /// 25 MB over one HTTP connection from a server in the namespace: a large download
 /// (default threshold 20 MB), its source the server.
-#[test]
-fn large_http_download() {
-    require_kernel!();
+fn large_http_download(backend: &str) {
     const SIZE: u64 = 25_000_000;
     let net = TestNet::new().expect("test network");
-    let mut monitor = start_monitor(&net, &[]);
+    let mut monitor = start_monitor(&net, backend, &[]);
     let server = HttpServer::start(&net, IpAddr::V4(net.ns_v4), SIZE).expect("HTTP server");
     let server_port = server.addr.port();
     assert_eq!(traffic::http_get(server.addr).expect("download"), SIZE);
@@ -291,13 +289,11 @@ fn large_http_download() {
 /// the thresholds. Not one alert over the whole run. The namespace's addresses are
 /// private, so burst checks are turned on for them: the download (which lands in one or
 /// two 250 ms intervals) must not read as a burst either.
-#[test]
-fn normal_traffic_raises_no_alert() {
-    require_kernel!();
+fn normal_traffic_raises_no_alert(backend: &str) {
     require_tool("hping3");
     const SIZE: u64 = 5_000_000;
     let net = TestNet::new().expect("test network");
-    let monitor = start_monitor(&net, &["--exclude-private-from-burst", "false"]);
+    let monitor = start_monitor(&net, backend, &["--exclude-private-from-burst", "false"]);
     let host = IpAddr::V4(net.host_v4);
 
     let server = HttpServer::start(&net, IpAddr::V4(net.ns_v4), SIZE).expect("HTTP server");

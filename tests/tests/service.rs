@@ -183,9 +183,14 @@ fn without_cap_perfmon_the_monitor_says_so() {
         .into_iter()
         .filter(|c| c != "CAP_PERFMON")
         .collect();
-    let out = as_nobody_with(&caps, &["--iface", "lo", "--duration", "1s"])
-        .output()
-        .expect("run the monitor through setpriv");
+    // XDP named: `--backend auto` would fall back to libpcap, which needs no
+    // CAP_PERFMON (tests/backends.rs checks that fallback).
+    let out = as_nobody_with(
+        &caps,
+        &["--backend", "xdp", "--iface", "lo", "--duration", "1s"],
+    )
+    .output()
+    .expect("run the monitor through setpriv");
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

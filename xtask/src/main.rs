@@ -3,6 +3,7 @@
 
 mod demo;
 mod fuzz;
+mod other_systems;
 mod setup;
 mod test_summary;
 mod toolchain;
@@ -53,6 +54,8 @@ enum Cmd {
     },
     /// Run the benchmarks and print their figures (see BENCHMARKS.md)
     Bench,
+    /// Check that the monitor (pcap and ifstats backends, no XDP) builds for macOS and Windows
+    CheckOtherSystems,
     /// Fuzz the packet decoder and the configuration parser (cargo-fuzz, installed if
     /// missing); a crash is left in fuzz/artifacts/<target>/
     Fuzz {
@@ -225,6 +228,10 @@ fn main() -> Result<()> {
             let mut cmd = cargo(&["bench", "--package", "monitor-tests"]);
             cmd.args(&runner);
             run(&mut cmd)?;
+        }
+        Cmd::CheckOtherSystems => {
+            setup::ensure(false)?;
+            other_systems::check()?;
         }
     }
     Ok(())

@@ -20,6 +20,10 @@ use crate::{
 
 #[cfg(target_os = "linux")]
 mod batch;
+pub mod ifstats;
+pub mod pcap;
+pub mod select;
+pub mod software;
 #[cfg(target_os = "linux")]
 pub mod xdp;
 
@@ -42,9 +46,20 @@ pub struct Snapshot {
     /// SYN-ACKs the host sent, per destination (cumulative); `None` when the backend
     /// cannot see egress.
     pub syn_acks_sent: Option<HashMap<IpAddr, u64>>,
+    /// Packets the capture lost (libpcap's counters, cumulative); `None` for a backend
+    /// that loses none (XDP counts in the kernel, before any buffer).
+    pub capture_drops: Option<CaptureDrops>,
     /// Frames mitigation dropped (in dry-run: would have), per source (cumulative);
     /// empty when mitigation is off.
     pub dropped: HashMap<IpAddr, Tally>,
+}
+
+/// libpcap's `ps_drop` and `ps_ifdrop`: packets dropped because the capture buffer was
+/// full, and by the interface or its driver, since the capture started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CaptureDrops {
+    pub dropped: u64,
+    pub if_dropped: u64,
 }
 
 /// One flow's inbound payload, as followed by the backend.
@@ -63,7 +78,7 @@ pub struct FlowTotals {
 }
 
 pub trait Backend {
-    /// Short name for reports: `xdp`, later `pcap`, `ifstats`.
+    /// Short name for reports: `xdp`, `pcap`, `ifstats`.
     fn name(&self) -> &'static str;
     /// How it runs, for the log and the final report, e.g. `xdp (native mode)`.
     fn describe(&self) -> String;

@@ -629,6 +629,7 @@ impl Backend for XdpBackend {
             } else {
                 None
             },
+            capture_drops: None,
             dropped: if self.settings.mitigation != 0 {
                 read_dropped(&self.ebpf)?
             } else {

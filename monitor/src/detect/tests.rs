@@ -94,6 +94,7 @@ fn input_from_snapshots_is_the_deltas() {
         listed_destinations: HashMap::new(),
         large_flows: Vec::new(),
         syn_acks_sent: None,
+        capture_drops: None,
         dropped: HashMap::new(),
     };
     let cur = Snapshot {
@@ -107,6 +108,7 @@ fn input_from_snapshots_is_the_deltas() {
         listed_destinations: HashMap::new(),
         large_flows: Vec::new(),
         syn_acks_sent: None,
+        capture_drops: None,
         dropped: HashMap::new(),
     };
     let input = DetectInput::from_snapshots(&prev, &cur);
@@ -465,6 +467,7 @@ fn kernel_matches_and_flows_become_input() {
         )]),
         large_flows: vec![flow(flow_bytes)],
         syn_acks_sent: None,
+        capture_drops: None,
         dropped: HashMap::new(),
     };
     let prev = snapshot(t0, SourceMap::default(), 5, 20_000_000);

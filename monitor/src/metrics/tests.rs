@@ -80,6 +80,7 @@ fn stats(packets: u64, top: &[(&str, f64)]) -> IntervalStats {
                 bytes: 0,
             })
             .collect(),
+        capture_drops: None,
         dropped_sources: Vec::new(),
     }
 }

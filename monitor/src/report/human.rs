@@ -97,6 +97,13 @@ impl<W: Write> Reporter for HumanReporter<W> {
             rate(r.other_pps),
             rate(r.syn_per_sec),
         );
+        if let Some(drops) = stats.capture_drops {
+            line.push_str(&format!(
+                " | pcap drop {} ifdrop {}",
+                thousands(drops.dropped),
+                thousands(drops.if_dropped)
+            ));
+        }
         if run.mitigation != MitigateMode::Off {
             line.push_str(&format!(
                 " | {} {} pps {}",
@@ -211,11 +218,33 @@ mod tests {
                 ..Default::default()
             },
             top_sources: Vec::new(),
+            capture_drops: None,
             dropped_sources: Vec::new(),
         };
         reporter.interval(&run(mitigation), &stats);
         reporter.finish(&run(mitigation), &totals, Duration::from_secs(4));
         String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn pcap_drops_show_when_the_backend_has_them() {
+        let mut out = Vec::new();
+        let mut reporter = HumanReporter::new(&mut out, false);
+        let stats = IntervalStats {
+            seconds: 1.0,
+            totals: GlobalCounters::default(),
+            rates: crate::stats::Rates::default(),
+            top_sources: Vec::new(),
+            capture_drops: Some(crate::backend::CaptureDrops {
+                dropped: 1_234,
+                if_dropped: 5,
+            }),
+            dropped_sources: Vec::new(),
+        };
+        reporter.interval(&run(MitigateMode::Off), &stats);
+        let line = String::from_utf8(out).unwrap();
+        assert!(line.contains("| pcap drop 1,234 ifdrop 5"), "{line}");
+        assert!(!printed(MitigateMode::Off).contains("pcap drop"));
     }
 
     #[test]

@@ -107,7 +107,7 @@ impl<W: Write> Reporter for JsonReporter<W> {
     }
 
     fn interval(&mut self, run: &RunInfo, stats: &IntervalStats) {
-        self.emit(&json!({
+        let mut line = json!({
             "type": "stats",
             "time": now_rfc3339(),
             "iface": run.iface,
@@ -118,7 +118,12 @@ impl<W: Write> Reporter for JsonReporter<W> {
             "top_sources": stats.top_sources,
             "mitigation": run.mitigation.as_str(),
             "dropped_sources": stats.dropped_sources,
-        }));
+        });
+        // Only a backend with a capture buffer (pcap) can lose packets before counting.
+        if let (Some(drops), Some(fields)) = (stats.capture_drops, line.as_object_mut()) {
+            fields.insert("capture_drops".into(), json!(drops));
+        }
+        self.emit(&line);
     }
 
     fn alerts(&mut self, run: &RunInfo, events: &[AlertEvent]) {

@@ -397,7 +397,15 @@ pub fn truncate(text: &str, max: usize) -> String {
     cut
 }
 
+/// This machine's name, for `alerting.server_name`'s default (Windows keeps it in
+/// `COMPUTERNAME`).
+#[cfg(not(unix))]
+pub fn hostname() -> String {
+    std::env::var("COMPUTERNAME").unwrap_or_else(|_| "unknown host".to_owned())
+}
+
 /// This machine's hostname, for `alerting.server_name`'s default.
+#[cfg(unix)]
 pub fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it

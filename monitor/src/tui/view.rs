@@ -492,6 +492,7 @@ mod tests {
                 source("10.0.0.1", 1_000.0, 1_000.0, 900.0),
                 source("10.0.0.2", 500.0, 5_000_000.0, 0.0),
             ],
+            capture_drops: None,
             dropped_sources: Vec::new(),
         };
         d.interval(&stats, Duration::from_secs(3));

@@ -1,0 +1,123 @@
+//! Which backend counts the packets: `--backend auto|xdp|pcap|ifstats`. `auto` takes
+//! the best one this host allows and logs which and why: XDP on Linux with the rights
+//! to load BPF programs, else libpcap if it can open the interface, else the
+//! interface's own counters.
+
+use std::num::NonZeroUsize;
+
+use anyhow::Result;
+use log::{info, warn};
+
+use super::{
+    Backend, ifstats,
+    pcap::{PcapBackend, PcapSetup},
+    software::CountingSetup,
+};
+use crate::{
+    cli::{BackendKind, Cli},
+    config::Config,
+    detect::Lists,
+};
+
+/// Opens the backend the configuration asks for on `iface`.
+pub fn open(
+    cli: &Cli,
+    config: &Config,
+    lists: &Lists,
+    iface: &str,
+) -> Result<Box<dyn Backend + Send>> {
+    // A wrong interface is one line, whichever backend would have been tried.
+    crate::iface::check(iface)?;
+    let backend = match config.capture.backend {
+        BackendKind::Xdp => xdp(cli, config, lists, iface),
+        BackendKind::Pcap => Ok(Box::new(pcap(config, lists, iface)?) as Box<dyn Backend + Send>),
+        BackendKind::Ifstats => open_ifstats(iface),
+        BackendKind::Auto => auto(cli, config, lists, iface),
+    }?;
+    // The filter and the packet log live in the XDP program.
+    if backend.name() != "xdp" && (cli.filter.is_some() || cli.packets) {
+        warn!(
+            "--filter and --packets work on the xdp backend only; the {} backend ignores them",
+            backend.name()
+        );
+    }
+    Ok(backend)
+}
+
+fn auto(cli: &Cli, config: &Config, lists: &Lists, iface: &str) -> Result<Box<dyn Backend + Send>> {
+    #[cfg(target_os = "linux")]
+    match super::xdp::check_privileges() {
+        Ok(()) => {
+            info!("backend xdp: this is Linux and the monitor may load BPF programs");
+            return xdp(cli, config, lists, iface);
+        }
+        Err(why) => info!("backend xdp not possible ({why:#}); trying libpcap"),
+    }
+    #[cfg(not(target_os = "linux"))]
+    info!("backend xdp not possible: XDP needs Linux; trying libpcap");
+    match pcap(config, lists, iface) {
+        Ok(backend) => {
+            info!("backend pcap: libpcap opened `{iface}`");
+            Ok(Box::new(backend))
+        }
+        // A filter the user got wrong is theirs to fix, not a reason to fall back.
+        Err(why) if config.capture.bpf.is_some() && format!("{why:#}").contains("--bpf") => {
+            Err(why)
+        }
+        Err(why) => {
+            warn!("backend pcap not possible ({why:#}); falling back to the interface counters");
+            open_ifstats(iface)
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn xdp(cli: &Cli, config: &Config, lists: &Lists, iface: &str) -> Result<Box<dyn Backend + Send>> {
+    let exempt = crate::mitigate::active::never_dropped(config, lists);
+    let setup = super::xdp::KernelSetup {
+        max_sources: config.capture.max_sources.get(),
+        blocklist: lists.blocklist.entries(),
+        large_flow_bytes: config.detection.large_download.bytes.get(),
+        capture_snaplen: config.pcap.snaplen.0,
+        mitigation: config.mitigate.mode.kernel_value(),
+        exempt: &exempt,
+        max_bans: config.mitigate.max_bans.get(),
+        filter: cli.filter.as_ref().map(|f| f.kernel),
+        packet_log_rate: cli.packets.then_some(cli.packets_rate),
+    };
+    if config.capture.bpf.is_some() {
+        warn!("--bpf applies to the pcap backend only; XDP counts every packet");
+    }
+    let backend = super::xdp::XdpBackend::attach(iface, config.capture.xdp_mode, &setup)?;
+    Ok(Box::new(backend))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn xdp(
+    _cli: &Cli,
+    _config: &Config,
+    _lists: &Lists,
+    _iface: &str,
+) -> Result<Box<dyn Backend + Send>> {
+    anyhow::bail!("the XDP backend needs Linux; use --backend pcap (or ifstats) on this system")
+}
+
+fn pcap(config: &Config, lists: &Lists, iface: &str) -> Result<PcapBackend> {
+    let setup = PcapSetup {
+        counting: CountingSetup {
+            max_sources: NonZeroUsize::new(config.capture.max_sources.get() as usize)
+                .unwrap_or(NonZeroUsize::MIN),
+            blocklist: lists.blocklist.clone(),
+            large_flow_bytes: config.detection.large_download.bytes.get(),
+        },
+        filter: config.capture.bpf.clone(),
+        capture_snaplen: config.pcap.snaplen.0,
+    };
+    PcapBackend::open(iface, &setup)
+}
+
+fn open_ifstats(iface: &str) -> Result<Box<dyn Backend + Send>> {
+    let backend = ifstats::IfStatsBackend::open(iface)?;
+    warn!("{}", ifstats::UNAVAILABLE);
+    Ok(Box::new(backend))
+}
