@@ -6,7 +6,9 @@
 //! Columns (the README documents them): `time`, `iface`, `backend`, `interval_secs`;
 //! the cumulative totals of the `stats` JSON line (`packets` ... `fragments`); the
 //! interval's rates (`pps` ... `fragments_per_sec`); the interval's top source
-//! (`top_source`, `top_source_pps`, `top_source_bits_per_sec`; empty when none).
+//! (`top_source`, `top_source_pps`, `top_source_bits_per_sec`; empty when none); the
+//! packets the capture lost (`capture_dropped`, `capture_if_dropped`: pcap backend
+//! only, cumulative; empty for a backend that loses none).
 
 use std::{
     fs::{File, OpenOptions},
@@ -65,6 +67,10 @@ pub struct Row {
     pub top_source: Option<String>,
     pub top_source_pps: Option<f64>,
     pub top_source_bits_per_sec: Option<f64>,
+    /// libpcap's drop counters (`ps_drop`, `ps_ifdrop`), cumulative; `None` for a
+    /// backend that loses no packets.
+    pub capture_dropped: Option<u64>,
+    pub capture_if_dropped: Option<u64>,
 }
 
 impl Row {
@@ -80,6 +86,8 @@ impl Row {
             top_source: top.map(|s| s.ip.to_string()),
             top_source_pps: top.map(|s| s.pps),
             top_source_bits_per_sec: top.map(|s| s.bits_per_sec),
+            capture_dropped: stats.capture_drops.map(|d| d.dropped),
+            capture_if_dropped: stats.capture_drops.map(|d| d.if_dropped),
         }
     }
 }
@@ -313,10 +321,10 @@ mod tests {
         );
         assert!(
             header
-                .ends_with(",fragments_per_sec,dropped_pps,dropped_bits_per_sec,top_source,top_source_pps,top_source_bits_per_sec"),
+                .ends_with(",fragments_per_sec,dropped_pps,dropped_bits_per_sec,top_source,top_source_pps,top_source_bits_per_sec,capture_dropped,capture_if_dropped"),
             "{header}"
         );
-        assert_eq!(header.split(',').count(), 4 + 25 + 18 + 3);
+        assert_eq!(header.split(',').count(), 4 + 25 + 18 + 3 + 2);
     }
 
     #[test]
@@ -369,6 +377,31 @@ mod tests {
             .map(String::as_str)
             .collect();
         assert_eq!(keys.join(","), csv_header());
+    }
+
+    #[test]
+    fn capture_drops_are_exported_where_the_backend_can_lose_packets() {
+        let (mut run, mut stats) = sample();
+        let xdp = Row::new("t".into(), &run, &stats);
+        let csv = String::from_utf8(encode(&xdp, ExportFormat::Csv).unwrap()).unwrap();
+        assert!(csv.ends_with(",192.0.2.9,120.0,61440.0,,\n"), "{csv}");
+        run.backend = "pcap";
+        stats.capture_drops = Some(crate::backend::CaptureDrops {
+            dropped: 1_234,
+            if_dropped: 5,
+        });
+        let pcap = Row::new("t".into(), &run, &stats);
+        let csv = String::from_utf8(encode(&pcap, ExportFormat::Csv).unwrap()).unwrap();
+        assert!(csv.ends_with(",192.0.2.9,120.0,61440.0,1234,5\n"), "{csv}");
+        let json: serde_json::Value =
+            serde_json::from_slice(&encode(&pcap, ExportFormat::JsonLines).unwrap()).unwrap();
+        assert_eq!(
+            (&json["capture_dropped"], &json["capture_if_dropped"]),
+            (&1_234.into(), &5.into())
+        );
+        let json: serde_json::Value =
+            serde_json::from_slice(&encode(&xdp, ExportFormat::JsonLines).unwrap()).unwrap();
+        assert!(json["capture_dropped"].is_null(), "{json}");
     }
 
     #[test]

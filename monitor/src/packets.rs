@@ -8,7 +8,7 @@ use std::{
 };
 
 use monitor_common::{
-    Class,
+    Class, PacketInfo, SourceKey,
     decode::{TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN},
 };
 
@@ -28,6 +28,25 @@ pub struct PacketRecord {
     pub len: u32,
     /// Zero unless TCP.
     pub tcp_flags: u8,
+}
+
+impl PacketRecord {
+    /// The record of a decoded packet `len` bytes long (the frame), seen at `timestamp`:
+    /// the fields the XDP program puts in its `PacketLogEvent`.
+    pub fn of(info: &PacketInfo, len: u64, timestamp: SystemTime) -> Self {
+        let ip = |addr| SourceKey { addr }.ip();
+        Self {
+            timestamp,
+            src: ip(info.src),
+            dst: ip(info.dst),
+            class: info.class(),
+            ip_proto: info.ip_proto(),
+            src_port: info.src_port(),
+            dst_port: info.dst_port(),
+            len: u32::try_from(len).unwrap_or(u32::MAX),
+            tcp_flags: info.tcp_flags(),
+        }
+    }
 }
 
 /// Default `--packets-rate`: lines per second.

@@ -1,5 +1,8 @@
-//! `--packets` and `--filter` end to end: the XDP program's packet-log ring buffer,
-//! read by the monitor attached to a veth whose peer sends known traffic.
+//! `--packets` and `--filter` end to end: the monitor attached to a veth whose peer
+//! sends known traffic. Each test runs once per backend that sees packets
+//! (`xdp::<test>`: the XDP program's filter and packet-log ring buffer; `pcap::<test>`:
+//! the same rules applied to what libpcap captures), with the same exact counts; the
+//! interface-counter backend refuses both options.
 #![cfg(target_os = "linux")]
 
 use std::{
@@ -11,6 +14,12 @@ use std::{
 use monitor_tests::{
     netns::TestNet, require_kernel, require_tool, send, terminal::PlainMonitor, traffic,
 };
+
+monitor_tests::on_each_backend!(
+    light_traffic_prints_one_line_per_packet_with_its_fields,
+    the_filter_narrows_the_lines_and_the_stats,
+    a_flood_stays_within_the_cap_and_the_skipped_lines_are_reported,
+);
 
 const UDP: usize = 20;
 const UDP_PAYLOAD: usize = 100;
@@ -58,13 +67,18 @@ fn total(lines: &[String], name: &str) -> u64 {
         .unwrap_or_else(|_| panic!("`{name}` is not followed by a number: {block}"))
 }
 
-#[test]
-fn light_traffic_prints_one_line_per_packet_with_its_fields() {
-    require_kernel!();
+fn light_traffic_prints_one_line_per_packet_with_its_fields(backend: &str) {
     let net = TestNet::new().expect("test network");
-    let monitor =
-        PlainMonitor::start(&["--iface", &net.host_if, "--interval", "200ms", "--packets"])
-            .expect("start");
+    let monitor = PlainMonitor::start(&[
+        "--iface",
+        &net.host_if,
+        "--backend",
+        backend,
+        "--interval",
+        "200ms",
+        "--packets",
+    ])
+    .expect("start");
     send_mixed(&net);
     std::thread::sleep(Duration::from_millis(600));
     let lines = monitor.stop().expect("stop");
@@ -108,13 +122,13 @@ fn light_traffic_prints_one_line_per_packet_with_its_fields() {
     assert_eq!(total(&lines, "packets"), (UDP + SYN + ECHO + 7) as u64);
 }
 
-#[test]
-fn the_filter_narrows_the_lines_and_the_stats() {
-    require_kernel!();
+fn the_filter_narrows_the_lines_and_the_stats(backend: &str) {
     let net = TestNet::new().expect("test network");
     let monitor = PlainMonitor::start(&[
         "--iface",
         &net.host_if,
+        "--backend",
+        backend,
         "--interval",
         "200ms",
         "--packets",
@@ -146,15 +160,15 @@ fn the_filter_narrows_the_lines_and_the_stats() {
     );
 }
 
-#[test]
-fn a_flood_stays_within_the_cap_and_the_skipped_lines_are_reported() {
-    require_kernel!();
+fn a_flood_stays_within_the_cap_and_the_skipped_lines_are_reported(backend: &str) {
     require_tool("hping3");
     const CAP: usize = 50;
     let net = TestNet::new().expect("test network");
     let monitor = PlainMonitor::start(&[
         "--iface",
         &net.host_if,
+        "--backend",
+        backend,
         "--interval",
         "500ms",
         "--packets",
@@ -221,4 +235,34 @@ fn a_flood_stays_within_the_cap_and_the_skipped_lines_are_reported() {
         received,
         "every packet is either printed or counted as skipped: {end}"
     );
+}
+
+/// The interface counters see no packets: asked to filter or log them, the monitor
+/// says so in one line instead of running without what was asked for.
+#[test]
+fn the_interface_counters_refuse_the_filter_and_the_packet_log() {
+    require_kernel!();
+    let net = TestNet::new().expect("test network");
+    for (option, args) in [
+        ("--filter", &["--filter", "udp"][..]),
+        ("--packets", &["--packets"][..]),
+    ] {
+        let out = std::process::Command::new(monitor_tests::monitor_process::binary())
+            .args(["--iface", &net.host_if, "--backend", "ifstats"])
+            .args(args)
+            .args(["--duration", "1s"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(
+            errors,
+            [format!(
+                "error: {option} needs a backend that sees each packet (xdp or pcap); the \
+                 ifstats backend reads only the interface's counters"
+            )],
+            "{stderr}"
+        );
+    }
 }

@@ -35,7 +35,9 @@ pub fn add_result_line(tally: &mut Tally, line: &str) {
     }
 }
 
-pub fn run_and_summarize(mut cmd: Command) -> Result<()> {
+/// Runs the tests; `note` (another step's outcome) is printed just before the
+/// closing line.
+pub fn run_and_summarize(mut cmd: Command, note: &str) -> Result<()> {
     let skip_log = std::env::temp_dir().join(format!("monitor-skips-{}", std::process::id()));
     let _ = std::fs::remove_file(&skip_log);
     let mut child = cmd
@@ -56,6 +58,7 @@ pub fn run_and_summarize(mut cmd: Command) -> Result<()> {
         .map(|s| s.lines().count())
         .unwrap_or(0);
     let _ = std::fs::remove_file(&skip_log);
+    println!("{note}");
     println!(
         "tests: {} passed, {} failed, {skipped} skipped",
         tally.passed - skipped as u64,

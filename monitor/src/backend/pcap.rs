@@ -12,7 +12,7 @@
 use std::{
     sync::{
         Arc, Mutex, MutexGuard,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     thread::JoinHandle,
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
@@ -26,7 +26,10 @@ use super::{
     Backend, CaptureDrops, Snapshot,
     software::{Counters, CountingSetup, SnappedFrame},
 };
-use crate::capture::{CaptureTarget, CapturedPacket};
+use crate::{
+    capture::{CaptureTarget, CapturedPacket},
+    packets::{PacketRecord, RateCap},
+};
 
 /// Bytes of each packet libpcap copies: enough for every header the decoder reads
 /// (`MAX_HEADER_OFFSET` plus a TCP header with options), whatever the capture snap
@@ -43,6 +46,9 @@ const SHUTDOWN_WAIT: Duration = Duration::from_secs(1);
 const STATS_EVERY: Duration = Duration::from_millis(250);
 /// Captured packets waiting for the writer (as the XDP backend's queue).
 const CAPTURE_QUEUE: usize = 65_536;
+/// Packet-log lines waiting for the printer (as the XDP backend's queue); more are
+/// counted as skipped.
+const PACKET_LOG_QUEUE: usize = 4_096;
 /// At most one drop warning this often, however hard the flood.
 const WARN_EVERY: Duration = Duration::from_secs(5);
 /// What the second capture keeps of the packets the host sends: TCP SYN-ACKs over
@@ -69,6 +75,8 @@ pub struct PcapSetup {
     pub filter: Option<String>,
     /// Bytes of each captured packet written to a triggered capture's file.
     pub capture_snaplen: u32,
+    /// `--packets`: the packet log's lines per second of packet time; `None` when off.
+    pub packet_log_rate: Option<u32>,
 }
 
 /// What the capture threads and the polling loop share.
@@ -76,6 +84,8 @@ struct Shared {
     counters: Mutex<Counters>,
     drops: Mutex<CaptureDrops>,
     stop: AtomicBool,
+    /// Packets left out of the packet log: over its rate cap, or its queue full.
+    packet_log_skipped: AtomicU64,
 }
 
 impl Shared {
@@ -96,6 +106,7 @@ pub struct PcapBackend {
     /// Whether the sent SYN-ACKs are counted.
     sees_sent: bool,
     captured: Option<tokio::sync::mpsc::Receiver<CapturedPacket>>,
+    packet_log: Option<tokio::sync::mpsc::Receiver<PacketRecord>>,
     /// The drops already warned about, and when.
     warned_drops: u64,
     last_warning: Option<Instant>,
@@ -176,8 +187,20 @@ impl PcapBackend {
             counters: Mutex::new(Counters::new(&setup.counting)),
             drops: Mutex::new(CaptureDrops::default()),
             stop: AtomicBool::new(false),
+            packet_log_skipped: AtomicU64::new(0),
         });
         let (sender, receiver) = tokio::sync::mpsc::channel(CAPTURE_QUEUE);
+        let (packet_log, packet_log_receiver) = match setup.packet_log_rate {
+            Some(rate) => {
+                let (records, receiver) = tokio::sync::mpsc::channel(PACKET_LOG_QUEUE);
+                let feed = PacketLogFeed {
+                    cap: RateCap::new(rate),
+                    records,
+                };
+                (Some(feed), Some(receiver))
+            }
+            None => (None, None),
+        };
         let mut threads = Vec::new();
         let mut breakers = vec![incoming.breakloop_handle()];
         {
@@ -186,7 +209,12 @@ impl PcapBackend {
                 std::thread::Builder::new()
                     .name("pcap-in".into())
                     .spawn(move || {
-                        count_incoming(incoming, &shared, &iface, sender, capture_snaplen)
+                        let outputs = Outputs {
+                            captured: sender,
+                            capture_snaplen,
+                            packet_log,
+                        };
+                        count_incoming(incoming, &shared, &iface, outputs)
                     })
                     .context("failed to start the capture thread")?,
             );
@@ -218,6 +246,7 @@ impl PcapBackend {
             breakers,
             sees_sent,
             captured: Some(receiver),
+            packet_log: packet_log_receiver,
             warned_drops: 0,
             last_warning: None,
         })
@@ -244,14 +273,30 @@ impl PcapBackend {
     }
 }
 
-/// The incoming packets: counted, and copied to the captures they belong to.
-fn count_incoming(
-    mut capture: Capture<Active>,
-    shared: &Shared,
-    iface: &str,
+/// The packet log as the capture thread feeds it: the XDP program's rules (a record
+/// per counted packet, within a rate cap per second of packet time), in userspace.
+struct PacketLogFeed {
+    cap: RateCap,
+    records: tokio::sync::mpsc::Sender<PacketRecord>,
+}
+
+impl PacketLogFeed {
+    /// Queues the record when the cap admits it; whether it was left out.
+    fn offer(&mut self, record: PacketRecord) -> bool {
+        !self.cap.admit(record.timestamp) || self.records.try_send(record).is_err()
+    }
+}
+
+/// Where the capture thread sends what it copies of the packets.
+struct Outputs {
     captured: tokio::sync::mpsc::Sender<CapturedPacket>,
     capture_snaplen: u32,
-) {
+    packet_log: Option<PacketLogFeed>,
+}
+
+/// The incoming packets: counted, logged (`--packets`), and copied to the captures
+/// they belong to.
+fn count_incoming(mut capture: Capture<Active>, shared: &Shared, iface: &str, mut out: Outputs) {
     let mut last_stats = Instant::now();
     let mut drops = DropCounter::default();
     let mut lost = 0u64;
@@ -265,16 +310,22 @@ fn count_incoming(
                     len: header.len as usize,
                 };
                 let at = timestamp(&header);
-                let ids = shared.counters().count(&frame, at);
-                for id in ids.into_iter().flatten() {
-                    let keep = packet.data.len().min(capture_snaplen as usize);
+                let counted = shared.counters().count(&frame, at);
+                if let (Some(log), Some(info)) = (&mut out.packet_log, &counted.packet) {
+                    let record = PacketRecord::of(info, u64::from(header.len), at);
+                    if log.offer(record) {
+                        shared.packet_log_skipped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                for id in counted.captures.into_iter().flatten() {
+                    let keep = packet.data.len().min(out.capture_snaplen as usize);
                     let copy = CapturedPacket {
                         capture_id: id,
                         timestamp: at,
                         orig_len: header.len,
                         data: packet.data[..keep].to_vec(),
                     };
-                    if captured.try_send(copy).is_err() {
+                    if out.captured.try_send(copy).is_err() {
                         lost += 1;
                     }
                 }
@@ -410,6 +461,14 @@ impl Backend for PcapBackend {
     fn captured_packets(&mut self) -> Option<tokio::sync::mpsc::Receiver<CapturedPacket>> {
         self.captured.take()
     }
+
+    fn packet_log(&mut self) -> Option<tokio::sync::mpsc::Receiver<PacketRecord>> {
+        self.packet_log.take()
+    }
+
+    fn packet_log_skipped(&mut self) -> u64 {
+        self.shared.packet_log_skipped.load(Ordering::Relaxed)
+    }
 }
 
 #[cfg(test)]
@@ -432,5 +491,38 @@ mod tests {
         let after_wrap = counter.update(stat(3, 2));
         assert_eq!(after_wrap.dropped, u64::from(u32::MAX) + 4);
         assert_eq!(after_wrap.if_dropped, 2);
+    }
+
+    #[test]
+    fn the_packet_log_leaves_out_what_is_over_the_cap_or_finds_the_queue_full() {
+        let (records, mut receiver) = tokio::sync::mpsc::channel(2);
+        let mut feed = PacketLogFeed {
+            cap: RateCap::new(3),
+            records,
+        };
+        let at = |ms| UNIX_EPOCH + Duration::from_millis(ms);
+        let record = |ms| PacketRecord {
+            timestamp: at(ms),
+            src: "10.0.0.1".parse().unwrap(),
+            dst: "10.0.0.2".parse().unwrap(),
+            class: monitor_common::Class::Udp,
+            ip_proto: 17,
+            src_port: 1,
+            dst_port: 2,
+            len: 60,
+            tcp_flags: 0,
+        };
+        // Three admitted in second 1, of which the queue (2) takes two; the fourth is
+        // over the cap.
+        let left_out: Vec<bool> = [1_000, 1_100, 1_200, 1_300]
+            .into_iter()
+            .map(|ms| feed.offer(record(ms)))
+            .collect();
+        assert_eq!(left_out, [false, false, true, true]);
+        assert_eq!(receiver.try_recv().unwrap().timestamp, at(1_000));
+        assert_eq!(receiver.try_recv().unwrap().timestamp, at(1_100));
+        // A new second: the cap opens again.
+        assert!(!feed.offer(record(2_000)));
+        assert_eq!(receiver.try_recv().unwrap().timestamp, at(2_000));
     }
 }

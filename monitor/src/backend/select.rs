@@ -5,7 +5,7 @@
 
 use std::num::NonZeroUsize;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use log::{info, warn};
 
 use super::{
@@ -28,20 +28,28 @@ pub fn open(
 ) -> Result<Box<dyn Backend + Send>> {
     // A wrong interface is one line, whichever backend would have been tried.
     crate::iface::check(iface)?;
-    let backend = match config.capture.backend {
+    match config.capture.backend {
         BackendKind::Xdp => xdp(cli, config, lists, iface),
-        BackendKind::Pcap => Ok(Box::new(pcap(config, lists, iface)?) as Box<dyn Backend + Send>),
-        BackendKind::Ifstats => open_ifstats(iface),
+        BackendKind::Pcap => Ok(Box::new(pcap(cli, config, lists, iface)?)),
+        BackendKind::Ifstats => open_ifstats(cli, iface),
         BackendKind::Auto => auto(cli, config, lists, iface),
-    }?;
-    // The filter and the packet log live in the XDP program.
-    if backend.name() != "xdp" && (cli.filter.is_some() || cli.packets) {
-        warn!(
-            "--filter and --packets work on the xdp backend only; the {} backend ignores them",
-            backend.name()
-        );
     }
-    Ok(backend)
+}
+
+/// The filter and the packet log need a backend that sees each packet: one line saying
+/// so when the interface counters are all there is.
+fn refuse_packet_view(cli: &Cli) -> Result<()> {
+    let option = if cli.filter.is_some() {
+        "--filter"
+    } else if cli.packets {
+        "--packets"
+    } else {
+        return Ok(());
+    };
+    bail!(
+        "{option} needs a backend that sees each packet (xdp or pcap); the ifstats backend \
+         reads only the interface's counters"
+    )
 }
 
 fn auto(cli: &Cli, config: &Config, lists: &Lists, iface: &str) -> Result<Box<dyn Backend + Send>> {
@@ -55,7 +63,7 @@ fn auto(cli: &Cli, config: &Config, lists: &Lists, iface: &str) -> Result<Box<dy
     }
     #[cfg(not(target_os = "linux"))]
     info!("backend xdp not possible: XDP needs Linux; trying libpcap");
-    match pcap(config, lists, iface) {
+    match pcap(cli, config, lists, iface) {
         Ok(backend) => {
             info!("backend pcap: libpcap opened `{iface}`");
             Ok(Box::new(backend))
@@ -66,7 +74,7 @@ fn auto(cli: &Cli, config: &Config, lists: &Lists, iface: &str) -> Result<Box<dy
         }
         Err(why) => {
             warn!("backend pcap not possible ({why:#}); falling back to the interface counters");
-            open_ifstats(iface)
+            open_ifstats(cli, iface)
         }
     }
 }
@@ -102,21 +110,24 @@ fn xdp(
     anyhow::bail!("the XDP backend needs Linux; use --backend pcap (or ifstats) on this system")
 }
 
-fn pcap(config: &Config, lists: &Lists, iface: &str) -> Result<PcapBackend> {
+fn pcap(cli: &Cli, config: &Config, lists: &Lists, iface: &str) -> Result<PcapBackend> {
     let setup = PcapSetup {
         counting: CountingSetup {
             max_sources: NonZeroUsize::new(config.capture.max_sources.get() as usize)
                 .unwrap_or(NonZeroUsize::MIN),
             blocklist: lists.blocklist.clone(),
             large_flow_bytes: config.detection.large_download.bytes.get(),
+            filter: cli.filter.as_ref().map(|f| f.kernel),
         },
         filter: config.capture.bpf.clone(),
         capture_snaplen: config.pcap.snaplen.0,
+        packet_log_rate: cli.packets.then_some(cli.packets_rate),
     };
     PcapBackend::open(iface, &setup)
 }
 
-fn open_ifstats(iface: &str) -> Result<Box<dyn Backend + Send>> {
+fn open_ifstats(cli: &Cli, iface: &str) -> Result<Box<dyn Backend + Send>> {
+    refuse_packet_view(cli)?;
     let backend = ifstats::IfStatsBackend::open(iface)?;
     warn!("{}", ifstats::UNAVAILABLE);
     Ok(Box::new(backend))

@@ -17,6 +17,7 @@ use monitor_common::{
     Class, Frame, GlobalCounters, PacketInfo, SourceCounters, SourceKey,
     counters::{FlowKey, MIN_FLOW_PAYLOAD, Tally},
     decode::decode_ip,
+    view::PacketFilter,
 };
 
 use super::{FlowTotals, Snapshot};
@@ -71,6 +72,18 @@ pub struct CountingSetup {
     pub blocklist: CidrSet,
     /// Inbound payload at which a flow is a large download.
     pub large_flow_bytes: u64,
+    /// `--filter`: only the IP packets it passes are counted (as in the XDP program).
+    pub filter: Option<PacketFilter>,
+}
+
+/// What counting one frame found.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counted {
+    /// The decoded packet, when it was an IP packet that passed the filter (what the
+    /// packet log shows); `None` for a frame the filter refused or that is not IP.
+    pub packet: Option<PacketInfo>,
+    /// The captures it belongs to: its source's, and an every-source one.
+    pub captures: [Option<u32>; 2],
 }
 
 /// The counters: what the XDP program's maps hold, filled by [`Counters::count`].
@@ -83,6 +96,7 @@ pub struct Counters {
     scan_epoch: u64,
     blocklist: CidrSet,
     large_flow_bytes: u64,
+    filter: Option<PacketFilter>,
     /// Sources being captured, each with its capture id; `None` is every source.
     capture_targets: HashMap<CaptureTarget, u32>,
 }
@@ -103,21 +117,27 @@ impl Counters {
             scan_epoch: 1,
             blocklist: setup.blocklist.clone(),
             large_flow_bytes: setup.large_flow_bytes,
+            filter: setup.filter,
             capture_targets: HashMap::new(),
         }
     }
 
-    /// Counts one incoming frame, as the XDP program does, and returns the captures
-    /// it belongs to (its source's, and an every-source one).
-    pub fn count(&mut self, frame: &SnappedFrame, now: SystemTime) -> [Option<u32>; 2] {
+    /// Counts one incoming frame, as the XDP program does: a filter, when set, decides
+    /// first whether the frame counts at all, and passes IP packets only.
+    pub fn count(&mut self, frame: &SnappedFrame, now: SystemTime) -> Counted {
         let len = frame.len() as u64;
         let info = match decode_ip(frame) {
             Ok(info) => info,
             Err(class) => {
-                self.global.record(&PacketInfo::without_ip(class), len);
-                return [None, None];
+                if self.filter.is_none() {
+                    self.global.record(&PacketInfo::without_ip(class), len);
+                }
+                return Counted::default();
             }
         };
+        if self.filter.is_some_and(|filter| !filter.matches(&info)) {
+            return Counted::default();
+        }
         self.global.record(&info, len);
         let key = SourceKey { addr: info.src };
         let captures = if self.capture_targets.is_empty() {
@@ -147,7 +167,10 @@ impl Counters {
         {
             self.follow_flow(&info, now);
         }
-        captures
+        Counted {
+            packet: Some(info),
+            captures,
+        }
     }
 
     fn follow_flow(&mut self, info: &PacketInfo, now: SystemTime) {
@@ -276,10 +299,11 @@ mod tests {
             max_sources: cap(4),
             blocklist: CidrSet::new(blocklist.iter().map(|c| c.parse().unwrap())),
             large_flow_bytes: 1_000,
+            filter: None,
         }
     }
 
-    fn count(counters: &mut Counters, frame: &[u8]) -> [Option<u32>; 2] {
+    fn counted(counters: &mut Counters, frame: &[u8]) -> Counted {
         counters.count(
             &SnappedFrame {
                 data: frame,
@@ -287,6 +311,10 @@ mod tests {
             },
             SystemTime::now(),
         )
+    }
+
+    fn count(counters: &mut Counters, frame: &[u8]) -> [Option<u32>; 2] {
+        counted(counters, frame).captures
     }
 
     #[test]
@@ -358,6 +386,31 @@ mod tests {
         counters.set_capture_target(Some(one), None);
         counters.set_capture_target(None, None);
         assert_eq!(count(&mut counters, &from(1)), [None, None]);
+    }
+
+    #[test]
+    fn a_filter_decides_what_counts_as_the_xdp_program_does() {
+        let mut setup = setup(&[]);
+        setup.filter = Some(
+            "udp and dst port 53"
+                .parse::<crate::filter::Filter>()
+                .unwrap()
+                .kernel,
+        );
+        let mut counters = Counters::new(&setup);
+        let passing = udp([10, 0, 0, 2], [10, 0, 0, 1], 200);
+        let counted_udp = counted(&mut counters, &passing);
+        assert!(counted_udp.packet.is_some_and(|p| p.dst_port() == 53));
+        // A TCP SYN and a frame that is not IP: refused, not counted at all.
+        let syn = tcp([10, 0, 0, 3], [10, 0, 0, 1], SYN);
+        assert_eq!(counted(&mut counters, &syn), Counted::default());
+        assert_eq!(counted(&mut counters, &[0u8; 10]), Counted::default());
+        let snap = counters.snapshot(Instant::now(), false);
+        let g = snap.global;
+        assert_eq!((g.total.packets, g.udp.packets, g.tcp.packets), (1, 1, 0));
+        assert_eq!((g.syn, g.malformed.packets), (0, 0));
+        assert_eq!(g.total.bytes, passing.len() as u64);
+        assert_eq!(snap.sources.len(), 1, "{:?}", snap.sources.keys());
     }
 
     #[test]

@@ -27,6 +27,7 @@ use prometheus_client::{
 
 use crate::{
     alert::{AlertEvent, AlertKind, AlertSource, Severity},
+    backend::CaptureDrops,
     capture::CaptureDone,
     report::{Reporter, RunInfo},
     sink::{SinkStats, delivery::SinkStatsSource},
@@ -45,6 +46,8 @@ pub struct MetricsState {
     pub totals: GlobalCounters,
     pub rates: Rates,
     pub top_sources: Vec<SourceRate>,
+    /// Packets the capture lost (pcap backend only), cumulative.
+    pub capture_drops: Option<CaptureDrops>,
     /// Alerts raised since start, by kind and severity.
     pub alerts_raised: BTreeMap<(AlertKind, Severity), u64>,
     /// Alerts raised and not yet ended: (kind, source, target) -> severity.
@@ -70,6 +73,7 @@ impl MetricsState {
         self.totals = stats.totals;
         self.rates = stats.rates.clone();
         self.top_sources = stats.top_sources.clone();
+        self.capture_drops = stats.capture_drops;
     }
 
     pub fn alerts(&mut self, events: &[AlertEvent]) {
@@ -372,6 +376,18 @@ pub fn families(state: &MetricsState) -> Vec<MetricFamily> {
         notices,
         pending,
     ];
+    // Only a backend that can lose packets (pcap) has the family: XDP counts in the
+    // kernel, before any buffer.
+    if let Some(drops) = state.capture_drops {
+        out.push(
+            MetricFamily::counter(
+                "capture_dropped_packets",
+                "Packets libpcap lost (pcap backend only), by cause: buffer (the capture buffer was full, ps_drop), interface (dropped by the interface or its driver, ps_ifdrop). The other counts are short by as many.",
+            )
+            .int(label("cause", "buffer"), drops.dropped)
+            .int(label("cause", "interface"), drops.if_dropped),
+        );
+    }
     if let Some(started) = state.started {
         let secs = started
             .duration_since(SystemTime::UNIX_EPOCH)

@@ -306,3 +306,29 @@ fn mitigation_drops_and_bans_are_counted() {
         assert!(line(&text, sample).is_some(), "no `{sample}` in\n{text}");
     }
 }
+
+#[test]
+fn pcap_capture_drops_are_a_family_only_where_the_backend_can_lose_packets() {
+    let mut metrics = Metrics::new(None);
+    metrics.start(&run());
+    metrics.interval(&run(), &stats(50, &[]));
+    let text = metrics.render();
+    assert!(!text.contains("capture_dropped"), "{text}");
+    let mut pcap = stats(50, &[]);
+    pcap.capture_drops = Some(crate::backend::CaptureDrops {
+        dropped: 1_234,
+        if_dropped: 5,
+    });
+    metrics.interval(&run(), &pcap);
+    let text = metrics.render();
+    for sample in [
+        "monitor_capture_dropped_packets_total{cause=\"buffer\"} 1234",
+        "monitor_capture_dropped_packets_total{cause=\"interface\"} 5",
+    ] {
+        assert!(line(&text, sample).is_some(), "no `{sample}` in\n{text}");
+    }
+    assert!(
+        text.contains("# TYPE monitor_capture_dropped_packets counter"),
+        "{text}"
+    );
+}

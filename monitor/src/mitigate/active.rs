@@ -47,6 +47,12 @@ impl Mitigation {
         if config.mitigate.mode == MitigateMode::Off {
             return Ok(None);
         }
+        if !cfg!(target_os = "linux") {
+            bail!(
+                "--mitigate needs the xdp backend, which drops packets in the kernel and runs \
+                 on Linux only; on this system the monitor only watches (run without --mitigate)"
+            );
+        }
         if !backend.can_mitigate() {
             bail!(
                 "--mitigate needs the xdp backend, which drops packets in the kernel; the {} \

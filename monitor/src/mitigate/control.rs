@@ -12,23 +12,38 @@
 //!
 //! Protocol: one request line (`list`, `unban ADDR`), answered by JSON lines, then
 //! the connection is closed.
+//!
+//! Unix only: mitigation needs the XDP backend, so Linux. Elsewhere the socket does
+//! not exist, and `monitor bans` says so in one line.
 
+#[cfg(unix)]
+use std::time::Duration;
+#[cfg(unix)]
 use std::{
     io::{BufRead as _, BufReader, Write as _},
-    net::IpAddr,
     os::unix::{fs::PermissionsExt as _, net::UnixStream},
+};
+use std::{
+    net::IpAddr,
     path::{Path, PathBuf},
-    time::Duration,
 };
 
-use anyhow::{Context as _, Result, bail};
-use log::debug;
+#[cfg(unix)]
+use anyhow::Context as _;
+use anyhow::{Result, bail};
 use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+#[cfg(unix)]
 use tokio::{
     io::{AsyncBufReadExt as _, AsyncWriteExt as _},
     net::UnixListener,
-    sync::{mpsc, oneshot},
 };
+
+/// Why there is no control socket off Unix.
+#[cfg(not(unix))]
+const NO_SOCKET: &str = "mitigation and `monitor bans` need Linux (the xdp backend drops the \
+     packets, and the monitor answers `monitor bans` on a Unix socket); this system has \
+     neither";
 
 use super::Ban;
 
@@ -45,6 +60,9 @@ pub enum Request {
     Unban(IpAddr),
 }
 
+// Off Unix nothing parses or sends a request (there is no socket), but the protocol
+// stays checked by the tests.
+#[cfg_attr(not(unix), allow(dead_code))]
 impl Request {
     fn parse(line: &str) -> Result<Self, String> {
         let mut words = line.split_whitespace();
@@ -82,8 +100,14 @@ pub struct ControlSocket {
 }
 
 impl ControlSocket {
+    #[cfg(not(unix))]
+    pub fn listen(_iface: &str) -> Result<Self> {
+        bail!(NO_SOCKET)
+    }
+
     /// Listens on `socket_path(iface)`. A socket file nobody answers on is a killed
     /// monitor's and is replaced; one that answers belongs to a running monitor.
+    #[cfg(unix)]
     pub fn listen(iface: &str) -> Result<Self> {
         let path = socket_path(iface);
         std::fs::create_dir_all(CONTROL_DIR)
@@ -111,7 +135,7 @@ impl ControlSocket {
                 let sender = sender.clone();
                 tokio::spawn(async move {
                     if let Err(err) = serve(stream, sender).await {
-                        debug!("control connection: {err:#}");
+                        log::debug!("control connection: {err:#}");
                     }
                 });
             }
@@ -135,8 +159,10 @@ impl Drop for ControlSocket {
 }
 
 /// How long a client may take to send its line, and the loop to answer it.
+#[cfg(unix)]
 const CONTROL_TIMEOUT: Duration = Duration::from_secs(5);
 
+#[cfg(unix)]
 async fn serve(stream: tokio::net::UnixStream, sender: mpsc::Sender<ControlRequest>) -> Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
@@ -202,7 +228,14 @@ fn error_line(error: &str) -> String {
     serde_json::json!({ "error": error }).to_string() + "\n"
 }
 
+/// Client side, off Unix: there is no monitor to ask.
+#[cfg(not(unix))]
+pub fn send(_iface: &str, _request: &Request) -> Result<Vec<serde_json::Value>> {
+    bail!(NO_SOCKET)
+}
+
 /// Client side: sends `request` to the monitor on `iface` and returns its JSON lines.
+#[cfg(unix)]
 pub fn send(iface: &str, request: &Request) -> Result<Vec<serde_json::Value>> {
     let path = socket_path(iface);
     let mut stream = UnixStream::connect(&path).with_context(|| {

@@ -21,6 +21,7 @@ use ratatui::{
 
 use crate::{
     alert::{AlertEvent, AlertKind, AlertSource, Severity, human::render},
+    backend::CaptureDrops,
     report::human::{bitrate, thousands},
     stats::{IntervalStats, Rates, SourceRate},
 };
@@ -83,6 +84,8 @@ pub struct Dashboard {
     pub rates: Rates,
     pub totals: GlobalCounters,
     pub top: Vec<SourceRate>,
+    /// Packets the capture lost since start (pcap backend only).
+    pub capture_drops: Option<CaptureDrops>,
     pub sort: SortKey,
     /// Alerts raised and not ended, by kind and source.
     pub active: BTreeMap<(AlertKind, AlertSource), EventLine>,
@@ -109,6 +112,7 @@ impl Dashboard {
         self.rates = stats.rates.clone();
         self.totals = stats.totals;
         self.top = stats.top_sources.clone();
+        self.capture_drops = stats.capture_drops;
     }
 
     pub fn alerts(&mut self, events: &[AlertEvent]) {
@@ -220,6 +224,25 @@ fn draw_header(frame: &mut Frame, area: Rect, d: &Dashboard) {
         spans.push(Span::styled(
             format!(" filter: {filter}"),
             Style::default().fg(Color::Yellow),
+        ));
+    }
+    // The pcap backend's losses, always in view: every count on the screen is short
+    // by as many.
+    if let Some(drops) = d.capture_drops {
+        let lost = drops.dropped + drops.if_dropped;
+        let colour = if lost == 0 {
+            Color::DarkGray
+        } else {
+            Color::Red
+        };
+        spans.push(Span::styled(
+            format!(
+                "  pcap lost {} (buffer {}, interface {})",
+                thousands(lost),
+                thousands(drops.dropped),
+                thousands(drops.if_dropped)
+            ),
+            Style::default().fg(colour),
         ));
     }
     spans.push(Span::raw(format!("  up {}s", d.elapsed.as_secs())));
@@ -532,6 +555,23 @@ mod tests {
         }
         let first = text.find("10.0.0.1").unwrap();
         assert!(first < text.find("10.0.0.2").unwrap(), "by pps");
+    }
+
+    #[test]
+    fn the_header_shows_what_pcap_lost() {
+        let mut d = dashboard();
+        assert!(!render_text(&d, 160, 40).contains("lost"), "xdp loses none");
+        d.backend = "pcap".into();
+        d.capture_drops = Some(CaptureDrops {
+            dropped: 12_345,
+            if_dropped: 6,
+        });
+        let text = render_text(&d, 160, 40);
+        let header = text.lines().next().unwrap();
+        assert!(
+            header.contains("pcap lost 12,351 (buffer 12,345, interface 6)  up 3s"),
+            "{header}"
+        );
     }
 
     #[test]
