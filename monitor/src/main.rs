@@ -18,6 +18,15 @@ fn main() -> std::process::ExitCode {
         )));
     }
     logger.init();
+    // The per-source maps (several MB each under a flood) are made and freed every
+    // poll. glibc raises its mmap threshold after the first such free, and from then
+    // on serves them from heaps that keep freed memory: RSS climbs to hold several
+    // copies. A fixed threshold keeps them mmapped, given back when freed.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: before any other thread is started; mallopt only tunes the allocator.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 256 * 1024);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -248,9 +248,17 @@ async fn poll(
                         read.as_secs_f64() * 1e3
                     );
                     recent.push_back(current);
+                    // Keep only what the next poll may start its window at: a snapshot
+                    // whose successor will be a window old by then (ticks may come up
+                    // to half an interval early) is not needed. At the default 1 s
+                    // interval only the newest stays: under a flood each is ~17 MB.
                     let newest = recent.back().map(|s| s.taken).unwrap_or(started);
-                    while recent.len() > 1 && newest.duration_since(recent[1].taken) >= window {
-                        recent.pop_front();
+                    while recent.len() > 1
+                        && newest.duration_since(recent[1].taken) + interval / 2 >= window
+                    {
+                        if let Some(old) = recent.pop_front() {
+                            backend.recycle(old);
+                        }
                     }
                 }
                 // Keep going: the next poll may work, and the totals are cumulative.

@@ -1,12 +1,12 @@
 //! Turns two cumulative snapshots into per-interval rates and top sources. Pure: no
 //! clock, no I/O, so it is tested on plain values.
 
-use std::{collections::HashMap, net::IpAddr};
+use std::net::IpAddr;
 
 use monitor_common::{GlobalCounters, SourceCounters};
 use serde::Serialize;
 
-use crate::backend::{CaptureDrops, Snapshot};
+use crate::backend::{CaptureDrops, Snapshot, SourceMap};
 
 /// Per-second rates over one interval.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -121,24 +121,36 @@ pub(crate) fn source_delta(prev: Option<&SourceCounters>, cur: &SourceCounters) 
 /// The `n` sources that sent the most packets in the interval (ties: more bytes,
 /// then the lower address, so the order is stable).
 pub fn top_sources(
-    prev: &HashMap<IpAddr, SourceCounters>,
-    cur: &HashMap<IpAddr, SourceCounters>,
+    prev: &SourceMap<SourceCounters>,
+    cur: &SourceMap<SourceCounters>,
     seconds: f64,
     n: usize,
 ) -> Vec<SourceRate> {
-    let mut active: Vec<(IpAddr, SourceCounters, &SourceCounters)> = cur
+    // Only what ranks them is kept per source; a flood has 65,536 of them, and only
+    // the first `n` are sorted.
+    let mut active: Vec<(u64, u64, IpAddr, &SourceCounters, Option<&SourceCounters>)> = cur
         .iter()
-        .map(|(ip, c)| (*ip, source_delta(prev.get(ip), c), c))
-        .filter(|(_, delta, _)| delta.packets > 0)
+        .map(|(ip, c)| {
+            let before = prev.get(ip);
+            let delta = source_delta(before, c);
+            (delta.packets, delta.bytes, *ip, c, before)
+        })
+        .filter(|(packets, ..)| *packets > 0)
         .collect();
-    active.sort_by(|a, b| {
-        (b.1.packets, b.1.bytes)
-            .cmp(&(a.1.packets, a.1.bytes))
-            .then(a.0.cmp(&b.0))
-    });
+    let rank = |a: &(u64, u64, IpAddr, _, _), b: &(u64, u64, IpAddr, _, _)| {
+        (b.0, b.1).cmp(&(a.0, a.1)).then(a.2.cmp(&b.2))
+    };
+    if n == 0 {
+        return Vec::new();
+    }
+    if active.len() > n {
+        active.select_nth_unstable_by(n - 1, rank);
+        active.truncate(n);
+    }
+    active.sort_unstable_by(rank);
     active
         .into_iter()
-        .take(n)
+        .map(|(_, _, ip, total, before)| (ip, source_delta(before, total), total))
         .map(|(ip, delta, total)| {
             let bytes_per_sec = per_sec(delta.bytes, seconds);
             SourceRate {
@@ -220,8 +232,8 @@ mod tests {
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         let c: IpAddr = "2001:db8::3".parse().unwrap();
-        let prev = HashMap::from([(a, src(1_000_000, 0, 0)), (b, src(10, 0, 0))]);
-        let cur = HashMap::from([
+        let prev = SourceMap::from_iter([(a, src(1_000_000, 0, 0)), (b, src(10, 0, 0))]);
+        let cur = SourceMap::from_iter([
             (a, src(1_000_010, 0, 0)), // big total, quiet now
             (b, src(510, 30_000, 500)),
             (c, src(100, 6_400, 0)), // new this interval
@@ -238,10 +250,10 @@ mod tests {
     #[test]
     fn evicted_and_returning_source_counts_from_zero() {
         let a: IpAddr = "10.0.0.1".parse().unwrap();
-        let prev = HashMap::from([(a, src(5_000, 0, 0))]);
-        let cur = HashMap::from([(a, src(7, 0, 0))]);
+        let prev = SourceMap::from_iter([(a, src(5_000, 0, 0))]);
+        let cur = SourceMap::from_iter([(a, src(7, 0, 0))]);
         assert_eq!(top_sources(&prev, &cur, 1.0, 5)[0].pps, 7.0);
-        let idle = HashMap::from([(a, src(5_000, 0, 0))]);
+        let idle = SourceMap::from_iter([(a, src(5_000, 0, 0))]);
         assert!(top_sources(&prev, &idle, 1.0, 5).is_empty());
     }
 }

@@ -32,17 +32,35 @@ struct BatchAttr {
 
 /// Every entry of a per-CPU hash map: each key with one value per possible CPU.
 pub fn per_cpu_entries<K: Pod, V: Pod>(map: &MapData) -> io::Result<Vec<(K, Vec<V>)>> {
+    let mut out = Vec::new();
+    for_each_per_cpu_entry(map, |key: K, per_cpu: &[V]| {
+        out.push((key, per_cpu.to_vec()))
+    })?;
+    Ok(out)
+}
+
+/// Calls `each` with every entry of a per-CPU hash map: its key and one value per
+/// possible CPU. Nothing per entry is allocated: under a random-source flood the
+/// table holds 65,536 entries every poll, and a `Vec` per entry (plus the list of
+/// them) cost as much memory as the per-source map built from them.
+pub fn for_each_per_cpu_entry<K: Pod, V: Pod>(
+    map: &MapData,
+    mut each: impl FnMut(K, &[V]),
+) -> io::Result<()> {
     let cpus = aya::util::nr_cpus().map_err(|(_, err)| err)?;
     // The kernel lays each CPU's value out on an 8-byte stride.
     let stride = size_of::<V>().div_ceil(8) * 8;
     let mut chunk = CHUNK;
-    let mut out = Vec::new();
     // Opaque position tokens (a bucket index for hash maps).
     let (mut position, mut next) = (0u64, 0u64);
     let mut started = false;
+    // Allocated once per read (grown only on ENOSPC), not once per batch.
+    let mut keys = Vec::new();
+    let mut values = Vec::new();
+    let mut per_cpu: Vec<V> = Vec::with_capacity(cpus);
     loop {
-        let mut keys = vec![0u8; chunk * size_of::<K>()];
-        let mut values = vec![0u8; chunk * stride * cpus];
+        keys.resize(chunk * size_of::<K>(), 0u8);
+        values.resize(chunk * stride * cpus, 0u8);
         let mut attr = BatchAttr {
             in_batch: if started {
                 (&raw const position) as u64
@@ -86,17 +104,16 @@ pub fn per_cpu_entries<K: Pod, V: Pod>(map: &MapData) -> io::Result<Vec<(K, Vec<
                     .cast::<K>()
                     .read_unaligned()
             };
-            let per_cpu = (0..cpus)
-                .map(|cpu| {
-                    let at = (i * cpus + cpu) * stride;
-                    // SAFETY: as above.
-                    unsafe { values.as_ptr().add(at).cast::<V>().read_unaligned() }
-                })
-                .collect();
-            out.push((key, per_cpu));
+            per_cpu.clear();
+            per_cpu.extend((0..cpus).map(|cpu| {
+                let at = (i * cpus + cpu) * stride;
+                // SAFETY: as above.
+                unsafe { values.as_ptr().add(at).cast::<V>().read_unaligned() }
+            }));
+            each(key, &per_cpu);
         }
         if error.is_some() {
-            return Ok(out);
+            return Ok(());
         }
         position = next;
         started = true;

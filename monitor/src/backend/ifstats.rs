@@ -93,7 +93,7 @@ impl Backend for IfStatsBackend {
         Ok(Snapshot {
             taken,
             global,
-            sources: HashMap::new(),
+            sources: Default::default(),
             listed_destinations: HashMap::new(),
             large_flows: Vec::new(),
             syn_acks_sent: None,

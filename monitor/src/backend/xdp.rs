@@ -33,7 +33,7 @@ use monitor_common::{
     view::{PacketFilter, PacketLogEvent, PacketLogState, VIEW_FILTER, VIEW_LOG, class_from_u8},
 };
 
-use super::{Backend, FlowTotals, Snapshot};
+use super::{Backend, FlowTotals, Snapshot, SourceMap};
 use crate::{
     capture::{CaptureTarget, CapturedPacket},
     cli::XdpModeArg,
@@ -156,17 +156,27 @@ pub fn read_global(ebpf: &Ebpf) -> Result<GlobalCounters> {
 /// Per-source counters, summed over CPUs: the per-source table plus the counts still
 /// pending in each CPU's source cache. The table is read first: a slot flushed in
 /// between is then missed once (and counted at the next poll), never counted twice.
-pub fn read_sources(ebpf: &Ebpf) -> Result<HashMap<IpAddr, SourceCounters>> {
-    let mut sources: HashMap<IpAddr, SourceCounters> =
-        per_cpu_table::<SourceKey, SourceCounters>(ebpf, names::SOURCE_COUNTERS)?
-            .into_iter()
-            .map(|(key, per_cpu)| {
-                let sum = per_cpu
-                    .into_iter()
-                    .fold(SourceCounters::default(), SourceCounters::merged);
-                (key.ip(), sum)
-            })
-            .collect();
+pub fn read_sources(ebpf: &Ebpf) -> Result<SourceMap<SourceCounters>> {
+    let mut sources = SourceMap::default();
+    read_sources_into(ebpf, &mut sources)?;
+    Ok(sources)
+}
+
+/// [`read_sources`] into `sources`, emptied first; its memory is reused.
+pub fn read_sources_into(ebpf: &Ebpf, sources: &mut SourceMap<SourceCounters>) -> Result<()> {
+    sources.clear();
+    let data = per_cpu_map_data(ebpf, names::SOURCE_COUNTERS)?;
+    // Sized for the whole table up front: growing it by doubling under a flood
+    // rehashes every entry several times each poll.
+    let capacity = data.info().map_or(0, |info| info.max_entries() as usize);
+    sources.reserve(capacity);
+    super::batch::for_each_per_cpu_entry(data, |key: SourceKey, per_cpu: &[SourceCounters]| {
+        let sum = per_cpu
+            .iter()
+            .fold(SourceCounters::default(), |sum, c| sum.merged(*c));
+        sources.insert(key.ip(), sum);
+    })
+    .with_context(|| format!("failed to read {}", names::SOURCE_COUNTERS))?;
     let map = ebpf
         .map(names::SOURCE_CACHE)
         .context("map SOURCE_CACHE missing")?;
@@ -178,7 +188,7 @@ pub fn read_sources(ebpf: &Ebpf) -> Result<HashMap<IpAddr, SourceCounters>> {
             *sum = sum.merged(slot.counters);
         }
     }
-    Ok(sources)
+    Ok(())
 }
 
 /// Which mode the program ended up attached in.
@@ -234,6 +244,9 @@ pub struct XdpBackend {
     egress: bool,
     /// Flows the kernel reported as large, with when each last grew.
     followed: HashMap<FlowKey, (FlowCounters, Instant, SystemTime)>,
+    /// A per-source map the polling loop gave back (`recycle`), refilled by the next
+    /// snapshot instead of a new one whose pages are all faulted in afresh.
+    spare_sources: Option<SourceMap<SourceCounters>>,
     /// Packet-log records dropped because the printer's queue was full.
     packet_log_queue_full: Arc<AtomicU64>,
 }
@@ -372,12 +385,16 @@ pub fn read_listed_destinations(ebpf: &Ebpf) -> Result<HashMap<IpAddr, Tally>> {
 
 /// Every entry of a per-CPU hash map, read in batches (see `batch`).
 fn per_cpu_table<K: aya::Pod, V: aya::Pod>(ebpf: &Ebpf, name: &str) -> Result<Vec<(K, Vec<V>)>> {
-    let data = match ebpf.map(name) {
-        Some(Map::PerCpuHashMap(data) | Map::PerCpuLruHashMap(data)) => data,
+    let data = per_cpu_map_data(ebpf, name)?;
+    super::batch::per_cpu_entries(data).with_context(|| format!("failed to read {name}"))
+}
+
+fn per_cpu_map_data<'a>(ebpf: &'a Ebpf, name: &str) -> Result<&'a MapData> {
+    match ebpf.map(name) {
+        Some(Map::PerCpuHashMap(data) | Map::PerCpuLruHashMap(data)) => Ok(data),
         Some(_) => bail!("map {name} is not a per-CPU hash map"),
         None => bail!("map {name} missing"),
-    };
-    super::batch::per_cpu_entries(data).with_context(|| format!("failed to read {name}"))
+    }
 }
 
 /// CLOCK_MONOTONIC (what `bpf_ktime_get_ns` reads) to wall-clock time, from one
@@ -518,6 +535,7 @@ impl XdpBackend {
             egress,
             large_flow_events,
             followed: HashMap::new(),
+            spare_sources: None,
             packet_log_queue_full: Arc::default(),
         })
     }
@@ -598,7 +616,8 @@ impl Backend for XdpBackend {
         let taken = Instant::now();
         // Sources before the host totals: the totals then cover at least what the
         // sources add up to (a top source never shows more than the whole host).
-        let sources = read_sources(&self.ebpf)?;
+        let mut sources = self.spare_sources.take().unwrap_or_default();
+        read_sources_into(&self.ebpf, &mut sources)?;
         Ok(Snapshot {
             taken,
             global: read_global(&self.ebpf)?,
@@ -617,6 +636,10 @@ impl Backend for XdpBackend {
                 HashMap::new()
             },
         })
+    }
+
+    fn recycle(&mut self, old: Snapshot) {
+        self.spare_sources = Some(old.sources);
     }
 
     fn can_mitigate(&self) -> bool {

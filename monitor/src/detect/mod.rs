@@ -11,7 +11,7 @@ use monitor_common::{GlobalCounters, SourceCounters, counters::Tally};
 
 use crate::{
     alert::{AlertKind, AlertSource, Finding},
-    backend::Snapshot,
+    backend::{Snapshot, SourceMap},
     config::{Config, DetectionConfig},
 };
 
@@ -42,10 +42,12 @@ pub struct DetectInput {
     pub host: GlobalCounters,
     /// Per-source counters grown during the interval (sources that sent nothing may be
     /// left out).
-    pub sources: HashMap<IpAddr, SourceCounters>,
-    /// SYN-ACKs the host sent to each source during the interval. Needs an egress hook;
-    /// empty until the backend has one, and then the SYN:SYN-ACK ratio check is off.
-    pub syn_ack_sent: HashMap<IpAddr, u64>,
+    pub sources: SourceMap<SourceCounters>,
+    /// SYN-ACKs the host sent to each source during the interval, only the sources
+    /// it sent some to (a source not in it got none). `None` without an egress hook:
+    /// the SYN:SYN-ACK ratio check is then off. Under a random-source flood a map of
+    /// every source (mostly zeros) cost as much as the deltas themselves.
+    pub syn_ack_sent: Option<SourceMap<u64>>,
     /// Distinct ports and hosts each source tried over the port-scan window.
     pub scans: HashMap<IpAddr, ScanEstimate>,
     /// Flows that carried inbound payload during the interval.
@@ -59,17 +61,19 @@ impl DetectInput {
     /// The counter deltas between two snapshots; the rest (scans, flows, hits) is for
     /// the caller to add when the backend supplies it.
     pub fn from_snapshots(prev: &Snapshot, cur: &Snapshot) -> Self {
-        let sources: HashMap<IpAddr, SourceCounters> = cur
-            .sources
-            .iter()
-            .map(|(ip, counters)| {
-                (
-                    *ip,
-                    crate::stats::source_delta(prev.sources.get(ip), counters),
-                )
-            })
-            .filter(|(_, delta)| delta.packets > 0)
-            .collect();
+        let mut sources =
+            SourceMap::with_capacity_and_hasher(cur.sources.len(), Default::default());
+        sources.extend(
+            cur.sources
+                .iter()
+                .map(|(ip, counters)| {
+                    (
+                        *ip,
+                        crate::stats::source_delta(prev.sources.get(ip), counters),
+                    )
+                })
+                .filter(|(_, delta)| delta.packets > 0),
+        );
         // The kernel's blocklist matches: sources while listed, and listed destinations.
         let mut blocklist_hits: Vec<BlocklistHit> = sources
             .iter()
@@ -121,17 +125,17 @@ impl DetectInput {
             .collect();
         // SYN-ACKs sent back to each source that sent something, when egress is seen.
         let syn_ack_sent = match (&prev.syn_acks_sent, &cur.syn_acks_sent) {
-            (Some(before), Some(now)) => sources
-                .keys()
-                .map(|ip| {
-                    let sent = now.get(ip).copied().unwrap_or(0);
-                    (
-                        *ip,
-                        sent.saturating_sub(before.get(ip).copied().unwrap_or(0)),
-                    )
-                })
-                .collect(),
-            _ => HashMap::new(),
+            (Some(before), Some(now)) => Some(
+                now.iter()
+                    .filter(|(ip, _)| sources.contains_key(*ip))
+                    .map(|(ip, sent)| {
+                        let delta = sent.saturating_sub(before.get(ip).copied().unwrap_or(0));
+                        (*ip, delta)
+                    })
+                    .filter(|(_, delta)| *delta > 0)
+                    .collect(),
+            ),
+            _ => None,
         };
         let interval_secs = cur.taken.duration_since(prev.taken).as_secs_f64();
         Self {
@@ -225,7 +229,10 @@ impl Detector {
             let traffic = SourceTraffic {
                 ip,
                 delta,
-                syn_ack_sent: input.syn_ack_sent.get(&ip).copied(),
+                syn_ack_sent: input
+                    .syn_ack_sent
+                    .as_ref()
+                    .map(|sent| sent.get(&ip).copied().unwrap_or(0)),
                 burst_exempt: share.burst_exempt,
             };
             let floods = flood::source_floods(&traffic, seconds, &self.config.per_source, target);

@@ -119,7 +119,9 @@ pub struct ScanWindow {
     half: std::time::Duration,
     epoch: u64,
     epoch_started: std::time::Instant,
-    previous: std::collections::HashMap<IpAddr, monitor_common::SourceCounters>,
+    /// The previous epoch's sketches alone (a whole `SourceCounters` is twice the
+    /// size, and under a flood this holds the whole table).
+    previous: crate::backend::SourceMap<Sketch>,
 }
 
 impl ScanWindow {
@@ -141,15 +143,26 @@ impl ScanWindow {
     /// cumulative per-source counters.
     pub fn estimates(
         &self,
-        sources: &std::collections::HashMap<IpAddr, monitor_common::SourceCounters>,
+        sources: &crate::backend::SourceMap<monitor_common::SourceCounters>,
     ) -> std::collections::HashMap<IpAddr, ScanEstimate> {
         let mut out = std::collections::HashMap::new();
         for (ip, counters) in sources {
-            let current = (counters.scan_epoch == self.epoch).then_some(*counters);
-            let joined = match (current, self.previous.get(ip)) {
-                (Some(c), Some(p)) => c.merged(Self::as_epoch(p, self.epoch)),
-                (Some(c), None) => c,
-                (None, Some(p)) => *p,
+            let current = (counters.scan_epoch == self.epoch).then_some(counters);
+            let previous = self.previous.get(ip);
+            // One port and one host at most (what each source of a random-source
+            // flood shows) estimates to 1 or 0, never reported: skip the merge and the
+            // logarithms for it. The sums bound the joined sketch's bits from above.
+            let ports = current.map_or(0, |c| ports_bits(&c.scan_ports))
+                + previous.map_or(0, |p| ports_bits(&p.ports));
+            let hosts = current.map_or(0, |c| c.scan_hosts.count_ones())
+                + previous.map_or(0, |p| p.hosts.count_ones());
+            if ports <= 1 && hosts <= 1 {
+                continue;
+            }
+            let joined = match (current, previous) {
+                (Some(c), Some(p)) => c.merged(p.as_counters(self.epoch)),
+                (Some(c), None) => *c,
+                (None, Some(p)) => p.as_counters(self.epoch),
                 (None, None) => continue,
             };
             let (distinct_ports, distinct_hosts) = joined.scan_estimate();
@@ -166,20 +179,11 @@ impl ScanWindow {
         out
     }
 
-    /// A previous-epoch sketch relabelled so that merging joins it instead of
-    /// dropping it as stale.
-    fn as_epoch(c: &monitor_common::SourceCounters, epoch: u64) -> monitor_common::SourceCounters {
-        monitor_common::SourceCounters {
-            scan_epoch: epoch,
-            ..*c
-        }
-    }
-
     /// When half the window has passed: keeps this epoch's sketches (from `sources`,
     /// just read) as the previous ones and returns the next epoch for the backend.
     pub fn advance(
         &mut self,
-        sources: &std::collections::HashMap<IpAddr, monitor_common::SourceCounters>,
+        sources: &crate::backend::SourceMap<monitor_common::SourceCounters>,
         now: std::time::Instant,
     ) -> Option<u64> {
         if now.duration_since(self.epoch_started) < self.half {
@@ -188,7 +192,13 @@ impl ScanWindow {
         self.previous = sources
             .iter()
             .filter(|(_, c)| c.scan_epoch == self.epoch)
-            .map(|(ip, c)| (*ip, *c))
+            .map(|(ip, c)| {
+                let sketch = Sketch {
+                    ports: c.scan_ports,
+                    hosts: c.scan_hosts,
+                };
+                (*ip, sketch)
+            })
             .collect();
         self.epoch += 1;
         self.epoch_started = now;
@@ -196,12 +206,33 @@ impl ScanWindow {
     }
 }
 
+/// One source's scan sketch from a past epoch.
+#[derive(Clone, Copy, Debug)]
+struct Sketch {
+    ports: [u64; monitor_common::counters::SCAN_PORT_BITS / 64],
+    hosts: u64,
+}
+
+impl Sketch {
+    /// As counters of `epoch`, so that merging joins it with that epoch's sketch
+    /// instead of dropping it as stale.
+    fn as_counters(&self, epoch: u64) -> monitor_common::SourceCounters {
+        monitor_common::SourceCounters {
+            scan_epoch: epoch,
+            scan_ports: self.ports,
+            scan_hosts: self.hosts,
+            ..Default::default()
+        }
+    }
+}
+
+fn ports_bits(ports: &[u64]) -> u32 {
+    ports.iter().map(|w| w.count_ones()).sum()
+}
+
 #[cfg(test)]
 mod window_tests {
-    use std::{
-        collections::HashMap,
-        time::{Duration, Instant},
-    };
+    use std::time::{Duration, Instant};
 
     use monitor_common::{
         SourceCounters,
@@ -235,7 +266,7 @@ mod window_tests {
         let ip: IpAddr = "192.0.2.9".parse().unwrap();
         let start = Instant::now();
         let mut window = ScanWindow::new(Duration::from_secs(60), start);
-        let first_half = HashMap::from([(ip, probed(1..61, 1))]);
+        let first_half = crate::backend::SourceMap::from_iter([(ip, probed(1..61, 1))]);
         assert_eq!(window.estimates(&first_half)[&ip].distinct_ports / 10, 6);
         assert_eq!(
             window.advance(&first_half, start + Duration::from_secs(10)),
@@ -248,7 +279,7 @@ mod window_tests {
         // The kernel restarts the sketch in epoch 2; the estimate still spans both.
         let mut second = first_half[&ip];
         second = second.merged(probed(61..121, 2));
-        let now = HashMap::from([(ip, second)]);
+        let now = crate::backend::SourceMap::from_iter([(ip, second)]);
         let both = window.estimates(&now)[&ip].distinct_ports;
         assert!((105..=135).contains(&both), "{both}");
         // A whole epoch later, the first half is forgotten.
@@ -256,7 +287,7 @@ mod window_tests {
             window.advance(&now, start + Duration::from_secs(60)),
             Some(3)
         );
-        let quiet = HashMap::from([(ip, second)]);
+        let quiet = crate::backend::SourceMap::from_iter([(ip, second)]);
         let later = window.estimates(&quiet)[&ip].distinct_ports;
         assert!((50..=70).contains(&later), "{later}");
     }
