@@ -9,7 +9,8 @@
 //! periods), then runs `hping3 -S -p 80 --flood` inside the namespace. Latency = when
 //! the detector reported the flood − the kernel's timestamp of the first SYN on the
 //! host end. All clocks are CLOCK_REALTIME on this machine. Traffic never leaves the
-//! namespace and its veth pair.
+//! namespace and its veth pair. The monitor also posts its alert to a generic webhook, a
+//! recording HTTP server on loopback: the second latency is that request's arrival.
 //!
 //! Run: `cargo xtask bench` (or `cargo bench -p monitor-tests --bench detection_latency`
 //! after `cargo build --release -p monitor`), as root.
@@ -49,7 +50,7 @@ mod linux {
     };
 
     use anyhow::{Context as _, Result, bail};
-    use monitor_tests::{monitor_process::MonitorProcess, netns::TestNet};
+    use monitor_tests::{http_server::TestServer, monitor_process::MonitorProcess, netns::TestNet};
 
     /// Runs per detector: enough for a min/median/max, short enough for the whole bench
     /// to stay under two minutes.
@@ -85,6 +86,8 @@ mod linux {
         latency_ms: f64,
         /// The monitor's alert line's own `time` field (millisecond resolution).
         line_time_ms: Option<f64>,
+        /// When the monitor's webhook request for the alert had arrived at the receiver.
+        webhook_ms: Option<f64>,
         /// From spawning hping3 to its first SYN on the host end.
         spawn_to_first_ms: f64,
         /// The flood's rate on the host end while it lasted.
@@ -140,7 +143,10 @@ mod linux {
                             s.latency_ms,
                             s.line_time_ms
                                 .map(|t| format!(", alert `time` field {t:.0} ms"))
-                                .unwrap_or_default(),
+                                .unwrap_or_default()
+                                + &s.webhook_ms
+                                    .map(|t| format!(", webhook received {t:.0} ms"))
+                                    .unwrap_or_default(),
                             thousands(s.flood_pps as u64),
                             s.spawn_to_first_ms,
                             phase.as_millis(),
@@ -190,6 +196,11 @@ mod linux {
                     println!(
                         "| {name} | alert line's `time` field | {runs} | {} | {flood} |",
                         min_median_max(&fields)
+                    );
+                    let hooks: Vec<f64> = samples.iter().filter_map(|s| s.webhook_ms).collect();
+                    println!(
+                        "| {name} | generic webhook request received | {runs} | {} | {flood} |",
+                        min_median_max(&hooks)
                     );
                 }
                 Detector::Fastnetmon { threshold_pps } => println!(
@@ -249,12 +260,21 @@ mod linux {
     /// One flood against one freshly started detector.
     fn run_once(detector: Detector, phase: Duration) -> Result<Sample> {
         let net = TestNet::new().context("failed to create the test network")?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()?;
+        let receiver = runtime.block_on(TestServer::start(Vec::new()));
+        let webhook = format!("generic={}", receiver.url("/alert"));
         let mut running = match detector {
             Detector::Monitor => Running::Monitor(MonitorProcess::start(&[
                 "--iface",
                 &net.host_if,
                 "--interval",
                 INTERVAL,
+                "--webhook",
+                &webhook,
+                "--no-connections",
             ])?),
             Detector::Fastnetmon { threshold_pps } => {
                 Running::Fastnetmon(Fastnetmon::start(&net, threshold_pps)?)
@@ -276,6 +296,10 @@ mod linux {
                 .context("failed to start hping3")?,
         );
         let detection = running.wait_for_detection(DETECT_TIMEOUT);
+        let webhook_at = match (&running, &detection) {
+            (Running::Monitor(_), Ok(_)) => webhook_arrival(&receiver),
+            _ => None,
+        };
         let flood_secs = started.elapsed().as_secs_f64();
         let rx_after = rx_packets(&net.host_if)?;
         drop(flood);
@@ -286,10 +310,29 @@ mod linux {
         Ok(Sample {
             latency_ms: ms_between(first, detection.at),
             line_time_ms: detection.line_time.map(|t| ms_between(first, t)),
+            webhook_ms: webhook_at.map(|t| ms_between(first, t)),
             spawn_to_first_ms: ms_between(spawned_at, first),
             flood_pps: rx_after.saturating_sub(rx_before) as f64 / flood_secs,
             reported: detection.note,
         })
+    }
+
+    /// When the first webhook request naming a SYN flood had arrived, on the wall clock
+    /// (the receiver stamps requests with the monotonic clock).
+    fn webhook_arrival(receiver: &TestServer) -> Option<SystemTime> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            let (now_mono, now_wall) = (Instant::now(), SystemTime::now());
+            let flood = receiver
+                .requests()
+                .into_iter()
+                .find(|r| String::from_utf8_lossy(&r.body).contains("syn_flood"));
+            if let Some(request) = flood {
+                return Some(now_wall - now_mono.duration_since(request.at));
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+        None
     }
 
     fn rx_packets(iface: &str) -> Result<u64> {
