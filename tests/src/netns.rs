@@ -22,6 +22,8 @@ const SLOTS: u32 = 150 * 250;
 /// is no longer alive (a killed test run) is taken over.
 fn claim_slot() -> Result<u32> {
     std::fs::create_dir_all(SLOT_DIR).with_context(|| format!("failed to create {SLOT_DIR}"))?;
+    static SWEEP: std::sync::Once = std::sync::Once::new();
+    SWEEP.call_once(sweep_dead_slots);
     let pid = std::process::id();
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let start = (pid.wrapping_mul(2_654_435_761) ^ n.wrapping_mul(40_503)) % SLOTS;
@@ -61,6 +63,27 @@ fn claim_slot() -> Result<u32> {
         }
     }
     bail!("no free test subnet in {SLOT_DIR}")
+}
+
+/// Removes the namespaces and veths of test runs that were killed before they could
+/// clean up (their slot's holder is gone), so they do not pile up on the machine.
+fn sweep_dead_slots() {
+    let Ok(entries) = std::fs::read_dir(SLOT_DIR) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let holder = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        let Ok(pid) = holder.trim().parse::<u32>() else {
+            continue; // being written right now
+        };
+        if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let slot = entry.file_name().to_string_lossy().into_owned();
+        let _ = ip(&["netns", "del", &format!("montest-{slot}")]);
+        let _ = ip(&["link", "del", &format!("mh{slot}")]);
+        let _ = std::fs::remove_file(entry.path());
+    }
 }
 
 pub struct TestNet {
