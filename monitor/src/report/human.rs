@@ -36,6 +36,25 @@ impl<W: Write> HumanReporter<W> {
 }
 
 /// 1234567 -> "1,234,567"
+/// What became of a capture, in one line (the plain output and the dashboard's notes).
+pub fn capture_line(done: &CaptureDone) -> String {
+    match &done.error {
+        None => format!(
+            "capture of {} ({}): {} packets in {}",
+            done.source,
+            done.kind.as_str(),
+            thousands(done.packets),
+            done.path.display()
+        ),
+        Some(error) => format!(
+            "capture of {} ({}) failed after {} packets: {error}",
+            done.source,
+            done.kind.as_str(),
+            thousands(done.packets)
+        ),
+    }
+}
+
 pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
@@ -131,22 +150,7 @@ impl<W: Write> Reporter for HumanReporter<W> {
     }
 
     fn capture(&mut self, _run: &RunInfo, done: &CaptureDone) {
-        let line = match &done.error {
-            None => format!(
-                "capture of {} ({}): {} packets in {}\n",
-                done.source,
-                done.kind.as_str(),
-                thousands(done.packets),
-                done.path.display()
-            ),
-            Some(error) => format!(
-                "capture of {} ({}) failed after {} packets: {error}\n",
-                done.source,
-                done.kind.as_str(),
-                thousands(done.packets)
-            ),
-        };
-        self.emit(&line);
+        self.emit(&format!("{}\n", capture_line(done)));
     }
 
     fn finish(&mut self, run: &RunInfo, c: &GlobalCounters, elapsed: Duration) {

@@ -272,22 +272,7 @@ impl Reporter for TuiReporter {
     }
 
     fn capture(&mut self, _run: &RunInfo, done: &CaptureDone) {
-        let text = match &done.error {
-            None => format!(
-                "capture of {} ({}): {} packets in {}",
-                done.source,
-                done.kind.as_str(),
-                done.packets,
-                done.path.display()
-            ),
-            Some(error) => format!(
-                "capture of {} ({}) failed after {} packets: {error}",
-                done.source,
-                done.kind.as_str(),
-                done.packets
-            ),
-        };
-        self.send(UiEvent::Note(text));
+        self.send(UiEvent::Note(crate::report::human::capture_line(done)));
     }
 
     fn finish(&mut self, run: &RunInfo, totals: &GlobalCounters, elapsed: Duration) {
