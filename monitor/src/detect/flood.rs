@@ -190,10 +190,7 @@ struct HostMetric {
     label: &'static str,
     unit: Unit,
     threshold: u64,
-    /// A burst metric leaves local sources out when they are burst-exempt.
-    burst: bool,
     host: fn(&GlobalCounters) -> u64,
-    source: fn(&SourceCounters) -> u64,
 }
 
 /// Floods against the host as a whole, reported with source `many`. Traffic of
@@ -208,6 +205,65 @@ pub fn host_floods(
     t: &HostThresholds,
     target: &str,
 ) -> Vec<Finding> {
+    let mut shares = HostShares::default();
+    for source in sources {
+        shares.add(source);
+    }
+    host_floods_summed(host, &shares, seconds, t, target)
+}
+
+/// What the host-wide check needs from the sources, summed one source at a time: per
+/// metric (SYN, UDP, ICMP, packets, bytes), the traffic not counted against the host,
+/// the traffic of sources that raised their own findings, and the senders. The
+/// detector sums while it checks each source, in the same pass: under a random-source
+/// flood a pass over 65,536 sources per metric cost more than the checks themselves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HostShares {
+    metrics: [MetricShare; 5],
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct MetricShare {
+    excluded: u64,
+    explained: u64,
+    senders: usize,
+}
+
+impl HostShares {
+    pub fn add(&mut self, share: &SourceShare<'_>) {
+        let d = share.delta;
+        // (count, whether it is a burst metric), in the order of `host_floods_summed`.
+        let counts = [
+            (d.syn, false),
+            (d.udp, false),
+            (d.icmp, false),
+            (d.packets, true),
+            (d.bytes, true),
+        ];
+        for (metric, (count, burst)) in self.metrics.iter_mut().zip(counts) {
+            if count == 0 {
+                continue;
+            }
+            if share.allowlisted || (burst && share.burst_exempt) {
+                metric.excluded += count;
+            } else {
+                metric.senders += 1;
+                if share.named {
+                    metric.explained += count;
+                }
+            }
+        }
+    }
+}
+
+/// [`host_floods`] from the sources' shares already summed.
+pub fn host_floods_summed(
+    host: &GlobalCounters,
+    shares: &HostShares,
+    seconds: f64,
+    t: &HostThresholds,
+    target: &str,
+) -> Vec<Finding> {
     let mut found = Vec::new();
     if seconds <= 0.0 {
         return found;
@@ -218,64 +274,44 @@ pub fn host_floods(
             label: "SYN rate",
             unit: Unit::SynPerSec,
             threshold: t.syn_per_sec.get(),
-            burst: false,
             host: |c| c.syn,
-            source: |s| s.syn,
         },
         HostMetric {
             kind: AlertKind::UdpFlood,
             label: "UDP rate",
             unit: Unit::Pps,
             threshold: t.udp_pps.get(),
-            burst: false,
             host: |c| c.udp.packets,
-            source: |s| s.udp,
         },
         HostMetric {
             kind: AlertKind::IcmpFlood,
             label: "ICMP rate",
             unit: Unit::Pps,
             threshold: t.icmp_pps.get(),
-            burst: false,
             host: |c| c.icmp.packets,
-            source: |s| s.icmp,
         },
         HostMetric {
             kind: AlertKind::PpsBurst,
             label: "packet rate",
             unit: Unit::Pps,
             threshold: t.pps.get(),
-            burst: true,
             host: |c| c.total.packets,
-            source: |s| s.packets,
         },
         HostMetric {
             kind: AlertKind::Bandwidth,
             label: "bandwidth",
             unit: Unit::BytesPerSec,
             threshold: t.bytes_per_sec.get(),
-            burst: true,
             host: |c| c.total.bytes,
-            source: |s| s.bytes,
         },
     ];
     let mut protocol_flood = false;
-    for m in &metrics {
-        let (mut excluded, mut explained, mut senders) = (0u64, 0u64, 0usize);
-        for s in sources {
-            let count = (m.source)(s.delta);
-            if count == 0 {
-                continue;
-            }
-            if s.allowlisted || (m.burst && s.burst_exempt) {
-                excluded += count;
-            } else {
-                senders += 1;
-                if s.named {
-                    explained += count;
-                }
-            }
-        }
+    for (m, share) in metrics.iter().zip(&shares.metrics) {
+        let MetricShare {
+            excluded,
+            explained,
+            senders,
+        } = *share;
         let counted = (m.host)(host).saturating_sub(excluded);
         let rate = per_sec(counted, seconds);
         if rate < m.threshold as f64 {

@@ -25,7 +25,7 @@ pub use download::FlowRecord;
 pub use lists::{BlocklistHit, Direction, Lists};
 pub use scan::{ScanEstimate, ScanWindow};
 
-use flood::{SourceShare, SourceTraffic};
+use flood::{HostShares, SourceShare, SourceTraffic};
 use lists::is_local_network;
 
 /// One interval of traffic, as the detectors need it. Counters are deltas over the
@@ -61,30 +61,44 @@ impl DetectInput {
     /// The counter deltas between two snapshots; the rest (scans, flows, hits) is for
     /// the caller to add when the backend supplies it.
     pub fn from_snapshots(prev: &Snapshot, cur: &Snapshot) -> Self {
-        let mut sources =
-            SourceMap::with_capacity_and_hasher(cur.sources.len(), Default::default());
-        sources.extend(
-            cur.sources
-                .iter()
-                .map(|(ip, counters)| {
-                    (
-                        *ip,
-                        crate::stats::source_delta(prev.sources.get(ip), counters),
-                    )
-                })
-                .filter(|(_, delta)| delta.packets > 0),
-        );
+        let mut input = Self::default();
+        input.refill(prev, cur, |_, _, _| {});
+        input
+    }
+
+    /// [`from_snapshots`](Self::from_snapshots) into this input, reusing its memory:
+    /// under a flood the per-source deltas are megabytes, allocated and faulted in anew
+    /// every poll otherwise. `scans` is left as it is. `each` sees every source of
+    /// `cur` with its cumulative counters and its delta, in the same pass over them (a
+    /// pass over 65,536 sources costs more than the work done on each).
+    pub fn refill(
+        &mut self,
+        prev: &Snapshot,
+        cur: &Snapshot,
+        mut each: impl FnMut(&IpAddr, &SourceCounters, &SourceCounters),
+    ) {
+        let sources = &mut self.sources;
+        sources.clear();
+        sources.reserve(cur.sources.len());
         // The kernel's blocklist matches: sources while listed, and listed destinations.
-        let mut blocklist_hits: Vec<BlocklistHit> = sources
-            .iter()
-            .filter(|(_, delta)| delta.blocklisted > 0)
-            .map(|(ip, delta)| BlocklistHit {
-                addr: *ip,
-                direction: Direction::FromListed,
-                packets: delta.blocklisted,
-                bytes: delta.bytes,
-            })
-            .collect();
+        let blocklist_hits = &mut self.blocklist_hits;
+        blocklist_hits.clear();
+        for (ip, counters) in &cur.sources {
+            let delta = crate::stats::source_delta(prev.sources.get(ip), counters);
+            each(ip, counters, &delta);
+            if delta.packets == 0 {
+                continue;
+            }
+            if delta.blocklisted > 0 {
+                blocklist_hits.push(BlocklistHit {
+                    addr: *ip,
+                    direction: Direction::FromListed,
+                    packets: delta.blocklisted,
+                    bytes: delta.bytes,
+                });
+            }
+            sources.insert(*ip, delta);
+        }
         for (ip, total) in &cur.listed_destinations {
             let before = prev
                 .listed_destinations
@@ -103,28 +117,31 @@ impl DetectInput {
         }
         // Large flows while they grow; one that stops growing is left out (its alert
         // then ends).
-        let flows = cur
-            .large_flows
-            .iter()
-            .filter(|flow| {
-                prev.large_flows
-                    .iter()
-                    .find(|p| p.src == flow.src && p.dst == flow.dst && p.protocol == flow.protocol)
-                    .is_none_or(|p| p.payload_bytes < flow.payload_bytes)
-            })
-            .map(|flow| FlowRecord {
-                key: crate::alert::FlowKey {
-                    protocol: flow.protocol,
-                    src: flow.src,
-                    dst: flow.dst,
-                },
-                inbound_payload_bytes: flow.payload_bytes,
-                first_seen: flow.first_seen,
-                last_seen: flow.last_grew,
-            })
-            .collect();
+        self.flows.clear();
+        self.flows.extend(
+            cur.large_flows
+                .iter()
+                .filter(|flow| {
+                    prev.large_flows
+                        .iter()
+                        .find(|p| {
+                            p.src == flow.src && p.dst == flow.dst && p.protocol == flow.protocol
+                        })
+                        .is_none_or(|p| p.payload_bytes < flow.payload_bytes)
+                })
+                .map(|flow| FlowRecord {
+                    key: crate::alert::FlowKey {
+                        protocol: flow.protocol,
+                        src: flow.src,
+                        dst: flow.dst,
+                    },
+                    inbound_payload_bytes: flow.payload_bytes,
+                    first_seen: flow.first_seen,
+                    last_seen: flow.last_grew,
+                }),
+        );
         // SYN-ACKs sent back to each source that sent something, when egress is seen.
-        let syn_ack_sent = match (&prev.syn_acks_sent, &cur.syn_acks_sent) {
+        self.syn_ack_sent = match (&prev.syn_acks_sent, &cur.syn_acks_sent) {
             (Some(before), Some(now)) => Some(
                 now.iter()
                     .filter(|(ip, _)| sources.contains_key(*ip))
@@ -137,17 +154,9 @@ impl DetectInput {
             ),
             _ => None,
         };
-        let interval_secs = cur.taken.duration_since(prev.taken).as_secs_f64();
-        Self {
-            interval_secs,
-            elapsed_secs: interval_secs,
-            host: counters_delta(&prev.global, &cur.global),
-            sources,
-            syn_ack_sent,
-            blocklist_hits,
-            flows,
-            ..Self::default()
-        }
+        self.interval_secs = cur.taken.duration_since(prev.taken).as_secs_f64();
+        self.elapsed_secs = self.interval_secs;
+        self.host = counters_delta(&prev.global, &cur.global);
     }
 }
 
@@ -213,7 +222,7 @@ impl Detector {
         let allowlisted = |ip: IpAddr| self.lists.allowlist.contains(ip);
         let mut found = Vec::new();
 
-        let mut shares = Vec::with_capacity(input.sources.len());
+        let mut shares = HostShares::default();
         for (ip, delta) in &input.sources {
             let ip = ip.to_canonical();
             let share = SourceShare {
@@ -223,7 +232,7 @@ impl Detector {
                 named: false,
             };
             if share.allowlisted || delta.packets == 0 {
-                shares.push(share);
+                shares.add(&share);
                 continue;
             }
             let traffic = SourceTraffic {
@@ -236,7 +245,7 @@ impl Detector {
                 burst_exempt: share.burst_exempt,
             };
             let floods = flood::source_floods(&traffic, seconds, &self.config.per_source, target);
-            shares.push(SourceShare {
+            shares.add(&SourceShare {
                 named: !floods.is_empty(),
                 ..share
             });
@@ -251,7 +260,7 @@ impl Detector {
                 found.push(lists::blocklisted(&hit, Some(entry), target));
             }
         }
-        found.extend(flood::host_floods(
+        found.extend(flood::host_floods_summed(
             &input.host,
             &shares,
             seconds,

@@ -145,38 +145,42 @@ impl ScanWindow {
         &self,
         sources: &crate::backend::SourceMap<monitor_common::SourceCounters>,
     ) -> std::collections::HashMap<IpAddr, ScanEstimate> {
-        let mut out = std::collections::HashMap::new();
-        for (ip, counters) in sources {
-            let current = (counters.scan_epoch == self.epoch).then_some(counters);
-            let previous = self.previous.get(ip);
-            // One port and one host at most (what each source of a random-source
-            // flood shows) estimates to 1 or 0, never reported: skip the merge and the
-            // logarithms for it. The sums bound the joined sketch's bits from above.
-            let ports = current.map_or(0, |c| ports_bits(&c.scan_ports))
-                + previous.map_or(0, |p| ports_bits(&p.ports));
-            let hosts = current.map_or(0, |c| c.scan_hosts.count_ones())
-                + previous.map_or(0, |p| p.hosts.count_ones());
-            if ports <= 1 && hosts <= 1 {
-                continue;
-            }
-            let joined = match (current, previous) {
-                (Some(c), Some(p)) => c.merged(p.as_counters(self.epoch)),
-                (Some(c), None) => *c,
-                (None, Some(p)) => p.as_counters(self.epoch),
-                (None, None) => continue,
-            };
-            let (distinct_ports, distinct_hosts) = joined.scan_estimate();
-            if distinct_ports > 1 || distinct_hosts > 1 {
-                out.insert(
-                    *ip,
-                    ScanEstimate {
-                        distinct_ports,
-                        distinct_hosts,
-                    },
-                );
-            }
+        sources
+            .iter()
+            .filter_map(|(ip, counters)| Some((*ip, self.estimate(ip, counters)?)))
+            .collect()
+    }
+
+    /// Distinct ports and hosts one source tried over the window, from its cumulative
+    /// counters; `None` for one port and one host at most (never a scan).
+    pub fn estimate(
+        &self,
+        ip: &IpAddr,
+        counters: &monitor_common::SourceCounters,
+    ) -> Option<ScanEstimate> {
+        let current = (counters.scan_epoch == self.epoch).then_some(counters);
+        let previous = self.previous.get(ip);
+        // One port and one host at most (what each source of a random-source flood
+        // shows) estimates to 1 or 0, never reported: skip the merge and the
+        // logarithms for it. The sums bound the joined sketch's bits from above.
+        let ports = current.map_or(0, |c| ports_bits(&c.scan_ports))
+            + previous.map_or(0, |p| ports_bits(&p.ports));
+        let hosts = current.map_or(0, |c| c.scan_hosts.count_ones())
+            + previous.map_or(0, |p| p.hosts.count_ones());
+        if ports <= 1 && hosts <= 1 {
+            return None;
         }
-        out
+        let joined = match (current, previous) {
+            (Some(c), Some(p)) => c.merged(p.as_counters(self.epoch)),
+            (Some(c), None) => *c,
+            (None, Some(p)) => p.as_counters(self.epoch),
+            (None, None) => return None,
+        };
+        let (distinct_ports, distinct_hosts) = joined.scan_estimate();
+        (distinct_ports > 1 || distinct_hosts > 1).then_some(ScanEstimate {
+            distinct_ports,
+            distinct_hosts,
+        })
     }
 
     /// When half the window has passed: keeps this epoch's sketches (from `sources`,
