@@ -88,9 +88,8 @@ impl PollWork {
     /// longer than the interval) they are computed here.
     pub fn interval_stats(&mut self, last: &Snapshot, current: &Snapshot) -> IntervalStats {
         if self.top_between == Some((last.taken, current.taken)) {
-            let (top, deltas) = (&self.top, &self.input.sources);
             stats::interval_with(last, current, |seconds| {
-                top.rates(deltas, &current.sources, seconds)
+                self.top.rates(&current.sources, seconds)
             })
         } else {
             stats::interval(last, current, self.top.limit())

@@ -181,6 +181,33 @@ fn source_rate(
 /// How [`top_sources`] ranks: more packets, then more bytes, then the lower address.
 type Rank = (u64, u64, Reverse<IpAddr>);
 
+/// A source [`TopSources`] keeps, with its delta: ordered by rank alone.
+#[derive(Clone, Copy, Debug)]
+struct Kept {
+    rank: Rank,
+    delta: SourceCounters,
+}
+
+impl PartialEq for Kept {
+    fn eq(&self, other: &Self) -> bool {
+        self.rank == other.rank
+    }
+}
+
+impl Eq for Kept {}
+
+impl PartialOrd for Kept {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Kept {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.rank.cmp(&other.rank)
+    }
+}
+
 /// [`top_sources`] fed one source at a time, from deltas already computed: the poll
 /// computes each source's delta once, for detection, and offers it here in the same
 /// pass, so the stats line costs no second pass (and lookup) over 65,536 sources.
@@ -189,7 +216,7 @@ type Rank = (u64, u64, Reverse<IpAddr>);
 pub struct TopSources {
     n: usize,
     /// The worst kept on top, where a better one replaces it.
-    kept: BinaryHeap<Reverse<Rank>>,
+    kept: BinaryHeap<Reverse<Kept>>,
 }
 
 impl TopSources {
@@ -217,28 +244,30 @@ impl TopSources {
         }
         let rank = (delta.packets, delta.bytes, Reverse(ip));
         if self.kept.len() < self.n {
-            self.kept.push(Reverse(rank));
+            self.kept.push(Reverse(Kept {
+                rank,
+                delta: *delta,
+            }));
         } else if let Some(mut worst) = self.kept.peek_mut()
-            && rank > worst.0
+            && rank > worst.0.rank
         {
-            *worst = Reverse(rank);
+            *worst = Reverse(Kept {
+                rank,
+                delta: *delta,
+            });
         }
     }
 
-    /// The sources kept, best first, with their rates: `deltas` holds each one's growth
-    /// over the `seconds` of the interval, `cur` its cumulative counters.
-    pub fn rates(
-        &self,
-        deltas: &SourceMap<SourceCounters>,
-        cur: &SourceMap<SourceCounters>,
-        seconds: f64,
-    ) -> Vec<SourceRate> {
-        let mut ranked: Vec<Rank> = self.kept.iter().map(|kept| kept.0).collect();
+    /// The sources kept, best first, with their rates over the `seconds` of the
+    /// interval; `cur` has their cumulative counters.
+    pub fn rates(&self, cur: &SourceMap<SourceCounters>, seconds: f64) -> Vec<SourceRate> {
+        let mut ranked: Vec<&Kept> = self.kept.iter().map(|kept| &kept.0).collect();
         ranked.sort_unstable_by(|a, b| b.cmp(a));
         ranked
             .into_iter()
-            .filter_map(|(_, _, Reverse(ip))| {
-                Some(source_rate(ip, deltas.get(&ip)?, cur.get(&ip)?, seconds))
+            .filter_map(|kept| {
+                let ip = kept.rank.2.0;
+                Some(source_rate(ip, &kept.delta, cur.get(&ip)?, seconds))
             })
             .collect()
     }
@@ -357,11 +386,6 @@ mod tests {
             let packets = u64::from(i % 4); // new, some without a packet yet
             cur.insert(ip(i), src(packets, packets * 64, 0));
         }
-        let deltas: SourceMap<SourceCounters> = cur
-            .iter()
-            .map(|(ip, c)| (*ip, source_delta(prev.get(ip), c)))
-            .filter(|(_, d)| d.packets > 0)
-            .collect();
         assert_eq!(top_sources(&prev, &cur, 0.5, 37).len(), 37);
         for n in [0, 1, 5, 37, 1_000] {
             let mut top = TopSources::new(n);
@@ -369,12 +393,12 @@ mod tests {
                 top.offer(*ip, &source_delta(prev.get(ip), c));
             }
             assert_eq!(
-                top.rates(&deltas, &cur, 0.5),
+                top.rates(&cur, 0.5),
                 top_sources(&prev, &cur, 0.5, n),
                 "top {n}"
             );
             top.clear();
-            assert!(top.rates(&deltas, &cur, 0.5).is_empty());
+            assert!(top.rates(&cur, 0.5).is_empty());
         }
     }
 

@@ -42,7 +42,7 @@ pub struct DetectInput {
     pub host: GlobalCounters,
     /// Per-source counters grown during the interval (sources that sent nothing may be
     /// left out).
-    pub sources: SourceMap<SourceCounters>,
+    pub sources: SourceDeltas,
     /// SYN-ACKs the host sent to each source during the interval, only the sources
     /// it sent some to (a source not in it got none). `None` without an egress hook:
     /// the SYN:SYN-ACK ratio check is then off. Under a random-source flood a map of
@@ -55,6 +55,62 @@ pub struct DetectInput {
     /// Traffic from or to listed addresses that the kernel matched (its LPM trie). The
     /// per-source counters are matched here too, so this may stay empty.
     pub blocklist_hits: Vec<BlocklistHit>,
+}
+
+/// Each source's counters grown during an interval, each source once, in a list: the
+/// detectors walk them all, and under a random-source flood (65,536 sources, every one
+/// new) inserting them into a hash map was the costliest part of a poll. Looking one
+/// up walks the list: that is for the few sources an alert names.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SourceDeltas(Vec<(IpAddr, SourceCounters)>);
+
+impl SourceDeltas {
+    /// Sets `ip`'s delta, replacing one already there.
+    pub fn insert(&mut self, ip: IpAddr, delta: SourceCounters) {
+        match self.0.iter_mut().find(|(known, _)| *known == ip) {
+            Some((_, known)) => *known = delta,
+            None => self.0.push((ip, delta)),
+        }
+    }
+
+    pub fn get(&self, ip: &IpAddr) -> Option<&SourceCounters> {
+        self.0
+            .iter()
+            .find_map(|(known, delta)| (known == ip).then_some(delta))
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&IpAddr, &SourceCounters)> {
+        self.0.iter().map(|(ip, delta)| (ip, delta))
+    }
+}
+
+impl std::ops::Index<&IpAddr> for SourceDeltas {
+    type Output = SourceCounters;
+
+    fn index(&self, ip: &IpAddr) -> &SourceCounters {
+        self.get(ip)
+            .unwrap_or_else(|| panic!("no delta for source {ip}"))
+    }
+}
+
+impl<'a> IntoIterator for &'a SourceDeltas {
+    type Item = (&'a IpAddr, &'a SourceCounters);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (IpAddr, SourceCounters)>,
+        fn(&'a (IpAddr, SourceCounters)) -> (&'a IpAddr, &'a SourceCounters),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter().map(|(ip, delta)| (ip, delta))
+    }
 }
 
 impl DetectInput {
@@ -77,7 +133,8 @@ impl DetectInput {
         cur: &Snapshot,
         mut each: impl FnMut(&IpAddr, &SourceCounters, &SourceCounters),
     ) {
-        let sources = &mut self.sources;
+        // Each source of `cur` once: pushed, not looked up.
+        let sources = &mut self.sources.0;
         sources.clear();
         sources.reserve(cur.sources.len());
         // The kernel's blocklist matches: sources while listed, and listed destinations.
@@ -97,7 +154,7 @@ impl DetectInput {
                     bytes: delta.bytes,
                 });
             }
-            sources.insert(*ip, delta);
+            sources.push((*ip, delta));
         }
         for (ip, total) in &cur.listed_destinations {
             let before = prev
@@ -143,11 +200,12 @@ impl DetectInput {
         // SYN-ACKs sent back to each source that sent something, when egress is seen.
         self.syn_ack_sent = match (&prev.syn_acks_sent, &cur.syn_acks_sent) {
             (Some(before), Some(now)) => Some(
-                now.iter()
-                    .filter(|(ip, _)| sources.contains_key(*ip))
-                    .map(|(ip, sent)| {
+                sources
+                    .iter()
+                    .filter_map(|(ip, _)| {
+                        let sent = now.get(ip)?;
                         let delta = sent.saturating_sub(before.get(ip).copied().unwrap_or(0));
-                        (*ip, delta)
+                        Some((*ip, delta))
                     })
                     .filter(|(_, delta)| *delta > 0)
                     .collect(),
