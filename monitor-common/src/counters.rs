@@ -600,6 +600,7 @@ mod pod {
     unsafe impl aya::Pod for super::SourceCounters {}
     unsafe impl aya::Pod for super::SourceCache {}
     unsafe impl aya::Pod for crate::source_table::SourceEntry {}
+    unsafe impl aya::Pod for crate::source_table::SynAckEntry {}
     unsafe impl aya::Pod for super::Settings {}
     unsafe impl aya::Pod for super::FlowKey {}
     unsafe impl aya::Pod for super::FlowCounters {}

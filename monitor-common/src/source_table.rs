@@ -7,7 +7,9 @@
 //! random-source flood. A scan of the mapped array is a sequential read of 8 MiB.
 //!
 //! Only the per-CPU source cache (`SourceCache`) writes here, when a slot changes
-//! hands, so the table sees one write per cache miss, not one per packet. Several CPUs
+//! hands, so the table sees one write per cache miss, not one per packet. The same
+//! layout and protocol, with a `u64` for counts, serve the SYN-ACKs the host sends per
+//! destination (`SynAckEntry`). Several CPUs
 //! may flush into the same entry: each entry carries a sequence word that is odd while
 //! a CPU writes it. Writers take it with a compare-and-swap (a short, bounded wait);
 //! readers copy the entry and keep the copy only if the word was even and unchanged
@@ -23,7 +25,7 @@
 
 use crate::{
     atomic,
-    counters::{SourceCounters, SourceKey, SourceSlot},
+    counters::{SourceCounters, SourceKey},
 };
 
 /// Entries per set. Eight keeps sets from overflowing while a table holds far fewer
@@ -36,17 +38,43 @@ pub const SOURCE_TABLE_WAYS: u32 = 8;
 /// in a row finding it held is already rare.
 pub const FLUSH_ATTEMPTS: u32 = 8;
 
-/// One entry of the table (128 bytes: two cache lines).
+/// What an entry counts: counts that add up.
+pub trait Counts: Copy {
+    fn merged(self, other: Self) -> Self;
+}
+
+impl Counts for SourceCounters {
+    #[inline(always)]
+    fn merged(self, other: Self) -> Self {
+        SourceCounters::merged(self, other)
+    }
+}
+
+impl Counts for u64 {
+    #[inline(always)]
+    fn merged(self, other: Self) -> Self {
+        self.wrapping_add(other)
+    }
+}
+
+/// One entry of a table of addresses and their counts.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SourceEntry {
+pub struct TableEntry<C> {
     /// Odd while a CPU writes the entry; 0 while it has never been used.
     pub seq: u64,
     /// `bpf_ktime_get_ns` of the last flush into it: the set's least recent is replaced.
     pub last_flush_ns: u64,
     pub key: SourceKey,
-    pub counters: SourceCounters,
+    pub counts: C,
 }
+
+/// An entry of the per-source table (128 bytes: two cache lines).
+pub type SourceEntry = TableEntry<SourceCounters>;
+
+/// An entry of the table of SYN-ACKs sent, per destination (`SYN_ACKS_SENT`), which
+/// the TC egress program writes with this same protocol.
+pub type SynAckEntry = TableEntry<u64>;
 
 /// Sets in a table of `entries` entries: a power of two (so a hash picks one with a
 /// mask), at least one. Entries past `sets * SOURCE_TABLE_WAYS` are never used.
@@ -68,8 +96,8 @@ pub fn source_set_start(key: &SourceKey, sets: u64) -> u32 {
     (set as u32) * SOURCE_TABLE_WAYS
 }
 
-/// Adds a cache slot's counts to the table. `entry(i)` is a pointer to entry `i` (in
-/// the kernel: the array map's value), `None` out of range. Returns false when every
+/// Adds `counts` of `key` to the table. `entry(i)` is a pointer to entry `i` (in the
+/// kernel: the array map's value), `None` out of range. Returns false when every
 /// attempt found the chosen entry held by another writer: the counts are lost then.
 ///
 /// # Safety
@@ -77,17 +105,18 @@ pub fn source_set_start(key: &SourceKey, sets: u64) -> u32 {
 /// The pointers `entry` returns are valid for reads and writes for the call; other
 /// writers of those entries follow this same protocol.
 #[inline(always)]
-pub unsafe fn flush_into(
-    slot: &SourceSlot,
+pub unsafe fn flush_into<C: Counts>(
+    key: &SourceKey,
+    counts: C,
     sets: u64,
     now_ns: u64,
-    entry: impl Fn(u32) -> Option<*mut SourceEntry>,
+    entry: impl Fn(u32) -> Option<*mut TableEntry<C>>,
 ) -> bool {
-    let start = source_set_start(&slot.key, sets);
+    let start = source_set_start(key, sets);
     let mut attempt = 0;
     while attempt < FLUSH_ATTEMPTS {
         attempt += 1;
-        let Some((target, seen)) = choose(&slot.key, start, &entry) else {
+        let Some((target, seen)) = choose(key, start, &entry) else {
             return false;
         };
         // SAFETY: the caller's; the sequence word is only accessed atomically.
@@ -101,12 +130,12 @@ pub unsafe fn flush_into(
         }
         // SAFETY: this CPU now holds the entry (its word is odd) until the release.
         let held = unsafe { &mut *target };
-        if seen != 0 && held.key.same(&slot.key) {
-            held.counters = held.counters.merged(slot.counters);
+        if seen != 0 && held.key.same(key) {
+            held.counts = held.counts.merged(counts);
         } else {
             // Never used, or the least recently flushed source's: that one is forgotten.
-            held.key = slot.key;
-            held.counters = slot.counters;
+            held.key = *key;
+            held.counts = counts;
         }
         held.last_flush_ns = now_ns;
         // Even again, one step on from `seen`: a reader that copied meanwhile sees the
@@ -122,12 +151,12 @@ pub unsafe fn flush_into(
 /// holding `key`, else the first never used, else the least recently flushed. Read
 /// without holding anything; the caller takes the entry only if the word is unchanged.
 #[inline(always)]
-fn choose(
+fn choose<E>(
     key: &SourceKey,
     start: u32,
-    entry: &impl Fn(u32) -> Option<*mut SourceEntry>,
-) -> Option<(*mut SourceEntry, u64)> {
-    let mut oldest: Option<(*mut SourceEntry, u64, u64)> = None;
+    entry: &impl Fn(u32) -> Option<*mut TableEntry<E>>,
+) -> Option<(*mut TableEntry<E>, u64)> {
+    let mut oldest: Option<(*mut TableEntry<E>, u64, u64)> = None;
     let mut way = 0;
     while way < SOURCE_TABLE_WAYS {
         let candidate = entry(start + way)?;
@@ -158,7 +187,7 @@ fn choose(
 /// # Safety
 ///
 /// `entry` is valid for reads; writers follow `flush_into`'s protocol.
-pub unsafe fn read_entry(entry: *const SourceEntry) -> Option<(SourceKey, SourceCounters)> {
+pub unsafe fn read_entry<C: Counts>(entry: *const TableEntry<C>) -> Option<(SourceKey, C)> {
     // SAFETY: the caller's; the sequence word is only accessed atomically.
     let seq = unsafe { &raw const (*entry).seq };
     for _ in 0..64 {
@@ -174,16 +203,16 @@ pub unsafe fn read_entry(entry: *const SourceEntry) -> Option<(SourceKey, Source
         // A volatile copy: another CPU may be writing it (a seqlock's reader); the
         // copy is used only if the word shows no write began or ended meanwhile.
         // SAFETY: the caller's.
-        let (key, counters) = unsafe {
+        let (key, counts) = unsafe {
             (
                 core::ptr::read_volatile(&raw const (*entry).key),
-                core::ptr::read_volatile(&raw const (*entry).counters),
+                core::ptr::read_volatile(&raw const (*entry).counts),
             )
         };
         core::sync::atomic::fence(core::sync::atomic::Ordering::Acquire);
         // SAFETY: as above.
         if unsafe { atomic::load(seq) } == before {
-            return Some((key, counters));
+            return Some((key, counts));
         }
     }
     None

@@ -24,7 +24,7 @@ use monitor_common::{
     },
     decode,
     decode::{Addr, MAX_HEADER_OFFSET, decode_ip},
-    source_table::{SourceEntry, flush_into},
+    source_table::{SourceEntry, SynAckEntry, flush_into},
     view::{PacketLogEvent, PacketLogState, VIEW_FILTER, VIEW_LOG},
 };
 
@@ -99,10 +99,12 @@ pub fn monitor(ctx: XdpContext) -> u32 {
 }
 
 /// SYN-ACKs this host sends, per destination: what the SYN:SYN-ACK ratio compares a
-/// source's SYNs with. Counted on egress, which XDP does not see.
+/// source's SYNs with. Counted on egress, which XDP does not see. A table like
+/// SOURCE_TABLE, of the same size: under a SYN flood on an open port the host answers
+/// every spoofed source, and a hash map of them took as long to read as the sources.
 #[map(name = "SYN_ACKS_SENT")]
-static SYN_ACKS_SENT: LruPerCpuHashMap<SourceKey, u64> =
-    LruPerCpuHashMap::with_max_entries(DEFAULT_MAX_SOURCES, 0);
+static SYN_ACKS_SENT: Array<SynAckEntry> =
+    Array::with_max_entries(DEFAULT_MAX_SOURCES, BPF_F_MMAPABLE);
 
 /// TC egress: counts the SYN-ACKs the host sends; every packet continues unchanged.
 #[classifier]
@@ -112,15 +114,19 @@ pub fn egress(ctx: TcContext) -> i32 {
         end: ctx.data_end(),
     };
     let info = decode(&frame);
-    if info.is_syn_ack() {
+    if info.is_syn_ack()
+        && let Some(settings) = SETTINGS.get(0)
+    {
         let key = SourceKey { addr: info.dst };
-        match SYN_ACKS_SENT.get_ptr_mut(&key) {
-            // SAFETY: this CPU's slot of the entry.
-            Some(count) => unsafe { *count += 1 },
-            None => {
-                let _ = SYN_ACKS_SENT.insert(&key, &1, 0);
-            }
-        }
+        // SAFETY: a helper without preconditions.
+        let now = unsafe { bpf_ktime_get_ns() };
+        // SAFETY: as in `flush`. A SYN-ACK whose entry stays held is not counted: the
+        // ratio check then errs towards calling a source a flood, which it is then.
+        unsafe {
+            flush_into(&key, 1u64, settings.source_sets, now, |i| {
+                SYN_ACKS_SENT.get_ptr_mut(i)
+            })
+        };
     }
     // TCX_NEXT: let the next program (or the stack) decide.
     TC_ACT_UNSPEC
@@ -423,7 +429,11 @@ fn flush(ctx: &XdpContext, slot: &SourceSlot, sets: u64) {
     let now = unsafe { bpf_ktime_get_ns() };
     // SAFETY: array values stay valid for the program run, and every writer of the
     // table goes through `flush_into`.
-    let landed = unsafe { flush_into(slot, sets, now, |i| SOURCE_TABLE.get_ptr_mut(i)) };
+    let landed = unsafe {
+        flush_into(&slot.key, slot.counters, sets, now, |i| {
+            SOURCE_TABLE.get_ptr_mut(i)
+        })
+    };
     if !landed {
         warn!(
             ctx,

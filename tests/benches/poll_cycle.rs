@@ -9,7 +9,7 @@ fn main() {
     use std::time::Instant;
 
     use aya::programs::{TestRun, TestRunOptions, Xdp};
-    use monitor::backend::xdp::{SourceTableView, load_object, load_program, read_sources};
+    use monitor::backend::xdp::{MappedTable, load_object, load_program, read_sources};
     use monitor_common::{
         DEFAULT_MAX_SOURCES,
         builder::{L4, Packet},
@@ -74,7 +74,8 @@ fn main() {
             })
             .collect(),
     );
-    let view = SourceTableView::map(&ebpf).expect("map the table");
+    let view = MappedTable::<monitor_common::SourceCounters>::map(&ebpf, names::SOURCE_TABLE)
+        .expect("map the table");
     let mut used = 0;
     let scan_only = median(
         (0..ROUNDS)
@@ -92,7 +93,7 @@ fn main() {
     );
     println!("| step | ms |");
     println!("|---|---:|");
-    println!("| scan of the mapped table (`SourceTableView::for_each`) | {scan_only:.1} |");
+    println!("| scan of the mapped table (`MappedTable::for_each`) | {scan_only:.1} |");
     println!(
         "| the monitor's whole read (`read_sources`: scan, caches, map of sources) | {batched:.1} |"
     );

@@ -1,7 +1,7 @@
 use std::{collections::HashMap, sync::Arc, thread, vec, vec::Vec};
 
 use super::*;
-use crate::decode::Addr;
+use crate::{counters::SourceSlot, decode::Addr};
 
 fn key(i: u32) -> SourceKey {
     SourceKey {
@@ -42,7 +42,7 @@ impl Table {
         let len = self.entries.len() as u32;
         // SAFETY: in bounds; writers go through `flush_into` only.
         unsafe {
-            flush_into(slot, self.sets(), now_ns, |i| {
+            flush_into(&slot.key, slot.counters, self.sets(), now_ns, |i| {
                 (i < len).then(|| base.add(i as usize))
             })
         }

@@ -33,7 +33,7 @@ use monitor_common::{
         Tally,
     },
     names,
-    source_table::{SourceEntry, read_entry, source_table_sets},
+    source_table::{Counts, TableEntry, read_entry, source_table_sets},
     view::{PacketFilter, PacketLogEvent, PacketLogState, VIEW_FILTER, VIEW_LOG, class_from_u8},
 };
 
@@ -95,6 +95,8 @@ const DEFAULT_MAX_BANS: u32 = 1_024;
 fn load_object_sized(max_sources: u32, blocklist_capacity: u32, max_bans: u32) -> Result<Ebpf> {
     EbpfLoader::new()
         .map_max_entries(names::SOURCE_TABLE, max_sources)
+        // The same shape as SOURCE_TABLE: the program uses its set count for both.
+        .map_max_entries(names::SYN_ACKS_SENT, max_sources)
         .map_max_entries(names::DROPPED_SOURCES, max_sources)
         .map_max_entries(names::BANS, max_bans.max(1))
         .map_max_entries("BLOCKLIST", blocklist_capacity.max(MIN_BLOCKLIST_CAPACITY))
@@ -167,21 +169,25 @@ pub fn read_global(ebpf: &Ebpf) -> Result<GlobalCounters> {
 /// missed once (and counted at the next poll), never counted twice.
 pub fn read_sources(ebpf: &Ebpf) -> Result<SourceMap<SourceCounters>> {
     let mut sources = SourceMap::default();
-    read_sources_into(ebpf, &SourceTableView::map(ebpf)?, &mut sources)?;
+    read_sources_into(
+        ebpf,
+        &MappedTable::map(ebpf, names::SOURCE_TABLE)?,
+        &mut sources,
+    )?;
     Ok(sources)
 }
 
 /// [`read_sources`] into `sources`, emptied first; its memory is reused.
 pub fn read_sources_into(
     ebpf: &Ebpf,
-    table: &SourceTableView,
+    table: &MappedTable<SourceCounters>,
     sources: &mut SourceMap<SourceCounters>,
 ) -> Result<()> {
     sources.clear();
     // Sized for the whole table up front: growing it by doubling under a flood
     // rehashes every entry several times each poll.
     sources.reserve(table.entries);
-    table.for_each(|key, counters| {
+    table.for_each(|key, counters: SourceCounters| {
         sources
             .entry(key.ip())
             .and_modify(|sum| *sum = sum.merged(counters))
@@ -201,33 +207,34 @@ pub fn read_sources_into(
     Ok(())
 }
 
-/// The per-source table mapped into this process (read-only): a poll reads it in
-/// place instead of copying it out entry by entry through syscalls. aya 0.14 does not
-/// map arrays, hence the `mmap` by hand.
-pub struct SourceTableView {
-    start: NonNull<SourceEntry>,
+/// A table of `source_table`'s kind (the per-source table, the SYN-ACKs sent) mapped
+/// into this process, read-only: a poll reads it in place instead of copying it out
+/// entry by entry through syscalls. aya 0.14 does not map arrays, hence the `mmap` by
+/// hand.
+pub struct MappedTable<C> {
+    start: NonNull<TableEntry<C>>,
     entries: usize,
     mapped_len: usize,
 }
 
 // SAFETY: the mapping is shared memory, read only through `read_entry`'s protocol;
 // nothing in it is tied to a thread.
-unsafe impl Send for SourceTableView {}
+unsafe impl<C> Send for MappedTable<C> {}
 
-impl SourceTableView {
-    pub fn map(ebpf: &Ebpf) -> Result<Self> {
-        let data = match ebpf.map(names::SOURCE_TABLE) {
+impl<C: Counts> MappedTable<C> {
+    pub fn map(ebpf: &Ebpf, name: &str) -> Result<Self> {
+        let data = match ebpf.map(name) {
             Some(Map::Array(data)) => data,
-            Some(_) => bail!("map {} is not an array", names::SOURCE_TABLE),
-            None => bail!("map {} missing", names::SOURCE_TABLE),
+            Some(_) => bail!("map {name} is not an array"),
+            None => bail!("map {name} missing"),
         };
         let entries = data
             .info()
-            .with_context(|| format!("failed to query map {}", names::SOURCE_TABLE))?
+            .with_context(|| format!("failed to query map {name}"))?
             .max_entries() as usize;
         // SAFETY: a query without preconditions.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
-        let mapped_len = (entries * size_of::<SourceEntry>()).div_ceil(page) * page;
+        let mapped_len = (entries * size_of::<TableEntry<C>>()).div_ceil(page) * page;
         // SAFETY: a new shared read-only mapping of the map's fd, which the kernel
         // sizes to the array rounded up to pages; unmapped on drop.
         let start = unsafe {
@@ -242,7 +249,7 @@ impl SourceTableView {
         };
         if start == libc::MAP_FAILED {
             return Err(io::Error::last_os_error())
-                .with_context(|| format!("failed to map {} into memory", names::SOURCE_TABLE));
+                .with_context(|| format!("failed to map {name} into memory"));
         }
         Ok(Self {
             start: NonNull::new(start.cast()).context("mmap returned null")?,
@@ -251,19 +258,19 @@ impl SourceTableView {
         })
     }
 
-    /// Calls `each` with every used entry's source and counts (a source may have more
-    /// than one entry: callers add them up).
-    pub fn for_each(&self, mut each: impl FnMut(SourceKey, SourceCounters)) {
+    /// Calls `each` with every used entry's address and counts (an address may have
+    /// more than one entry: callers add them up).
+    pub fn for_each(&self, mut each: impl FnMut(SourceKey, C)) {
         for i in 0..self.entries {
             // SAFETY: within the mapping; the kernel's writers follow `flush_into`.
-            if let Some((key, counters)) = unsafe { read_entry(self.start.as_ptr().add(i)) } {
-                each(key, counters);
+            if let Some((key, counts)) = unsafe { read_entry(self.start.as_ptr().add(i)) } {
+                each(key, counts);
             }
         }
     }
 }
 
-impl Drop for SourceTableView {
+impl<C> Drop for MappedTable<C> {
     fn drop(&mut self) {
         // SAFETY: the mapping made in `map`, used by nothing else.
         unsafe { libc::munmap(self.start.as_ptr().cast(), self.mapped_len) };
@@ -319,15 +326,15 @@ pub struct XdpBackend {
     mode: AttachedMode,
     settings: Settings,
     large_flow_events: RingBuf<MapData>,
-    /// Whether the egress classifier is attached (SYN-ACKs counted).
-    egress: bool,
     /// Flows the kernel reported as large, with when each last grew.
     followed: HashMap<FlowKey, (FlowCounters, Instant, SystemTime)>,
     /// A per-source map the polling loop gave back (`recycle`), refilled by the next
     /// snapshot instead of a new one whose pages are all faulted in afresh.
     spare_sources: Option<SourceMap<SourceCounters>>,
     /// The per-source table, mapped once.
-    source_table: SourceTableView,
+    source_table: MappedTable<SourceCounters>,
+    /// The SYN-ACKs sent, mapped once, when the egress classifier counts them.
+    syn_acks: Option<MappedTable<u64>>,
     /// Packet-log records dropped because the printer's queue was full.
     packet_log_queue_full: Arc<AtomicU64>,
 }
@@ -417,12 +424,18 @@ fn attach_egress(ebpf: &mut Ebpf, iface: &str) -> Result<()> {
     Ok(())
 }
 
-/// SYN-ACKs sent per destination, summed over CPUs.
+/// SYN-ACKs sent per destination.
 pub fn read_syn_acks_sent(ebpf: &Ebpf) -> Result<HashMap<IpAddr, u64>> {
-    Ok(per_cpu_table::<SourceKey, u64>(ebpf, names::SYN_ACKS_SENT)?
-        .into_iter()
-        .map(|(key, per_cpu)| (key.ip(), per_cpu.into_iter().sum()))
-        .collect())
+    Ok(syn_acks_sent(&MappedTable::map(
+        ebpf,
+        names::SYN_ACKS_SENT,
+    )?))
+}
+
+fn syn_acks_sent(table: &MappedTable<u64>) -> HashMap<IpAddr, u64> {
+    let mut sent = HashMap::new();
+    table.for_each(|key, count| *sent.entry(key.ip()).or_default() += count);
+    sent
 }
 
 /// Frames mitigation dropped (or would have) per source, summed over CPUs.
@@ -622,17 +635,21 @@ impl XdpBackend {
                 false
             }
         };
-        let source_table = SourceTableView::map(&ebpf)?;
+        let source_table = MappedTable::map(&ebpf, names::SOURCE_TABLE)?;
+        let syn_acks = match egress {
+            true => Some(MappedTable::map(&ebpf, names::SYN_ACKS_SENT)?),
+            false => None,
+        };
         Ok(Self {
             ebpf,
             iface: iface_name.to_owned(),
             mode,
             settings,
-            egress,
             large_flow_events,
             followed: HashMap::new(),
             spare_sources: None,
             source_table,
+            syn_acks,
             packet_log_queue_full: Arc::default(),
         })
     }
@@ -721,11 +738,7 @@ impl Backend for XdpBackend {
             sources,
             listed_destinations: read_listed_destinations(&self.ebpf)?,
             large_flows: self.large_flows()?,
-            syn_acks_sent: if self.egress {
-                Some(read_syn_acks_sent(&self.ebpf)?)
-            } else {
-                None
-            },
+            syn_acks_sent: self.syn_acks.as_ref().map(syn_acks_sent),
             capture_drops: None,
             dropped: if self.settings.mitigation != 0 {
                 read_dropped(&self.ebpf)?
