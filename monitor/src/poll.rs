@@ -166,13 +166,19 @@ mod tests {
                 send([192, 0, 2, 100 + quiet], 22..(22 + u16::from(quiet % 3)));
             }
         }
+        // The host answers the spread-out flood and the quiet sources, not the rest.
+        let answered = sources
+            .iter()
+            .filter(|(ip, _)| matches!(ip, IpAddr::V4(v4) if matches!(v4.octets()[0], 10 | 192)))
+            .map(|(ip, counters)| (*ip, counters.syn))
+            .collect();
         Snapshot {
             taken: start + Duration::from_secs(second.into()),
             global: host,
             sources,
             listed_destinations: Default::default(),
             large_flows: Vec::new(),
-            syn_acks_sent: None,
+            syn_acks_sent: Some(answered),
             capture_drops: None,
             dropped: Default::default(),
         }
@@ -226,6 +232,7 @@ mod tests {
             assert_eq!(shared.sources, own.sources, "poll {to}");
             assert_eq!(shared.scans, own.scans, "poll {to}");
             assert_eq!(shared.blocklist_hits, own.blocklist_hits, "poll {to}");
+            assert_eq!(shared.syn_ack_sent, own.syn_ack_sent, "poll {to}");
             assert_eq!(shared.host, own.host, "poll {to}");
             assert_eq!(
                 (shared.interval_secs, shared.elapsed_secs),

@@ -1,12 +1,14 @@
 //! The userspace part of a poll with the per-source table full (65,536 sources, the
 //! default): everything the monitor does with a snapshot once it is read, through the
 //! same `PollWork` calls as its polling loop (detection input, scan estimates, the
-//! detectors, the stats line's top sources). Two cases: a random-source flood, where
-//! every source of the new snapshot is new, and a steady table, where one source in 64
-//! sent something in the interval. Needs no root. Run: `cargo xtask bench` (or `cargo
+//! detectors, the stats line's top sources). Three cases: a random-source flood, where
+//! every source of the new snapshot is new (also with the host answering each source,
+//! so the table of SYN-ACKs sent is full too), and a steady table, where one source in
+//! 64 sent something in the interval. Needs no root. Run: `cargo xtask bench` (or `cargo
 //! bench -p monitor-tests --bench poll_work`).
 
 use std::{
+    collections::HashMap,
     hint::black_box,
     net::{IpAddr, Ipv4Addr},
     time::{Duration, Instant},
@@ -88,6 +90,18 @@ fn flood(start: Instant) -> (Snapshot, Snapshot) {
     (prev, cur)
 }
 
+/// The flood when the host answers every spoofed source (a listening port): the
+/// egress hook's table of SYN-ACKs sent holds each source with one SYN-ACK.
+fn flood_answered(start: Instant) -> (Snapshot, Snapshot) {
+    let (mut prev, mut cur) = flood(start);
+    for snapshot in [&mut prev, &mut cur] {
+        let answered: HashMap<IpAddr, u64> = snapshot.sources.keys().map(|ip| (*ip, 1)).collect();
+        snapshot.global.syn_ack += answered.len() as u64;
+        snapshot.syn_acks_sent = Some(answered);
+    }
+    (prev, cur)
+}
+
 /// A busy but steady table: 65,536 sources seen before, one in 64 of which sent ten
 /// more SYNs in the interval.
 fn steady(start: Instant) -> (Snapshot, Snapshot) {
@@ -157,6 +171,10 @@ fn main() {
     println!("|---|---:|---:|---:|---:|");
     for (name, (prev, cur)) in [
         ("flood: every source new", flood(start)),
+        (
+            "flood, answered: a SYN-ACK to each source",
+            flood_answered(start),
+        ),
         ("steady: 1 source in 64 active", steady(start)),
     ] {
         let (detect, stats, total, findings) = measure(&prev, &cur);

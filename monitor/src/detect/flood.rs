@@ -54,6 +54,14 @@ pub struct SourceTraffic<'a> {
     pub burst_exempt: bool,
 }
 
+/// Whether a source's SYN-ACK count can change what [`source_floods`] finds: only when
+/// its SYN rate reaches one of the SYN thresholds (the rate's, or the ratio check's
+/// minimum); below both, any count finds the same.
+pub fn syn_acks_matter(delta: &SourceCounters, seconds: f64, t: &SourceThresholds) -> bool {
+    let syn_rate = per_sec(delta.syn, seconds);
+    syn_rate >= t.syn_per_sec.get() as f64 || syn_rate >= t.syn_ratio_min_syn_per_sec.get() as f64
+}
+
 /// The floods one source is sending. A protocol flood (SYN, UDP, ICMP) already says
 /// what the packet rate would, so the generic packet-rate burst is reported only when
 /// no protocol flood is.
@@ -430,6 +438,33 @@ mod tests {
             ..t
         };
         assert!(source_floods(&traffic, 1.0, &strict, "eth0").is_empty());
+    }
+
+    #[test]
+    fn syn_acks_change_nothing_where_they_do_not_matter() {
+        let t = SourceThresholds::default();
+        let (mut mattered, mut did_not) = (0, 0);
+        for syn in [0, 1, 24, 25, 99, 100, 101, 124, 125, 499, 500, 501, 5_000] {
+            for seconds in [0.25, 1.0] {
+                let delta = counters(syn + 10, (syn + 10) * 60, syn, 0, 0);
+                let mut traffic = source(&delta);
+                traffic.syn_ack_sent = Some(0);
+                let without = source_floods(&traffic, seconds, &t, "eth0");
+                let matters = syn_acks_matter(&delta, seconds, &t);
+                let mut differs = false;
+                for acks in [1, 10, 1_000_000] {
+                    traffic.syn_ack_sent = Some(acks);
+                    differs |= source_floods(&traffic, seconds, &t, "eth0") != without;
+                }
+                assert!(matters || !differs, "{syn} SYNs in {seconds} s");
+                if matters {
+                    mattered += 1;
+                } else {
+                    did_not += 1;
+                }
+            }
+        }
+        assert!(mattered > 0 && did_not > 0, "{mattered} {did_not}");
     }
 
     #[test]

@@ -198,20 +198,25 @@ impl DetectInput {
                 }),
         );
         // SYN-ACKs sent back to each source that sent something, when egress is seen.
-        self.syn_ack_sent = match (&prev.syn_acks_sent, &cur.syn_acks_sent) {
-            (Some(before), Some(now)) => Some(
-                sources
-                    .iter()
-                    .filter_map(|(ip, _)| {
-                        let sent = now.get(ip)?;
-                        let delta = sent.saturating_sub(before.get(ip).copied().unwrap_or(0));
-                        Some((*ip, delta))
-                    })
-                    .filter(|(_, delta)| *delta > 0)
-                    .collect(),
-            ),
-            _ => None,
-        };
+        // Into the last poll's map, like the deltas: under an answered flood it holds
+        // every source.
+        match (&prev.syn_acks_sent, &cur.syn_acks_sent) {
+            (Some(before), Some(now)) => {
+                let sent = self.syn_ack_sent.get_or_insert_with(SourceMap::default);
+                sent.clear();
+                sent.extend(
+                    sources
+                        .iter()
+                        .filter_map(|(ip, _)| {
+                            let sent = now.get(ip)?;
+                            let delta = sent.saturating_sub(before.get(ip).copied().unwrap_or(0));
+                            Some((*ip, delta))
+                        })
+                        .filter(|(_, delta)| *delta > 0),
+                );
+            }
+            _ => self.syn_ack_sent = None,
+        }
         self.interval_secs = cur.taken.duration_since(prev.taken).as_secs_f64();
         self.elapsed_secs = self.interval_secs;
         self.host = counters_delta(&prev.global, &cur.global);
@@ -293,15 +298,21 @@ impl Detector {
                 shares.add(&share);
                 continue;
             }
-            let traffic = SourceTraffic {
-                ip,
-                delta,
-                syn_ack_sent: input
-                    .syn_ack_sent
-                    .as_ref()
-                    .map(|sent| sent.get(&ip).copied().unwrap_or(0)),
-                burst_exempt: share.burst_exempt,
-            };
+            let traffic =
+                SourceTraffic {
+                    ip,
+                    delta,
+                    // Looked up only where it can change a finding: under a random-source
+                    // flood the host answers, that is no source, and the lookups were a
+                    // third of the poll's work.
+                    syn_ack_sent: input.syn_ack_sent.as_ref().map(|sent| {
+                        match flood::syn_acks_matter(delta, seconds, &self.config.per_source) {
+                            true => sent.get(&ip).copied().unwrap_or(0),
+                            false => 0,
+                        }
+                    }),
+                    burst_exempt: share.burst_exempt,
+                };
             let floods = flood::source_floods(&traffic, seconds, &self.config.per_source, target);
             shares.add(&SourceShare {
                 named: !floods.is_empty(),
