@@ -59,8 +59,15 @@ impl PollWork {
         let mut scans = std::mem::take(&mut self.input.scans);
         scans.clear();
         let (window, top) = (&self.scans, &mut self.top);
+        // Less than a window since start: what came before counts as silence.
+        let seconds = current
+            .taken
+            .duration_since(window_start.taken)
+            .as_secs_f64()
+            .max(self.rate_window.as_secs_f64());
+        let wanted = |delta: &_| detector.wants_syn_acks(delta, seconds);
         self.input
-            .refill(window_start, current, |ip, counters, delta| {
+            .refill(window_start, current, wanted, |ip, counters, delta| {
                 if ranking {
                     top.offer(*ip, delta);
                 }
@@ -70,8 +77,7 @@ impl PollWork {
             });
         let input = &mut self.input;
         input.scans = scans;
-        // Less than a window since start: what came before counts as silence.
-        input.interval_secs = input.interval_secs.max(self.rate_window.as_secs_f64());
+        input.interval_secs = seconds;
         input.elapsed_secs = current.taken.duration_since(last.taken).as_secs_f64();
         let epoch = self.scans.advance(&current.sources, current.taken);
         let findings = detector.evaluate(&self.input);
@@ -166,10 +172,12 @@ mod tests {
                 send([192, 0, 2, 100 + quiet], 22..(22 + u16::from(quiet % 3)));
             }
         }
-        // The host answers the spread-out flood and the quiet sources, not the rest.
+        // The host answers every source but the listed one.
         let answered = sources
             .iter()
-            .filter(|(ip, _)| matches!(ip, IpAddr::V4(v4) if matches!(v4.octets()[0], 10 | 192)))
+            .filter(
+                |(ip, _)| matches!(ip, IpAddr::V4(v4) if matches!(v4.octets()[0], 10 | 192 | 203)),
+            )
             .map(|(ip, counters)| (*ip, counters.syn))
             .collect();
         Snapshot {
@@ -232,7 +240,24 @@ mod tests {
             assert_eq!(shared.sources, own.sources, "poll {to}");
             assert_eq!(shared.scans, own.scans, "poll {to}");
             assert_eq!(shared.blocklist_hits, own.blocklist_hits, "poll {to}");
-            assert_eq!(shared.syn_ack_sent, own.syn_ack_sent, "poll {to}");
+            // Only the SYN-ACKs of sources fast enough to be compared are kept.
+            let (shared_sent, own_sent) = (
+                shared.syn_ack_sent.as_ref().unwrap(),
+                own.syn_ack_sent.as_ref().unwrap(),
+            );
+            for (ip, sent) in own_sent {
+                let wanted = shared_detector.wants_syn_acks(&own.sources[ip], own.interval_secs);
+                assert_eq!(
+                    shared_sent.get(ip),
+                    wanted.then_some(sent),
+                    "poll {to}: {ip}"
+                );
+            }
+            assert!(shared_sent.len() < own_sent.len(), "poll {to}");
+            if to < 3 {
+                // The SYN flooder's.
+                assert_eq!(shared_sent.len(), 1, "poll {to}");
+            }
             assert_eq!(shared.host, own.host, "poll {to}");
             assert_eq!(
                 (shared.interval_secs, shared.elapsed_secs),

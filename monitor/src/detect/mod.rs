@@ -44,7 +44,8 @@ pub struct DetectInput {
     /// left out).
     pub sources: SourceDeltas,
     /// SYN-ACKs the host sent to each source during the interval, only the sources
-    /// it sent some to (a source not in it got none). `None` without an egress hook:
+    /// it sent some to (a source not in it got none) and, when the poll fills it, that
+    /// sent SYNs fast enough for the detector to compare ([`Detector::wants_syn_acks`]). `None` without an egress hook:
     /// the SYN:SYN-ACK ratio check is then off. Under a random-source flood a map of
     /// every source (mostly zeros) cost as much as the deltas themselves.
     pub syn_ack_sent: Option<SourceMap<u64>>,
@@ -118,7 +119,7 @@ impl DetectInput {
     /// the caller to add when the backend supplies it.
     pub fn from_snapshots(prev: &Snapshot, cur: &Snapshot) -> Self {
         let mut input = Self::default();
-        input.refill(prev, cur, |_, _, _| {});
+        input.refill(prev, cur, |_| true, |_, _, _| {});
         input
     }
 
@@ -127,10 +128,15 @@ impl DetectInput {
     /// every poll otherwise. `scans` is left as it is. `each` sees every source of
     /// `cur` with its cumulative counters and its delta, in the same pass over them (a
     /// pass over 65,536 sources costs more than the work done on each).
+    /// `syn_acks_wanted` says, from a source's delta, whether to look its SYN-ACKs up
+    /// ([`Detector::wants_syn_acks`]): under a random-source flood the host answers,
+    /// looking up and keeping every source's count cost four times the rest of the
+    /// poll's work, for a check that reads none of them.
     pub fn refill(
         &mut self,
         prev: &Snapshot,
         cur: &Snapshot,
+        syn_acks_wanted: impl Fn(&SourceCounters) -> bool,
         mut each: impl FnMut(&IpAddr, &SourceCounters, &SourceCounters),
     ) {
         // Each source of `cur` once: pushed, not looked up.
@@ -207,6 +213,7 @@ impl DetectInput {
                 sent.extend(
                     sources
                         .iter()
+                        .filter(|(_, delta)| syn_acks_wanted(delta))
                         .filter_map(|(ip, _)| {
                             let sent = now.get(ip)?;
                             let delta = sent.saturating_sub(before.get(ip).copied().unwrap_or(0));
@@ -272,6 +279,12 @@ impl Detector {
 
     pub fn lists(&self) -> &Lists {
         &self.lists
+    }
+
+    /// Whether a source that grew by `delta` over `seconds` is checked against the
+    /// SYN-ACKs the host sent it: only one whose SYN rate reaches a SYN threshold.
+    pub fn wants_syn_acks(&self, delta: &SourceCounters, seconds: f64) -> bool {
+        flood::syn_acks_matter(delta, seconds, &self.config.per_source)
     }
 
     /// Everything wrong in this interval, sorted by kind, source and target.
