@@ -92,7 +92,7 @@ impl PollWork {
     /// The stats line from `last` to `current`. After [`detect`](Self::detect) over
     /// the same interval its top sources come from that pass; otherwise (a window
     /// longer than the interval) they are computed here.
-    pub fn interval_stats(&mut self, last: &Snapshot, current: &Snapshot) -> IntervalStats {
+    pub fn interval_stats(&self, last: &Snapshot, current: &Snapshot) -> IntervalStats {
         if self.top_between == Some((last.taken, current.taken)) {
             stats::interval_with(last, current, |seconds| {
                 self.top.rates(&current.sources, seconds)
