@@ -81,9 +81,9 @@ impl<V: Copy> SourceList<V> {
         self.entries.clear();
     }
 
-    /// Room for `additional` more entries.
+    /// Room for `additional` more entries (and no more).
     pub fn reserve(&mut self, additional: usize) {
-        self.entries.reserve(additional);
+        self.entries.reserve_exact(additional);
     }
 
     /// Sets one source's value, as a map would (a search and a shift: for a few).
@@ -136,26 +136,28 @@ impl<V: Copy> SourceList<V> {
             return;
         }
         new.sort_unstable_by_key(|(key, _)| rank(sets, key));
-        // One merge of the two ordered runs.
+        // One merge of the two ordered runs, in place from the back: the list grows by
+        // `new.len()` and each entry moves at most once (no second list of megabytes).
         let old_len = self.entries.len();
-        let mut new = new.into_iter().rev().peekable();
-        let mut merged: Vec<(SourceKey, V)> = Vec::with_capacity(old_len + new.len());
-        let mut old = std::mem::take(&mut self.entries)
-            .into_iter()
-            .rev()
-            .peekable();
-        loop {
-            let take_new = match (old.peek(), new.peek()) {
-                (Some(o), Some(n)) => rank(sets, &n.0) > rank(sets, &o.0),
-                (None, Some(_)) => true,
-                (Some(_), None) => false,
-                (None, None) => break,
-            };
-            let next = if take_new { new.next() } else { old.next() };
-            merged.extend(next);
+        let Some(&filler) = new.first() else {
+            return;
+        };
+        // Exact: doubling a list of megabytes for a few hundred entries would not do.
+        self.entries.reserve_exact(new.len());
+        self.entries.resize(old_len + new.len(), filler);
+        let (mut old_end, mut new_end, mut write) = (old_len, new.len(), old_len + new.len());
+        while new_end > 0 {
+            write -= 1;
+            let take_new = old_end == 0
+                || rank(sets, &new[new_end - 1].0) > rank(sets, &self.entries[old_end - 1].0);
+            if take_new {
+                new_end -= 1;
+                self.entries[write] = new[new_end];
+            } else {
+                old_end -= 1;
+                self.entries[write] = self.entries[old_end];
+            }
         }
-        merged.reverse();
-        self.entries = merged;
         self.merge_neighbours(merge);
     }
 
