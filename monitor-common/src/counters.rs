@@ -123,7 +123,7 @@ pub const SCAN_PORT_BITS: usize = 256;
 /// Bits in a source's destination-host sketch.
 pub const SCAN_HOST_BITS: usize = 64;
 
-/// Counters per source address (per CPU, in an LRU per-CPU hash).
+/// Counters per source address (in the per-source table, `source_table`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SourceCounters {
@@ -174,6 +174,9 @@ pub struct Settings {
     pub filter: crate::view::PacketFilter,
     /// Packet-log lines per second, per CPU (userspace caps the sum too).
     pub packet_log_rate: u64,
+    /// Sets in the per-source table (`source_table::source_table_sets` of its size),
+    /// filled in by the loader whenever it writes the settings.
+    pub source_sets: u64,
 }
 
 pub const MITIGATION_OFF: u64 = 0;
@@ -596,6 +599,8 @@ mod pod {
     unsafe impl aya::Pod for super::SourceKey {}
     unsafe impl aya::Pod for super::SourceCounters {}
     unsafe impl aya::Pod for super::SourceCache {}
+    unsafe impl aya::Pod for crate::source_table::SourceEntry {}
+    unsafe impl aya::Pod for crate::source_table::SynAckEntry {}
     unsafe impl aya::Pod for super::Settings {}
     unsafe impl aya::Pod for super::FlowKey {}
     unsafe impl aya::Pod for super::FlowCounters {}

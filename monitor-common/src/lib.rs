@@ -2,13 +2,21 @@
 //! decoding rules. `no_std` so the XDP program can use it; the same code decodes
 //! frames for the pcap backend and is unit-tested on the host.
 #![no_std]
+// The BPF target has no compare-and-swap in `core::sync::atomic` (see `atomic`).
+#![cfg_attr(
+    target_arch = "bpf",
+    feature(core_intrinsics),
+    allow(internal_features)
+)]
 
 #[cfg(any(test, feature = "std"))]
 extern crate std;
 
+mod atomic;
 pub mod counters;
 pub mod decode;
 pub mod frame;
+pub mod source_table;
 pub mod view;
 
 #[cfg(any(test, feature = "std"))]
@@ -24,6 +32,8 @@ pub mod names {
     pub const GLOBAL_COUNTERS: &str = "GLOBAL_COUNTERS";
     pub const SOURCE_COUNTERS: &str = "SOURCE_COUNTERS";
     pub const SOURCE_CACHE: &str = "SOURCE_CACHE";
+    /// The per-source table (`source_table`), a `BPF_F_MMAPABLE` array of `SourceEntry`.
+    pub const SOURCE_TABLE: &str = "SOURCE_TABLE";
     pub const MONITOR_PROGRAM: &str = "monitor";
     /// A program that only returns XDP_PASS: the baseline for cost-per-packet benchmarks.
     pub const PASS_PROGRAM: &str = "pass_only";

@@ -4,7 +4,7 @@
 #![no_main]
 
 use aya_ebpf::{
-    bindings::{BPF_NOEXIST, TC_ACT_UNSPEC, xdp_action},
+    bindings::{BPF_F_MMAPABLE, TC_ACT_UNSPEC, xdp_action},
     helpers::bpf_ktime_get_ns,
     macros::{classifier, map, xdp},
     maps::{
@@ -15,8 +15,8 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::warn;
 use monitor_common::{
-    Class, DEFAULT_MAX_SOURCES, Frame, GlobalCounters, PacketInfo, SourceCache, SourceCounters,
-    SourceKey, SourceSlot,
+    Class, DEFAULT_MAX_SOURCES, Frame, GlobalCounters, PacketInfo, SourceCache, SourceKey,
+    SourceSlot,
     counters::{
         BLOCKLIST_EXEMPT, BanEntry, CaptureMeta, DestinationCounters, FlowCounters, FlowKey,
         LargeFlowEvent, MAX_CAPTURE_SNAPLEN, MIN_FLOW_PAYLOAD, MITIGATION_DROP, MITIGATION_OFF,
@@ -24,19 +24,20 @@ use monitor_common::{
     },
     decode,
     decode::{Addr, MAX_HEADER_OFFSET, decode_ip},
+    source_table::{SourceEntry, SynAckEntry, flush_into},
     view::{PacketLogEvent, PacketLogState, VIEW_FILTER, VIEW_LOG},
 };
 
 #[map(name = "GLOBAL_COUNTERS")]
 static GLOBAL_COUNTERS: PerCpuArray<GlobalCounters> = PerCpuArray::with_max_entries(1, 0);
 
-/// Resized at load time (`--max-sources`); LRU so a random-source flood recycles the
-/// least recently seen entries instead of failing inserts.
-#[map(name = "SOURCE_COUNTERS")]
-static SOURCE_COUNTERS: LruPerCpuHashMap<SourceKey, SourceCounters> =
-    LruPerCpuHashMap::with_max_entries(DEFAULT_MAX_SOURCES, 0);
+/// The per-source table (see `monitor_common::source_table`), resized at load time
+/// (`--max-sources`). Mappable: userspace reads it in place, without a syscall.
+#[map(name = "SOURCE_TABLE")]
+static SOURCE_TABLE: Array<SourceEntry> =
+    Array::with_max_entries(DEFAULT_MAX_SOURCES, BPF_F_MMAPABLE);
 
-/// Per-source counts not yet in SOURCE_COUNTERS (see `SourceCache` for why).
+/// Per-source counts not yet in SOURCE_TABLE (see `SourceCache` for why).
 #[map(name = "SOURCE_CACHE")]
 static SOURCE_CACHE: PerCpuArray<SourceCache> = PerCpuArray::with_max_entries(1, 0);
 
@@ -98,10 +99,12 @@ pub fn monitor(ctx: XdpContext) -> u32 {
 }
 
 /// SYN-ACKs this host sends, per destination: what the SYN:SYN-ACK ratio compares a
-/// source's SYNs with. Counted on egress, which XDP does not see.
+/// source's SYNs with. Counted on egress, which XDP does not see. A table like
+/// SOURCE_TABLE, of the same size: under a SYN flood on an open port the host answers
+/// every spoofed source, and a hash map of them took as long to read as the sources.
 #[map(name = "SYN_ACKS_SENT")]
-static SYN_ACKS_SENT: LruPerCpuHashMap<SourceKey, u64> =
-    LruPerCpuHashMap::with_max_entries(DEFAULT_MAX_SOURCES, 0);
+static SYN_ACKS_SENT: Array<SynAckEntry> =
+    Array::with_max_entries(DEFAULT_MAX_SOURCES, BPF_F_MMAPABLE);
 
 /// TC egress: counts the SYN-ACKs the host sends; every packet continues unchanged.
 #[classifier]
@@ -111,15 +114,19 @@ pub fn egress(ctx: TcContext) -> i32 {
         end: ctx.data_end(),
     };
     let info = decode(&frame);
-    if info.is_syn_ack() {
+    if info.is_syn_ack()
+        && let Some(settings) = SETTINGS.get(0)
+    {
         let key = SourceKey { addr: info.dst };
-        match SYN_ACKS_SENT.get_ptr_mut(&key) {
-            // SAFETY: this CPU's slot of the entry.
-            Some(count) => unsafe { *count += 1 },
-            None => {
-                let _ = SYN_ACKS_SENT.insert(&key, &1, 0);
-            }
-        }
+        // SAFETY: a helper without preconditions.
+        let now = unsafe { bpf_ktime_get_ns() };
+        // SAFETY: as in `flush`. A SYN-ACK whose entry stays held is not counted: the
+        // ratio check then errs towards calling a source a flood, which it is then.
+        unsafe {
+            flush_into(&key, 1u64, settings.source_sets, now, |i| {
+                SYN_ACKS_SENT.get_ptr_mut(i)
+            })
+        };
     }
     // TCX_NEXT: let the next program (or the stack) decide.
     TC_ACT_UNSPEC
@@ -256,7 +263,7 @@ fn count(ctx: &XdpContext) -> u32 {
         len,
         settings,
         |k| is_listed(&k.addr),
-        |evicted| flush(ctx, evicted),
+        |evicted| flush(ctx, evicted, settings.source_sets),
     );
     // Off, this is the only cost of mitigation. The source was counted above either
     // way: detection keeps seeing a banned flood, so its ban can be confirmed again.
@@ -442,23 +449,22 @@ fn follow_flow(info: &PacketInfo, threshold: u64) {
 
 /// Adds a slot's counts to the per-source table.
 #[inline(always)]
-fn flush(ctx: &XdpContext, slot: &SourceSlot) {
-    if let Some(counters) = SOURCE_COUNTERS.get_ptr_mut(&slot.key) {
-        // SAFETY: this CPU's slot of the entry.
-        unsafe { *counters = (*counters).merged(slot.counters) };
-        return;
-    }
-    if SOURCE_COUNTERS
-        .insert(&slot.key, &slot.counters, u64::from(BPF_NOEXIST))
-        .is_ok()
-    {
-        return;
-    }
-    // Another CPU created the entry between our lookup and insert: add to it.
-    match SOURCE_COUNTERS.get_ptr_mut(&slot.key) {
-        // SAFETY: as above.
-        Some(counters) => unsafe { *counters = (*counters).merged(slot.counters) },
-        None => warn!(ctx, "per-source table: insert and lookup both failed"),
+fn flush(ctx: &XdpContext, slot: &SourceSlot, sets: u64) {
+    // SAFETY: a helper without preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    // SAFETY: array values stay valid for the program run, and every writer of the
+    // table goes through `flush_into`.
+    let landed = unsafe {
+        flush_into(&slot.key, slot.counters, sets, now, |i| {
+            SOURCE_TABLE.get_ptr_mut(i)
+        })
+    };
+    if !landed {
+        warn!(
+            ctx,
+            "per-source table: entry held by other CPUs throughout, {} packets' counts lost",
+            slot.counters.packets
+        );
     }
 }
 

@@ -8,6 +8,13 @@
 //! busy machine the cycle's wall time includes waiting for a CPU, so the monitor's CPU
 //! time per poll (utime + stime over the flood, per poll) is reported too.
 //!
+//! Twice: unanswered (the spoofed sources do not route back through the veth, so the
+//! host's strict reverse-path check drops each SYN once XDP has counted it), and
+//! answered: a listening port, the sources routed back into the namespace, and the
+//! host sending every source a SYN-ACK (SYN cookies once the backlog is full). The
+//! SYN-ACKs sent per destination, which the SYN:SYN-ACK ratio check reads, then fill
+//! their table too, as under a SYN flood on a real server.
+//!
 //! Run: `cargo xtask bench` (or `cargo bench -p monitor-tests --bench scale` after
 //! `cargo build --release -p monitor`), as root.
 
@@ -46,7 +53,37 @@ mod linux {
     const DISTINCT_WANTED: u64 = 1_000_000;
 
     pub fn main() -> Result<()> {
+        measure(Replies::None)?;
+        measure(Replies::SynAcks)
+    }
+
+    #[derive(Clone, Copy, PartialEq)]
+    enum Replies {
+        None,
+        SynAcks,
+    }
+
+    fn measure(replies: Replies) -> Result<()> {
         let net = TestNet::new()?;
+        // For SYN-ACKs: a listener that never accepts, and the flood's
+        // sources (10.0.0.0/10, below every TestNet's 10.100/16 and up) routed back
+        // through the namespace end, whose address is a static neighbour: replies end
+        // there (it does not forward), and no neighbour lookup is made per source.
+        let _listener = match replies {
+            Replies::None => None,
+            Replies::SynAcks => {
+                monitor_tests::netns::ip(&[
+                    "route",
+                    "add",
+                    "10.0.0.0/10",
+                    "via",
+                    &net.ns_v4.to_string(),
+                    "dev",
+                    &net.host_if,
+                ])?;
+                Some(std::net::TcpListener::bind((net.host_v4, 80))?)
+            }
+        };
         // SAFETY: single-threaded so far; the child monitor inherits it.
         unsafe { std::env::set_var("RUST_LOG", "info,monitor::run=debug") };
         let mut monitor = MonitorProcess::start(&["--iface", &net.host_if])?;
@@ -54,6 +91,7 @@ mod linux {
         let idle_rss = monitor_tests::load::rss_kib(monitor.pid())?;
 
         let sent_before = link_stat(Some(&net.ns), &net.ns_if, "tx_packets")?;
+        let answered_before = link_stat(None, &net.host_if, "tx_packets")?;
         // A SYN from each of 10.0.0.0, 10.0.0.1, ... (trafgen's dinc: +1 per packet).
         let config = trafgen_config(&net, "sa=10.0.0.0, sa=dinc()", "tcp(dp=80, sp=40000, syn)")?;
         let cpu_before = cpu_seconds(monitor.pid())?;
@@ -76,6 +114,7 @@ mod linux {
         let cpu_during = cpu_seconds(monitor.pid())? - cpu_before;
         let cycles_during = poll_cycles(&mut monitor).len() - cycles_before;
         let sent = link_stat(Some(&net.ns), &net.ns_if, "tx_packets")? - sent_before;
+        let answered = link_stat(None, &net.host_if, "tx_packets")? - answered_before;
         // One more poll, so that the last packets are in the totals.
         monitor.wait_for("stats", Duration::from_secs(5))?;
         let max_rss_kib = rss.stop();
@@ -100,12 +139,21 @@ mod linux {
         let mib = |kib: u64| kib as f64 / 1024.0;
 
         println!(
-            "Scale: {} packets sent in {} s from as many distinct IPv4 sources \
-             (wanted at least {}); {} counted by the monitor",
+            "Scale, {}: {} packets sent in {} s from as many distinct IPv4 sources \
+             (wanted at least {}); {} counted by the monitor; the host sent {} packets back{}",
+            match replies {
+                Replies::None => "unanswered",
+                Replies::SynAcks => "answered",
+            },
             thousands(sent),
             FLOOD.as_secs(),
             thousands(DISTINCT_WANTED),
-            thousands(counted)
+            thousands(counted),
+            thousands(answered),
+            match replies {
+                Replies::None => " (the spoofed SYNs go no further than XDP)",
+                Replies::SynAcks => " (SYN-ACKs)",
+            }
         );
         if sent < DISTINCT_WANTED {
             println!(

@@ -601,3 +601,88 @@ fn frames_shorter_than_ethernet_are_refused_by_the_kernel_and_malformed_on_the_h
     let g = read_global(&ebpf).unwrap();
     assert_eq!(g.total.packets, 0);
 }
+
+/// Sources enough to overflow the per-CPU cache many times over, each sending its own
+/// number of packets in three interleaved rounds: every count goes through the
+/// mapped per-source table (`source_table`), and each source's packets and bytes read
+/// back exactly, none mixed with another's.
+#[test]
+fn thousands_of_sources_are_counted_exactly_through_the_table() {
+    require_kernel!();
+    let mut ebpf = load_object(16_384).expect("load object");
+    load_program(&mut ebpf, names::MONITOR_PROGRAM).expect("verifier accepts the program");
+    const SOURCES: u32 = 3_000;
+    let frame_of = |i: u32| Packet::ipv4((0x0a01_0000 + i).to_be_bytes(), HOST, udp()).build();
+    let per_round = |i: u32| (i % 5 + 1) as usize;
+    for _round in 0..3 {
+        let frames: Vec<Vec<u8>> = (0..SOURCES)
+            .flat_map(|i| repeat(frame_of(i), per_round(i)))
+            .collect();
+        run(&mut ebpf, &frames);
+    }
+    let sources = read_sources(&ebpf).unwrap();
+    assert_eq!(sources.len(), SOURCES as usize);
+    for i in 0..SOURCES {
+        let counted = sources[&IpAddr::from((0x0a01_0000 + i).to_be_bytes())];
+        let packets = 3 * per_round(i) as u64;
+        assert_eq!(counted.packets, packets, "source {i}");
+        assert_eq!(counted.udp, packets, "source {i}");
+        assert_eq!(
+            counted.bytes,
+            packets * frame_of(i).len() as u64,
+            "source {i}"
+        );
+    }
+    let total: u64 = sources.values().map(|c| c.packets).sum();
+    assert_eq!(total, read_global(&ebpf).unwrap().total.packets);
+}
+
+/// A table smaller than the sources it sees keeps as many as it holds and forgets
+/// the rest whole: every source it reports carries exactly its own counts.
+#[test]
+fn a_full_table_forgets_sources_whole() {
+    require_kernel!();
+    // On one CPU, so that each source's two packets meet in one cache slot: split
+    // over two CPUs' caches, half of a source could be forgotten and half not.
+    pin_to_one_cpu();
+    // 64 entries: eight sets of eight.
+    let mut ebpf = load_object(64).expect("load object");
+    load_program(&mut ebpf, names::MONITOR_PROGRAM).expect("verifier accepts the program");
+    let frame_of = |i: u32| Packet::ipv4((0x0a02_0000 + i).to_be_bytes(), HOST, udp()).build();
+    let frames: Vec<Vec<u8>> = (0..2_000).flat_map(|i| repeat(frame_of(i), 2)).collect();
+    run(&mut ebpf, &frames);
+    let sources = read_sources(&ebpf).unwrap();
+    // The 64 entries, full, plus what the one CPU's 256-slot cache still holds.
+    assert!(
+        (64..=64 + 256).contains(&sources.len()),
+        "{} sources",
+        sources.len()
+    );
+    let len = frame_of(0).len() as u64;
+    for (ip, counted) in &sources {
+        assert_eq!((counted.packets, counted.bytes), (2, 2 * len), "{ip}");
+    }
+    assert_eq!(read_global(&ebpf).unwrap().total.packets, 4_000);
+}
+
+/// Keeps this test's thread on the CPU it is on.
+fn pin_to_one_cpu() {
+    // SAFETY: plain libc calls on this thread, with a zeroed set filled by CPU_SET.
+    unsafe {
+        let cpu = libc::sched_getcpu();
+        assert!(
+            cpu >= 0,
+            "sched_getcpu: {}",
+            std::io::Error::last_os_error()
+        );
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu as usize, &mut set);
+        let pinned = libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
+        assert_eq!(
+            pinned,
+            0,
+            "sched_setaffinity: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}

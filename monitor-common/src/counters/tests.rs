@@ -31,6 +31,7 @@ const SETTINGS: Settings = Settings {
         _pad: 0,
     },
     packet_log_rate: 0,
+    source_sets: 0,
 };
 
 fn syn_to(port: u16) -> PacketInfo {

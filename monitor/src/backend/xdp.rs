@@ -4,7 +4,10 @@
 use std::{
     collections::HashMap,
     io,
+    mem::size_of,
     net::{IpAddr, SocketAddr},
+    os::fd::{AsFd as _, AsRawFd as _},
+    ptr::NonNull,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -30,6 +33,7 @@ use monitor_common::{
         Tally,
     },
     names,
+    source_table::{Counts, TableEntry, read_entry, source_table_sets},
     view::{PacketFilter, PacketLogEvent, PacketLogState, VIEW_FILTER, VIEW_LOG, class_from_u8},
 };
 
@@ -90,7 +94,9 @@ const DEFAULT_MAX_BANS: u32 = 1_024;
 
 fn load_object_sized(max_sources: u32, blocklist_capacity: u32, max_bans: u32) -> Result<Ebpf> {
     EbpfLoader::new()
-        .map_max_entries(names::SOURCE_COUNTERS, max_sources)
+        .map_max_entries(names::SOURCE_TABLE, max_sources)
+        // The same shape as SOURCE_TABLE: the program uses its set count for both.
+        .map_max_entries(names::SYN_ACKS_SENT, max_sources)
         .map_max_entries(names::DROPPED_SOURCES, max_sources)
         .map_max_entries(names::BANS, max_bans.max(1))
         .map_max_entries("BLOCKLIST", blocklist_capacity.max(MIN_BLOCKLIST_CAPACITY))
@@ -102,6 +108,11 @@ fn load_object_sized(max_sources: u32, blocklist_capacity: u32, max_bans: u32) -
                 anyhow!("the kernel refused to create BPF maps ({io_error}): {PRIVILEGE_HINT}")
             }
             _ => anyhow!(err).context("failed to load the XDP object"),
+        })
+        .and_then(|mut ebpf| {
+            // The program needs the per-source table's shape before its first packet.
+            write_settings(&mut ebpf, &Settings::default())?;
+            Ok(ebpf)
         })
 }
 
@@ -153,30 +164,35 @@ pub fn read_global(ebpf: &Ebpf) -> Result<GlobalCounters> {
         .fold(GlobalCounters::default(), |sum, c| sum.merged(*c)))
 }
 
-/// Per-source counters, summed over CPUs: the per-source table plus the counts still
-/// pending in each CPU's source cache. The table is read first: a slot flushed in
-/// between is then missed once (and counted at the next poll), never counted twice.
+/// Per-source counters: the per-source table plus the counts still pending in each
+/// CPU's source cache. The table is read first: a slot flushed in between is then
+/// missed once (and counted at the next poll), never counted twice.
 pub fn read_sources(ebpf: &Ebpf) -> Result<SourceMap<SourceCounters>> {
     let mut sources = SourceMap::default();
-    read_sources_into(ebpf, &mut sources)?;
+    read_sources_into(
+        ebpf,
+        &MappedTable::map(ebpf, names::SOURCE_TABLE)?,
+        &mut sources,
+    )?;
     Ok(sources)
 }
 
 /// [`read_sources`] into `sources`, emptied first; its memory is reused.
-pub fn read_sources_into(ebpf: &Ebpf, sources: &mut SourceMap<SourceCounters>) -> Result<()> {
+pub fn read_sources_into(
+    ebpf: &Ebpf,
+    table: &MappedTable<SourceCounters>,
+    sources: &mut SourceMap<SourceCounters>,
+) -> Result<()> {
     sources.clear();
-    let data = per_cpu_map_data(ebpf, names::SOURCE_COUNTERS)?;
     // Sized for the whole table up front: growing it by doubling under a flood
     // rehashes every entry several times each poll.
-    let capacity = data.info().map_or(0, |info| info.max_entries() as usize);
-    sources.reserve(capacity);
-    super::batch::for_each_per_cpu_entry(data, |key: SourceKey, per_cpu: &[SourceCounters]| {
-        let sum = per_cpu
-            .iter()
-            .fold(SourceCounters::default(), |sum, c| sum.merged(*c));
-        sources.insert(key.ip(), sum);
-    })
-    .with_context(|| format!("failed to read {}", names::SOURCE_COUNTERS))?;
+    sources.reserve(table.entries);
+    table.for_each(|key, counters: SourceCounters| {
+        sources
+            .entry(key.ip())
+            .and_modify(|sum| *sum = sum.merged(counters))
+            .or_insert(counters);
+    });
     let map = ebpf
         .map(names::SOURCE_CACHE)
         .context("map SOURCE_CACHE missing")?;
@@ -189,6 +205,76 @@ pub fn read_sources_into(ebpf: &Ebpf, sources: &mut SourceMap<SourceCounters>) -
         }
     }
     Ok(())
+}
+
+/// A table of `source_table`'s kind (the per-source table, the SYN-ACKs sent) mapped
+/// into this process, read-only: a poll reads it in place instead of copying it out
+/// entry by entry through syscalls. aya 0.14 does not map arrays, hence the `mmap` by
+/// hand.
+pub struct MappedTable<C> {
+    start: NonNull<TableEntry<C>>,
+    entries: usize,
+    mapped_len: usize,
+}
+
+// SAFETY: the mapping is shared memory, read only through `read_entry`'s protocol;
+// nothing in it is tied to a thread.
+unsafe impl<C> Send for MappedTable<C> {}
+
+impl<C: Counts> MappedTable<C> {
+    pub fn map(ebpf: &Ebpf, name: &str) -> Result<Self> {
+        let data = match ebpf.map(name) {
+            Some(Map::Array(data)) => data,
+            Some(_) => bail!("map {name} is not an array"),
+            None => bail!("map {name} missing"),
+        };
+        let entries = data
+            .info()
+            .with_context(|| format!("failed to query map {name}"))?
+            .max_entries() as usize;
+        // SAFETY: a query without preconditions.
+        let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
+        let mapped_len = (entries * size_of::<TableEntry<C>>()).div_ceil(page) * page;
+        // SAFETY: a new shared read-only mapping of the map's fd, which the kernel
+        // sizes to the array rounded up to pages; unmapped on drop.
+        let start = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                mapped_len,
+                libc::PROT_READ,
+                libc::MAP_SHARED,
+                data.fd().as_fd().as_raw_fd(),
+                0,
+            )
+        };
+        if start == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error())
+                .with_context(|| format!("failed to map {name} into memory"));
+        }
+        Ok(Self {
+            start: NonNull::new(start.cast()).context("mmap returned null")?,
+            entries,
+            mapped_len,
+        })
+    }
+
+    /// Calls `each` with every used entry's address and counts (an address may have
+    /// more than one entry: callers add them up).
+    pub fn for_each(&self, mut each: impl FnMut(SourceKey, C)) {
+        for i in 0..self.entries {
+            // SAFETY: within the mapping; the kernel's writers follow `flush_into`.
+            if let Some((key, counts)) = unsafe { read_entry(self.start.as_ptr().add(i)) } {
+                each(key, counts);
+            }
+        }
+    }
+}
+
+impl<C> Drop for MappedTable<C> {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `map`, used by nothing else.
+        unsafe { libc::munmap(self.start.as_ptr().cast(), self.mapped_len) };
+    }
 }
 
 /// Which mode the program ended up attached in.
@@ -240,13 +326,15 @@ pub struct XdpBackend {
     mode: AttachedMode,
     settings: Settings,
     large_flow_events: RingBuf<MapData>,
-    /// Whether the egress classifier is attached (SYN-ACKs counted).
-    egress: bool,
     /// Flows the kernel reported as large, with when each last grew.
     followed: HashMap<FlowKey, (FlowCounters, Instant, SystemTime)>,
     /// A per-source map the polling loop gave back (`recycle`), refilled by the next
     /// snapshot instead of a new one whose pages are all faulted in afresh.
     spare_sources: Option<SourceMap<SourceCounters>>,
+    /// The per-source table, mapped once.
+    source_table: MappedTable<SourceCounters>,
+    /// The SYN-ACKs sent, mapped once, when the egress classifier counts them.
+    syn_acks: Option<MappedTable<u64>>,
     /// Packet-log records dropped because the printer's queue was full.
     packet_log_queue_full: Arc<AtomicU64>,
 }
@@ -298,7 +386,19 @@ pub fn configure(ebpf: &mut Ebpf, blocklist: &[Cidr], settings: &Settings) -> Re
     write_settings(ebpf, settings)
 }
 
+/// Writes `settings`, with the per-source table's shape filled in.
 fn write_settings(ebpf: &mut Ebpf, settings: &Settings) -> Result<()> {
+    let entries = match ebpf.map(names::SOURCE_TABLE) {
+        Some(Map::Array(data)) => data
+            .info()
+            .with_context(|| format!("failed to query map {}", names::SOURCE_TABLE))?
+            .max_entries(),
+        _ => bail!("map {} missing", names::SOURCE_TABLE),
+    };
+    let settings = Settings {
+        source_sets: source_table_sets(entries),
+        ..*settings
+    };
     let mut array: Array<_, Settings> = ebpf
         .map_mut("SETTINGS")
         .context("map SETTINGS missing")?
@@ -324,12 +424,18 @@ fn attach_egress(ebpf: &mut Ebpf, iface: &str) -> Result<()> {
     Ok(())
 }
 
-/// SYN-ACKs sent per destination, summed over CPUs.
+/// SYN-ACKs sent per destination.
 pub fn read_syn_acks_sent(ebpf: &Ebpf) -> Result<HashMap<IpAddr, u64>> {
-    Ok(per_cpu_table::<SourceKey, u64>(ebpf, names::SYN_ACKS_SENT)?
-        .into_iter()
-        .map(|(key, per_cpu)| (key.ip(), per_cpu.into_iter().sum()))
-        .collect())
+    Ok(syn_acks_sent(&MappedTable::map(
+        ebpf,
+        names::SYN_ACKS_SENT,
+    )?))
+}
+
+fn syn_acks_sent(table: &MappedTable<u64>) -> HashMap<IpAddr, u64> {
+    let mut sent = HashMap::new();
+    table.for_each(|key, count| *sent.entry(key.ip()).or_default() += count);
+    sent
 }
 
 /// Frames mitigation dropped (or would have) per source, summed over CPUs.
@@ -472,6 +578,8 @@ impl XdpBackend {
             },
             filter: setup.filter.unwrap_or_default(),
             packet_log_rate: u64::from(setup.packet_log_rate.unwrap_or(0)),
+            // Filled in by `write_settings`.
+            source_sets: 0,
         };
         configure(&mut ebpf, setup.blocklist, &settings)?;
         if setup.mitigation != 0 {
@@ -527,15 +635,21 @@ impl XdpBackend {
                 false
             }
         };
+        let source_table = MappedTable::map(&ebpf, names::SOURCE_TABLE)?;
+        let syn_acks = match egress {
+            true => Some(MappedTable::map(&ebpf, names::SYN_ACKS_SENT)?),
+            false => None,
+        };
         Ok(Self {
             ebpf,
             iface: iface_name.to_owned(),
             mode,
             settings,
-            egress,
             large_flow_events,
             followed: HashMap::new(),
             spare_sources: None,
+            source_table,
+            syn_acks,
             packet_log_queue_full: Arc::default(),
         })
     }
@@ -617,18 +731,14 @@ impl Backend for XdpBackend {
         // Sources before the host totals: the totals then cover at least what the
         // sources add up to (a top source never shows more than the whole host).
         let mut sources = self.spare_sources.take().unwrap_or_default();
-        read_sources_into(&self.ebpf, &mut sources)?;
+        read_sources_into(&self.ebpf, &self.source_table, &mut sources)?;
         Ok(Snapshot {
             taken,
             global: read_global(&self.ebpf)?,
             sources,
             listed_destinations: read_listed_destinations(&self.ebpf)?,
             large_flows: self.large_flows()?,
-            syn_acks_sent: if self.egress {
-                Some(read_syn_acks_sent(&self.ebpf)?)
-            } else {
-                None
-            },
+            syn_acks_sent: self.syn_acks.as_ref().map(syn_acks_sent),
             capture_drops: None,
             dropped: if self.settings.mitigation != 0 {
                 read_dropped(&self.ebpf)?
