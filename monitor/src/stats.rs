@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use monitor_common::{GlobalCounters, SourceCounters};
 use serde::Serialize;
 
-use crate::backend::{CaptureDrops, Snapshot, SourceMap};
+use crate::backend::{CaptureDrops, Snapshot, SourceList};
 
 /// Per-second rates over one interval.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -121,19 +121,18 @@ pub(crate) fn source_delta(prev: Option<&SourceCounters>, cur: &SourceCounters) 
 /// The `n` sources that sent the most packets in the interval (ties: more bytes,
 /// then the lower address, so the order is stable).
 pub fn top_sources(
-    prev: &SourceMap<SourceCounters>,
-    cur: &SourceMap<SourceCounters>,
+    prev: &SourceList<SourceCounters>,
+    cur: &SourceList<SourceCounters>,
     seconds: f64,
     n: usize,
 ) -> Vec<SourceRate> {
     // Only what ranks them is kept per source; a flood has 65,536 of them, and only
-    // the first `n` are sorted.
+    // the first `n` are sorted. One walk down both lists (the table's order).
     let mut active: Vec<(u64, u64, IpAddr, &SourceCounters, Option<&SourceCounters>)> = cur
-        .iter()
-        .map(|(ip, c)| {
-            let before = prev.get(ip);
+        .join(prev)
+        .map(|(ip, c, before)| {
             let delta = source_delta(before, c);
-            (delta.packets, delta.bytes, *ip, c, before)
+            (delta.packets, delta.bytes, ip, c, before)
         })
         .filter(|(packets, ..)| *packets > 0)
         .collect();
@@ -232,8 +231,8 @@ mod tests {
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         let c: IpAddr = "2001:db8::3".parse().unwrap();
-        let prev = SourceMap::from_iter([(a, src(1_000_000, 0, 0)), (b, src(10, 0, 0))]);
-        let cur = SourceMap::from_iter([
+        let prev = SourceList::from_iter([(a, src(1_000_000, 0, 0)), (b, src(10, 0, 0))]);
+        let cur = SourceList::from_iter([
             (a, src(1_000_010, 0, 0)), // big total, quiet now
             (b, src(510, 30_000, 500)),
             (c, src(100, 6_400, 0)), // new this interval
@@ -250,10 +249,10 @@ mod tests {
     #[test]
     fn evicted_and_returning_source_counts_from_zero() {
         let a: IpAddr = "10.0.0.1".parse().unwrap();
-        let prev = SourceMap::from_iter([(a, src(5_000, 0, 0))]);
-        let cur = SourceMap::from_iter([(a, src(7, 0, 0))]);
+        let prev = SourceList::from_iter([(a, src(5_000, 0, 0))]);
+        let cur = SourceList::from_iter([(a, src(7, 0, 0))]);
         assert_eq!(top_sources(&prev, &cur, 1.0, 5)[0].pps, 7.0);
-        let idle = SourceMap::from_iter([(a, src(5_000, 0, 0))]);
+        let idle = SourceList::from_iter([(a, src(5_000, 0, 0))]);
         assert!(top_sources(&prev, &idle, 1.0, 5).is_empty());
     }
 }

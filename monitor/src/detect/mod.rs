@@ -11,7 +11,7 @@ use monitor_common::{GlobalCounters, SourceCounters, counters::Tally};
 
 use crate::{
     alert::{AlertKind, AlertSource, Finding},
-    backend::{Snapshot, SourceMap},
+    backend::{Snapshot, SourceList},
     config::{Config, DetectionConfig},
 };
 
@@ -42,12 +42,12 @@ pub struct DetectInput {
     pub host: GlobalCounters,
     /// Per-source counters grown during the interval (sources that sent nothing may be
     /// left out).
-    pub sources: SourceMap<SourceCounters>,
+    pub sources: SourceList<SourceCounters>,
     /// SYN-ACKs the host sent to each source during the interval, only the sources
     /// it sent some to (a source not in it got none). `None` without an egress hook:
     /// the SYN:SYN-ACK ratio check is then off. Under a random-source flood a map of
     /// every source (mostly zeros) cost as much as the deltas themselves.
-    pub syn_ack_sent: Option<SourceMap<u64>>,
+    pub syn_ack_sent: Option<SourceList<u64>>,
     /// Distinct ports and hosts each source tried over the port-scan window.
     pub scans: HashMap<IpAddr, ScanEstimate>,
     /// Flows that carried inbound payload during the interval.
@@ -61,25 +61,19 @@ impl DetectInput {
     /// The counter deltas between two snapshots; the rest (scans, flows, hits) is for
     /// the caller to add when the backend supplies it.
     pub fn from_snapshots(prev: &Snapshot, cur: &Snapshot) -> Self {
-        let mut sources =
-            SourceMap::with_capacity_and_hasher(cur.sources.len(), Default::default());
-        sources.extend(
-            cur.sources
-                .iter()
-                .map(|(ip, counters)| {
-                    (
-                        *ip,
-                        crate::stats::source_delta(prev.sources.get(ip), counters),
-                    )
-                })
-                .filter(|(_, delta)| delta.packets > 0),
-        );
+        // One walk down both lists (they share the table's order).
+        let sources = cur
+            .sources
+            .join_filter_map(&prev.sources, |counters, before| {
+                let delta = crate::stats::source_delta(before, counters);
+                (delta.packets > 0).then_some(delta)
+            });
         // The kernel's blocklist matches: sources while listed, and listed destinations.
         let mut blocklist_hits: Vec<BlocklistHit> = sources
             .iter()
             .filter(|(_, delta)| delta.blocklisted > 0)
             .map(|(ip, delta)| BlocklistHit {
-                addr: *ip,
+                addr: ip,
                 direction: Direction::FromListed,
                 packets: delta.blocklisted,
                 bytes: delta.bytes,
@@ -125,16 +119,15 @@ impl DetectInput {
             .collect();
         // SYN-ACKs sent back to each source that sent something, when egress is seen.
         let syn_ack_sent = match (&prev.syn_acks_sent, &cur.syn_acks_sent) {
-            (Some(before), Some(now)) => Some(
-                now.iter()
-                    .filter(|(ip, _)| sources.contains_key(*ip))
-                    .map(|(ip, sent)| {
-                        let delta = sent.saturating_sub(before.get(ip).copied().unwrap_or(0));
-                        (*ip, delta)
-                    })
-                    .filter(|(_, delta)| *delta > 0)
-                    .collect(),
-            ),
+            (Some(before), Some(now)) => {
+                let mut sent = now.join_filter_map(before, |sent, before| {
+                    let delta = sent.saturating_sub(before.copied().unwrap_or(0));
+                    (delta > 0).then_some(delta)
+                });
+                let mut active = sources.cursor();
+                sent.retain(|ip, _| active.seek(&ip).is_some());
+                Some(sent)
+            }
             _ => None,
         };
         let interval_secs = cur.taken.duration_since(prev.taken).as_secs_f64();
@@ -214,7 +207,9 @@ impl Detector {
         let mut found = Vec::new();
 
         let mut shares = Vec::with_capacity(input.sources.len());
-        for (ip, delta) in &input.sources {
+        // Looked up in the sources' order, one walk down both lists.
+        let mut syn_ack_sent = input.syn_ack_sent.as_ref().map(SourceList::cursor);
+        for (ip, delta) in input.sources.iter() {
             let ip = ip.to_canonical();
             let share = SourceShare {
                 delta,
@@ -229,10 +224,9 @@ impl Detector {
             let traffic = SourceTraffic {
                 ip,
                 delta,
-                syn_ack_sent: input
-                    .syn_ack_sent
-                    .as_ref()
-                    .map(|sent| sent.get(&ip).copied().unwrap_or(0)),
+                syn_ack_sent: syn_ack_sent
+                    .as_mut()
+                    .map(|sent| sent.seek(&ip).copied().unwrap_or(0)),
                 burst_exempt: share.burst_exempt,
             };
             let floods = flood::source_floods(&traffic, seconds, &self.config.per_source, target);
