@@ -238,6 +238,12 @@ fn count(ctx: &XdpContext) -> u32 {
     };
     // Off (the usual case), the filter and the packet log cost this one branch.
     if settings.packet_view != 0 && !packet_view(&info, len, settings) {
+        // The filter decides what is counted, never what is dropped. This packet is
+        // not counted, so it stays out of the source cache: its verdict is looked up.
+        if settings.mitigation != MITIGATION_OFF {
+            // SAFETY: this CPU's own slot; XDP runs with preemption off.
+            return mitigate_uncounted(&info, len, unsafe { &mut *global }, settings);
+        }
         return xdp_action::XDP_PASS;
     }
     // SAFETY: as above.
@@ -275,6 +281,25 @@ fn count(ctx: &XdpContext) -> u32 {
         && info.payload_len() >= MIN_FLOW_PAYLOAD
     {
         follow_flow(&info, settings.large_flow_bytes);
+    }
+    xdp_action::XDP_PASS
+}
+
+/// Mitigation for an IP packet the filter refused: dropped (and counted as dropped)
+/// when its source is blocklisted or banned, as a counted packet would be; passed
+/// otherwise. The blocklist is asked directly, as the source cache would ask it.
+#[inline(always)]
+fn mitigate_uncounted(
+    info: &PacketInfo,
+    len: u64,
+    global: &mut GlobalCounters,
+    settings: &Settings,
+) -> u32 {
+    let key = SourceKey { addr: info.src };
+    if (settings.blocklist_active != 0 && is_listed(&key.addr))
+        || (settings.bans != 0 && BANS.get_ptr(&key).is_some())
+    {
+        return mitigate(&key, len, global, settings.mitigation);
     }
     xdp_action::XDP_PASS
 }

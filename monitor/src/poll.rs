@@ -66,13 +66,14 @@ impl PollWork {
             .as_secs_f64()
             .max(self.rate_window.as_secs_f64());
         let wanted = |delta: &_| detector.wants_syn_acks(delta, seconds);
+        let mut estimator = window.estimator();
         self.input
             .refill(window_start, current, wanted, |ip, counters, delta| {
                 if ranking {
-                    top.offer(*ip, delta);
+                    top.offer(ip, delta);
                 }
-                if let Some(estimate) = window.estimate(ip, counters) {
-                    scans.insert(*ip, estimate);
+                if let Some(estimate) = estimator.estimate(&ip, counters) {
+                    scans.insert(ip, estimate);
                 }
             });
         let input = &mut self.input;
@@ -116,7 +117,6 @@ mod tests {
 
     use super::*;
     use crate::{
-        backend::SourceMap,
         config::Config,
         detect::{
             Lists,
@@ -149,7 +149,7 @@ mod tests {
     /// alone, a scanner, a blocklisted source (198.51.100.0/24), and quiet sources.
     fn snapshot(start: Instant, second: u32) -> Snapshot {
         let mut host = GlobalCounters::default();
-        let mut sources = SourceMap::default();
+        let mut sources: std::collections::HashMap<IpAddr, SourceCounters> = Default::default();
         let mut send = |src: [u8; 4], ports: std::ops::Range<u16>| {
             let counters = sources.entry(IpAddr::from(src)).or_default();
             for port in ports {
@@ -183,7 +183,7 @@ mod tests {
         Snapshot {
             taken: start + Duration::from_secs(second.into()),
             global: host,
-            sources,
+            sources: sources.into_iter().collect(),
             listed_destinations: Default::default(),
             large_flows: Vec::new(),
             syn_acks_sent: Some(answered),
@@ -245,10 +245,10 @@ mod tests {
                 shared.syn_ack_sent.as_ref().unwrap(),
                 own.syn_ack_sent.as_ref().unwrap(),
             );
-            for (ip, sent) in own_sent {
-                let wanted = shared_detector.wants_syn_acks(&own.sources[ip], own.interval_secs);
+            for (ip, sent) in own_sent.iter() {
+                let wanted = shared_detector.wants_syn_acks(&own.sources[&ip], own.interval_secs);
                 assert_eq!(
-                    shared_sent.get(ip),
+                    shared_sent.get(&ip),
                     wanted.then_some(sent),
                     "poll {to}: {ip}"
                 );

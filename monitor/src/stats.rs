@@ -6,7 +6,7 @@ use std::{cmp::Reverse, collections::BinaryHeap, net::IpAddr};
 use monitor_common::{GlobalCounters, SourceCounters};
 use serde::Serialize;
 
-use crate::backend::{CaptureDrops, Snapshot, SourceMap};
+use crate::backend::{CaptureDrops, Snapshot, SourceList};
 
 /// Per-second rates over one interval.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -121,19 +121,18 @@ pub(crate) fn source_delta(prev: Option<&SourceCounters>, cur: &SourceCounters) 
 /// The `n` sources that sent the most packets in the interval (ties: more bytes,
 /// then the lower address, so the order is stable).
 pub fn top_sources(
-    prev: &SourceMap<SourceCounters>,
-    cur: &SourceMap<SourceCounters>,
+    prev: &SourceList<SourceCounters>,
+    cur: &SourceList<SourceCounters>,
     seconds: f64,
     n: usize,
 ) -> Vec<SourceRate> {
     // Only what ranks them is kept per source; a flood has 65,536 of them, and only
-    // the first `n` are sorted.
+    // the first `n` are sorted. One walk down both lists (the table's order).
     let mut active: Vec<(u64, u64, IpAddr, &SourceCounters, Option<&SourceCounters>)> = cur
-        .iter()
-        .map(|(ip, c)| {
-            let before = prev.get(ip);
+        .join(prev)
+        .map(|(ip, c, before)| {
             let delta = source_delta(before, c);
-            (delta.packets, delta.bytes, *ip, c, before)
+            (delta.packets, delta.bytes, ip, c, before)
         })
         .filter(|(packets, ..)| *packets > 0)
         .collect();
@@ -260,7 +259,7 @@ impl TopSources {
 
     /// The sources kept, best first, with their rates over the `seconds` of the
     /// interval; `cur` has their cumulative counters.
-    pub fn rates(&self, cur: &SourceMap<SourceCounters>, seconds: f64) -> Vec<SourceRate> {
+    pub fn rates(&self, cur: &SourceList<SourceCounters>, seconds: f64) -> Vec<SourceRate> {
         let mut ranked: Vec<&Kept> = self.kept.iter().map(|kept| &kept.0).collect();
         ranked.sort_unstable_by(|a, b| b.cmp(a));
         ranked
@@ -348,8 +347,8 @@ mod tests {
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let b: IpAddr = "10.0.0.2".parse().unwrap();
         let c: IpAddr = "2001:db8::3".parse().unwrap();
-        let prev = SourceMap::from_iter([(a, src(1_000_000, 0, 0)), (b, src(10, 0, 0))]);
-        let cur = SourceMap::from_iter([
+        let prev = SourceList::from_iter([(a, src(1_000_000, 0, 0)), (b, src(10, 0, 0))]);
+        let cur = SourceList::from_iter([
             (a, src(1_000_010, 0, 0)), // big total, quiet now
             (b, src(510, 30_000, 500)),
             (c, src(100, 6_400, 0)), // new this interval
@@ -366,10 +365,10 @@ mod tests {
     #[test]
     fn top_sources_offered_one_at_a_time_are_the_whole_lists_top() {
         let ip = |i: u32| IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
-        let (mut prev, mut cur) = (SourceMap::default(), SourceMap::default());
+        let (mut prev, mut cur) = (Vec::new(), Vec::new());
         for i in 0..500u32 {
             let before = src(1_000 + u64::from(i % 7) * 10, 60_000, 0);
-            prev.insert(ip(i), before);
+            prev.push((ip(i), before));
             let now = match i % 5 {
                 0 => before,         // idle
                 1 => src(3, 180, 3), // evicted and back
@@ -380,17 +379,19 @@ mod tests {
                     1,
                 ),
             };
-            cur.insert(ip(i), now);
+            cur.push((ip(i), now));
         }
         for i in 500..600u32 {
             let packets = u64::from(i % 4); // new, some without a packet yet
-            cur.insert(ip(i), src(packets, packets * 64, 0));
+            cur.push((ip(i), src(packets, packets * 64, 0)));
         }
+        let prev: SourceList<SourceCounters> = prev.into_iter().collect();
+        let cur: SourceList<SourceCounters> = cur.into_iter().collect();
         assert_eq!(top_sources(&prev, &cur, 0.5, 37).len(), 37);
         for n in [0, 1, 5, 37, 1_000] {
             let mut top = TopSources::new(n);
-            for (ip, c) in &cur {
-                top.offer(*ip, &source_delta(prev.get(ip), c));
+            for (ip, c) in cur.iter() {
+                top.offer(ip, &source_delta(prev.get(&ip), c));
             }
             assert_eq!(
                 top.rates(&cur, 0.5),
@@ -405,10 +406,10 @@ mod tests {
     #[test]
     fn evicted_and_returning_source_counts_from_zero() {
         let a: IpAddr = "10.0.0.1".parse().unwrap();
-        let prev = SourceMap::from_iter([(a, src(5_000, 0, 0))]);
-        let cur = SourceMap::from_iter([(a, src(7, 0, 0))]);
+        let prev = SourceList::from_iter([(a, src(5_000, 0, 0))]);
+        let cur = SourceList::from_iter([(a, src(7, 0, 0))]);
         assert_eq!(top_sources(&prev, &cur, 1.0, 5)[0].pps, 7.0);
-        let idle = SourceMap::from_iter([(a, src(5_000, 0, 0))]);
+        let idle = SourceList::from_iter([(a, src(5_000, 0, 0))]);
         assert!(top_sources(&prev, &idle, 1.0, 5).is_empty());
     }
 }

@@ -8,14 +8,13 @@
 //! bench -p monitor-tests --bench poll_work`).
 
 use std::{
-    collections::HashMap,
     hint::black_box,
     net::{IpAddr, Ipv4Addr},
     time::{Duration, Instant},
 };
 
 use monitor::{
-    backend::{Snapshot, SourceMap},
+    backend::{Snapshot, SourceList},
     config::Config,
     detect::{Detector, Lists},
     poll::PollWork,
@@ -52,7 +51,7 @@ fn syn(src: Ipv4Addr, dst_port: u16, source: &mut SourceCounters, host: &mut Glo
 fn snapshot(
     taken: Instant,
     global: GlobalCounters,
-    sources: SourceMap<SourceCounters>,
+    sources: SourceList<SourceCounters>,
 ) -> Snapshot {
     Snapshot {
         taken,
@@ -67,7 +66,7 @@ fn snapshot(
 }
 
 /// `count` sources from `first` on, one SYN each.
-fn one_syn_each(first: u32, count: u32, host: &mut GlobalCounters) -> SourceMap<SourceCounters> {
+fn one_syn_each(first: u32, count: u32, host: &mut GlobalCounters) -> SourceList<SourceCounters> {
     (first..first + count)
         .map(|addr| {
             let ip = Ipv4Addr::from(addr);
@@ -95,7 +94,7 @@ fn flood(start: Instant) -> (Snapshot, Snapshot) {
 fn flood_answered(start: Instant) -> (Snapshot, Snapshot) {
     let (mut prev, mut cur) = flood(start);
     for snapshot in [&mut prev, &mut cur] {
-        let answered: HashMap<IpAddr, u64> = snapshot.sources.keys().map(|ip| (*ip, 1)).collect();
+        let answered: SourceList<u64> = snapshot.sources.keys().map(|ip| (ip, 1)).collect();
         snapshot.global.syn_ack += answered.len() as u64;
         snapshot.syn_acks_sent = Some(answered);
     }
@@ -107,16 +106,20 @@ fn flood_answered(start: Instant) -> (Snapshot, Snapshot) {
 fn steady(start: Instant) -> (Snapshot, Snapshot) {
     let mut host = GlobalCounters::default();
     let before = one_syn_each(0x0a00_0000, DEFAULT_MAX_SOURCES, &mut host);
-    let prev = snapshot(start, host, before.clone());
-    let mut after = before;
-    for (ip, counters) in after.iter_mut() {
-        let IpAddr::V4(v4) = ip else { unreachable!() };
-        if u32::from(*v4) % 64 == 0 {
-            for port in 0..10 {
-                syn(*v4, 8_000 + port, counters, &mut host);
+    let after = before
+        .iter()
+        .map(|(ip, counters)| {
+            let mut counters = *counters;
+            let IpAddr::V4(v4) = ip else { unreachable!() };
+            if u32::from(v4) % 64 == 0 {
+                for port in 0..10 {
+                    syn(v4, 8_000 + port, &mut counters, &mut host);
+                }
             }
-        }
-    }
+            (ip, counters)
+        })
+        .collect();
+    let prev = snapshot(start, host, before);
     let cur = snapshot(start + Duration::from_secs(1), host, after);
     (prev, cur)
 }

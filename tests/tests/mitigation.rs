@@ -2,7 +2,8 @@
 //! `--mitigate` on the host end of the veth, and a UDP server on the host that counts
 //! what reaches it from each source. A banned or blocklisted source reaches it no more
 //! while another source still does; a ban ends after its time; the allowlist is never
-//! dropped; dry-run drops nothing and counts exactly; an operator lists and lifts bans.
+//! dropped; dry-run drops nothing and counts exactly; an operator lists and lifts bans;
+//! a `--filter` the traffic does not match shields no blocklisted source.
 #![cfg(target_os = "linux")]
 
 use std::{
@@ -354,6 +355,33 @@ fn a_blocklisted_source_is_dropped_exactly() {
         30 * (14 + 20 + 8 + 32),
         "{final_line}"
     );
+}
+
+#[test]
+fn a_filter_does_not_shield_a_blocklisted_source() {
+    require_kernel!();
+    let (net, second, server) = setup();
+    let listed = second.to_string();
+    // The UDP traffic below is all outside the filter: not counted, but a listed
+    // source's is dropped all the same.
+    let mut monitor = start_monitor(
+        &net,
+        &["--mitigate", "--blocklist", &listed, "--filter", "tcp"],
+    );
+    udp_from(&net, second, server.addr, 30);
+    udp_from(&net, net.ns_v4, server.addr, 40);
+    assert_eq!(server.wait_for(net.ns_v4, 40, Duration::from_secs(5)), 40);
+    assert_eq!(wait_for_dropped(&mut monitor, second, 30), 30);
+    assert_eq!(server.from(second), 0, "a blocklisted source got through");
+    let lines = monitor.stop_and_collect().expect("monitor stops cleanly");
+    let final_line = lines.iter().find(|l| l["type"] == "final").unwrap();
+    assert_eq!(final_line["totals"]["dropped"], 30, "{final_line}");
+    assert_eq!(
+        final_line["totals"]["dropped_bytes"],
+        30 * (14 + 20 + 8 + 32),
+        "{final_line}"
+    );
+    assert_eq!(final_line["totals"]["packets"], 0, "{final_line}");
 }
 
 /// `monitor bans <args> --iface <iface>`: exit success and stdout.

@@ -1,6 +1,7 @@
 //! Mitigation in the compiled XDP program, run by the kernel on crafted frames with
 //! `BPF_PROG_TEST_RUN`: blocklisted and banned sources are dropped (XDP_DROP) or, in
-//! dry-run, passed, and counted exactly, per source and in total.
+//! dry-run, passed, and counted exactly, per source and in total; a packet filter
+//! (`--filter`) narrows what is counted, never what is dropped.
 #![cfg(target_os = "linux")]
 
 use std::net::IpAddr;
@@ -17,9 +18,11 @@ use monitor::{
     detect::lists::Cidr,
 };
 use monitor_common::{
+    Class,
     builder::{L4, Packet},
     counters::{BanEntry, MITIGATION_DROP, MITIGATION_DRY_RUN, MITIGATION_OFF, Settings, Tally},
     names,
+    view::{PacketFilter, TERM_CLASS, VIEW_FILTER},
 };
 use monitor_tests::require_kernel;
 
@@ -41,6 +44,33 @@ fn frame(src: [u8; 4]) -> Vec<u8> {
     )
     .payload(100)
     .build()
+}
+
+/// A TCP SYN from `src`: what the filter of [`filtered`] lets through.
+fn tcp_frame(src: [u8; 4]) -> Vec<u8> {
+    Packet::ipv4(
+        src,
+        HOST,
+        L4::Tcp {
+            src_port: 5_000,
+            dst_port: 443,
+            flags: 0x02,
+        },
+    )
+    .build()
+}
+
+/// `settings` with the filter `tcp` set, which refuses [`frame`]'s UDP packets.
+fn filtered(settings: Settings) -> Settings {
+    Settings {
+        packet_view: VIEW_FILTER,
+        filter: PacketFilter {
+            terms: TERM_CLASS,
+            class: Class::Tcp as u8,
+            ..Default::default()
+        },
+        ..settings
+    }
 }
 
 fn cidrs(list: &[&str]) -> Vec<Cidr> {
@@ -182,4 +212,129 @@ fn the_allowlist_wins_over_the_blocklist_in_the_kernel() {
     run(&mut ebpf, &frame(LISTED_TOO), 2, XDP_DROP);
     let dropped = read_dropped(&ebpf).unwrap();
     assert_eq!(dropped.keys().collect::<Vec<_>>(), [&ip(LISTED_TOO)]);
+}
+
+#[test]
+fn a_filter_does_not_shield_blocklisted_sources() {
+    require_kernel!();
+    let mut ebpf = loaded(
+        &cidrs(&["192.0.2.0/30"]),
+        &filtered(settings(MITIGATION_DROP, true, 0)),
+    );
+    // UDP: refused by the filter, dropped all the same when the source is listed.
+    let (listed, other) = (frame(LISTED), frame(OTHER));
+    run(&mut ebpf, &listed, 7, XDP_DROP);
+    run(&mut ebpf, &other, 5, XDP_PASS);
+    run(&mut ebpf, &frame(LISTED_TOO), 2, XDP_DROP);
+    let global = read_global(&ebpf).unwrap();
+    assert_eq!(global.dropped, tally(9, &listed));
+    assert_eq!(
+        global.total,
+        Tally::default(),
+        "refused packets are not counted"
+    );
+    let dropped = read_dropped(&ebpf).unwrap();
+    assert_eq!(dropped.len(), 2, "{dropped:?}");
+    assert_eq!(dropped[&ip(LISTED)], tally(7, &listed));
+    assert_eq!(dropped[&ip(LISTED_TOO)], tally(2, &listed));
+    assert!(read_sources(&ebpf).unwrap().is_empty());
+    // TCP from the same source: matches the filter, counted, then dropped.
+    let syn = tcp_frame(LISTED);
+    run(&mut ebpf, &syn, 3, XDP_DROP);
+    let global = read_global(&ebpf).unwrap();
+    assert_eq!(global.total, tally(3, &syn));
+    assert_eq!(global.dropped.packets, 12);
+    assert_eq!(
+        global.dropped.bytes,
+        tally(9, &listed).bytes + tally(3, &syn).bytes
+    );
+    let sources = read_sources(&ebpf).unwrap();
+    assert_eq!(sources.len(), 1);
+    assert_eq!(sources[&ip(LISTED)].packets, 3);
+    assert_eq!(sources[&ip(LISTED)].blocklisted, 3);
+    assert_eq!(read_dropped(&ebpf).unwrap()[&ip(LISTED)].packets, 10);
+}
+
+#[test]
+fn a_filter_does_not_shield_banned_sources() {
+    require_kernel!();
+    let mut ebpf = loaded(&[], &filtered(settings(MITIGATION_DROP, false, 0)));
+    let (banned, other) = (frame(OTHER), frame(LISTED));
+    let bans = set_ban(&mut ebpf, ip(OTHER), Some(BanEntry::default())).unwrap();
+    configure(
+        &mut ebpf,
+        &[],
+        &filtered(settings(MITIGATION_DROP, false, bans)),
+    )
+    .unwrap();
+    run(&mut ebpf, &banned, 6, XDP_DROP);
+    run(&mut ebpf, &other, 3, XDP_PASS);
+    assert_eq!(set_ban(&mut ebpf, ip(OTHER), None).unwrap(), 0);
+    configure(
+        &mut ebpf,
+        &[],
+        &filtered(settings(MITIGATION_DROP, false, 0)),
+    )
+    .unwrap();
+    run(&mut ebpf, &banned, 4, XDP_PASS);
+    let global = read_global(&ebpf).unwrap();
+    assert_eq!(global.dropped, tally(6, &banned));
+    assert_eq!(
+        global.total,
+        Tally::default(),
+        "refused packets are not counted"
+    );
+    let dropped = read_dropped(&ebpf).unwrap();
+    assert_eq!(dropped.len(), 1, "{dropped:?}");
+    assert_eq!(dropped[&ip(OTHER)], tally(6, &banned));
+    assert!(read_sources(&ebpf).unwrap().is_empty());
+}
+
+#[test]
+fn a_filter_in_dry_run_passes_and_counts_what_it_would_drop() {
+    require_kernel!();
+    let mut ebpf = loaded(
+        &cidrs(&["192.0.2.1"]),
+        &filtered(settings(MITIGATION_DRY_RUN, true, 0)),
+    );
+    let listed = frame(LISTED);
+    run(&mut ebpf, &listed, 4, XDP_PASS);
+    run(&mut ebpf, &frame(OTHER), 3, XDP_PASS);
+    let global = read_global(&ebpf).unwrap();
+    assert_eq!(global.dropped, tally(4, &listed));
+    assert_eq!(global.total, Tally::default());
+    let dropped = read_dropped(&ebpf).unwrap();
+    assert_eq!(dropped.len(), 1, "{dropped:?}");
+    assert_eq!(dropped[&ip(LISTED)], tally(4, &listed));
+    assert!(read_sources(&ebpf).unwrap().is_empty());
+}
+
+#[test]
+fn a_filter_with_mitigation_off_passes_and_counts_nothing() {
+    require_kernel!();
+    let mut ebpf = loaded(
+        &cidrs(&["192.0.2.1"]),
+        &filtered(settings(MITIGATION_OFF, true, 0)),
+    );
+    // A ban in the table and counted in the settings: off, it is not looked at.
+    let bans = set_ban(&mut ebpf, ip(OTHER), Some(BanEntry::default())).unwrap();
+    configure(
+        &mut ebpf,
+        &cidrs(&["192.0.2.1"]),
+        &filtered(settings(MITIGATION_OFF, true, bans)),
+    )
+    .unwrap();
+    run(&mut ebpf, &frame(LISTED), 4, XDP_PASS);
+    run(&mut ebpf, &frame(OTHER), 3, XDP_PASS);
+    let global = read_global(&ebpf).unwrap();
+    assert_eq!(global.dropped, Tally::default());
+    assert_eq!(global.total, Tally::default());
+    assert!(read_dropped(&ebpf).unwrap().is_empty());
+    assert!(read_sources(&ebpf).unwrap().is_empty());
+    // The same source's TCP matches the filter: counted, its listing seen, passed.
+    let syn = tcp_frame(LISTED);
+    run(&mut ebpf, &syn, 2, XDP_PASS);
+    assert_eq!(read_global(&ebpf).unwrap().total, tally(2, &syn));
+    assert_eq!(read_sources(&ebpf).unwrap()[&ip(LISTED)].blocklisted, 2);
+    assert!(read_dropped(&ebpf).unwrap().is_empty());
 }

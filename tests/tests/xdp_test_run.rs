@@ -425,7 +425,7 @@ fn kernel_counts(ebpf: &mut Ebpf, frame: &[u8]) -> (GlobalCounters, Vec<(IpAddr,
     run(ebpf, &[frame.to_vec()]);
     let mut sources: Vec<(IpAddr, u64, u64)> = read_sources(ebpf)
         .unwrap()
-        .into_iter()
+        .iter()
         .map(|(ip, c)| (ip, c.packets, c.bytes))
         .collect();
     sources.sort();
@@ -659,7 +659,7 @@ fn a_full_table_forgets_sources_whole() {
         sources.len()
     );
     let len = frame_of(0).len() as u64;
-    for (ip, counted) in &sources {
+    for (ip, counted) in sources.iter() {
         assert_eq!((counted.packets, counted.bytes), (2, 2 * len), "{ip}");
     }
     assert_eq!(read_global(&ebpf).unwrap().total.packets, 4_000);

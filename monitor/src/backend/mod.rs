@@ -24,8 +24,11 @@ pub mod ifstats;
 pub mod pcap;
 pub mod select;
 pub mod software;
+pub mod source_list;
 #[cfg(target_os = "linux")]
 pub mod xdp;
+
+pub use source_list::SourceList;
 
 /// Per-source maps. Their keys are addresses a spoofed flood chooses, so the hasher is
 /// seeded at random (foldhash's `RandomState`), but it is not std's SipHash: hashing
@@ -37,7 +40,7 @@ pub type SourceMap<V> = HashMap<IpAddr, V, foldhash::fast::RandomState>;
 pub struct Snapshot {
     pub taken: Instant,
     pub global: GlobalCounters,
-    pub sources: SourceMap<SourceCounters>,
+    pub sources: SourceList<SourceCounters>,
     /// Traffic to blocklisted destinations, per destination (cumulative).
     pub listed_destinations: HashMap<IpAddr, Tally>,
     /// Flows whose inbound payload reached the large-download threshold, while the
@@ -45,7 +48,7 @@ pub struct Snapshot {
     pub large_flows: Vec<FlowTotals>,
     /// SYN-ACKs the host sent, per destination (cumulative); `None` when the backend
     /// cannot see egress.
-    pub syn_acks_sent: Option<HashMap<IpAddr, u64>>,
+    pub syn_acks_sent: Option<SourceList<u64>>,
     /// Packets the capture lost (libpcap's counters, cumulative); `None` for a backend
     /// that loses none (XDP counts in the kernel, before any buffer).
     pub capture_drops: Option<CaptureDrops>,

@@ -20,7 +20,7 @@ use monitor_common::{
     view::PacketFilter,
 };
 
-use super::{FlowTotals, Snapshot};
+use super::{FlowTotals, Snapshot, SourceList};
 use crate::{capture::CaptureTarget, detect::lists::CidrSet};
 
 /// Sizes of the XDP program's tables of destinations and flows (monitor-ebpf).
@@ -99,6 +99,8 @@ pub struct Counters {
     filter: Option<PacketFilter>,
     /// Sources being captured, each with its capture id; `None` is every source.
     capture_targets: HashMap<CaptureTarget, u32>,
+    /// The order of the snapshots' source lists (`SourceList`): the XDP table's.
+    list_sets: u64,
 }
 
 fn cap(n: usize) -> NonZeroUsize {
@@ -119,6 +121,9 @@ impl Counters {
             large_flow_bytes: setup.large_flow_bytes,
             filter: setup.filter,
             capture_targets: HashMap::new(),
+            list_sets: monitor_common::source_table::source_table_sets(
+                u32::try_from(setup.max_sources.get()).unwrap_or(u32::MAX),
+            ),
         }
     }
 
@@ -230,11 +235,13 @@ impl Counters {
         Snapshot {
             taken,
             global: self.global,
-            sources: self
-                .sources
-                .iter()
-                .map(|(key, entry)| (key.ip(), entry.counters))
-                .collect(),
+            sources: SourceList::from_unordered(
+                self.list_sets,
+                self.sources
+                    .iter()
+                    .map(|(key, entry)| (*key, entry.counters)),
+                |sum, more| *sum = sum.merged(more),
+            ),
             listed_destinations: self
                 .listed_destinations
                 .iter()
@@ -242,10 +249,11 @@ impl Counters {
                 .collect(),
             large_flows,
             syn_acks_sent: with_syn_acks.then(|| {
-                self.syn_acks_sent
-                    .iter()
-                    .map(|(key, sent)| (key.ip(), *sent))
-                    .collect()
+                SourceList::from_unordered(
+                    self.list_sets,
+                    self.syn_acks_sent.iter().map(|(key, sent)| (*key, *sent)),
+                    |sum, more| *sum += more,
+                )
             }),
             capture_drops: None,
             dropped: HashMap::new(),
@@ -410,7 +418,12 @@ mod tests {
         assert_eq!((g.total.packets, g.udp.packets, g.tcp.packets), (1, 1, 0));
         assert_eq!((g.syn, g.malformed.packets), (0, 0));
         assert_eq!(g.total.bytes, passing.len() as u64);
-        assert_eq!(snap.sources.len(), 1, "{:?}", snap.sources.keys());
+        assert_eq!(
+            snap.sources.len(),
+            1,
+            "{:?}",
+            snap.sources.keys().collect::<Vec<_>>()
+        );
     }
 
     #[test]

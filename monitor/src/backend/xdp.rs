@@ -37,7 +37,7 @@ use monitor_common::{
     view::{PacketFilter, PacketLogEvent, PacketLogState, VIEW_FILTER, VIEW_LOG, class_from_u8},
 };
 
-use super::{Backend, FlowTotals, Snapshot, SourceMap};
+use super::{Backend, FlowTotals, Snapshot, SourceList};
 use crate::{
     capture::{CaptureTarget, CapturedPacket},
     cli::XdpModeArg,
@@ -167,8 +167,8 @@ pub fn read_global(ebpf: &Ebpf) -> Result<GlobalCounters> {
 /// Per-source counters: the per-source table plus the counts still pending in each
 /// CPU's source cache. The table is read first: a slot flushed in between is then
 /// missed once (and counted at the next poll), never counted twice.
-pub fn read_sources(ebpf: &Ebpf) -> Result<SourceMap<SourceCounters>> {
-    let mut sources = SourceMap::default();
+pub fn read_sources(ebpf: &Ebpf) -> Result<SourceList<SourceCounters>> {
+    let mut sources = SourceList::default();
     read_sources_into(
         ebpf,
         &MappedTable::map(ebpf, names::SOURCE_TABLE)?,
@@ -181,29 +181,22 @@ pub fn read_sources(ebpf: &Ebpf) -> Result<SourceMap<SourceCounters>> {
 pub fn read_sources_into(
     ebpf: &Ebpf,
     table: &MappedTable<SourceCounters>,
-    sources: &mut SourceMap<SourceCounters>,
+    sources: &mut SourceList<SourceCounters>,
 ) -> Result<()> {
-    sources.clear();
-    // Sized for the whole table up front: growing it by doubling under a flood
-    // rehashes every entry several times each poll.
-    sources.reserve(table.entries);
-    table.for_each(|key, counters: SourceCounters| {
-        sources
-            .entry(key.ip())
-            .and_modify(|sum| *sum = sum.merged(counters))
-            .or_insert(counters);
-    });
+    let merge = |sum: &mut SourceCounters, more| *sum = sum.merged(more);
+    table.read_into(sources, merge);
     let map = ebpf
         .map(names::SOURCE_CACHE)
         .context("map SOURCE_CACHE missing")?;
     let cache = PerCpuArray::<_, SourceCache>::try_from(map)?;
     let per_cpu = cache.get(&0, 0).context("failed to read SOURCE_CACHE")?;
-    for slot in per_cpu.iter().flat_map(|c| c.slots.iter()) {
-        if slot.is_occupied() {
-            let sum = sources.entry(slot.key.ip()).or_default();
-            *sum = sum.merged(slot.counters);
-        }
-    }
+    let pending = per_cpu
+        .iter()
+        .flat_map(|c| c.slots.iter())
+        .filter(|slot| slot.is_occupied())
+        .map(|slot| (slot.key, slot.counters))
+        .collect();
+    sources.add_unordered(pending, merge);
     Ok(())
 }
 
@@ -256,6 +249,15 @@ impl<C: Counts> MappedTable<C> {
             entries,
             mapped_len,
         })
+    }
+
+    /// Every used entry's address and counts into `list`, emptied first, in its
+    /// order (the table's), the counts of an address with more than one entry added.
+    pub fn read_into(&self, list: &mut SourceList<C>, merge: impl Fn(&mut C, C)) {
+        list.clear(source_table_sets(self.entries as u32));
+        list.reserve(self.entries);
+        self.for_each(|key, counts| list.push(key, counts));
+        list.finish_nearly_ordered(merge);
     }
 
     /// Calls `each` with every used entry's address and counts (an address may have
@@ -330,7 +332,7 @@ pub struct XdpBackend {
     followed: HashMap<FlowKey, (FlowCounters, Instant, SystemTime)>,
     /// A per-source map the polling loop gave back (`recycle`), refilled by the next
     /// snapshot instead of a new one whose pages are all faulted in afresh.
-    spare_sources: Option<SourceMap<SourceCounters>>,
+    spare_sources: Option<SourceList<SourceCounters>>,
     /// The per-source table, mapped once.
     source_table: MappedTable<SourceCounters>,
     /// The SYN-ACKs sent, mapped once, when the egress classifier counts them.
@@ -425,16 +427,16 @@ fn attach_egress(ebpf: &mut Ebpf, iface: &str) -> Result<()> {
 }
 
 /// SYN-ACKs sent per destination.
-pub fn read_syn_acks_sent(ebpf: &Ebpf) -> Result<HashMap<IpAddr, u64>> {
+pub fn read_syn_acks_sent(ebpf: &Ebpf) -> Result<SourceList<u64>> {
     Ok(syn_acks_sent(&MappedTable::map(
         ebpf,
         names::SYN_ACKS_SENT,
     )?))
 }
 
-fn syn_acks_sent(table: &MappedTable<u64>) -> HashMap<IpAddr, u64> {
-    let mut sent = HashMap::new();
-    table.for_each(|key, count| *sent.entry(key.ip()).or_default() += count);
+fn syn_acks_sent(table: &MappedTable<u64>) -> SourceList<u64> {
+    let mut sent = SourceList::default();
+    table.read_into(&mut sent, |sum, more| *sum += more);
     sent
 }
 

@@ -7,11 +7,11 @@
 
 use std::{collections::HashMap, net::IpAddr};
 
-use monitor_common::{GlobalCounters, SourceCounters, counters::Tally};
+use monitor_common::{GlobalCounters, SourceCounters, SourceKey, counters::Tally};
 
 use crate::{
     alert::{AlertKind, AlertSource, Finding},
-    backend::{Snapshot, SourceMap},
+    backend::{Snapshot, SourceList},
     config::{Config, DetectionConfig},
 };
 
@@ -42,13 +42,13 @@ pub struct DetectInput {
     pub host: GlobalCounters,
     /// Per-source counters grown during the interval (sources that sent nothing may be
     /// left out).
-    pub sources: SourceDeltas,
+    pub sources: SourceList<SourceCounters>,
     /// SYN-ACKs the host sent to each source during the interval, only the sources
     /// it sent some to (a source not in it got none) and, when the poll fills it, that
     /// sent SYNs fast enough for the detector to compare ([`Detector::wants_syn_acks`]). `None` without an egress hook:
     /// the SYN:SYN-ACK ratio check is then off. Under a random-source flood a map of
     /// every source (mostly zeros) cost as much as the deltas themselves.
-    pub syn_ack_sent: Option<SourceMap<u64>>,
+    pub syn_ack_sent: Option<SourceList<u64>>,
     /// Distinct ports and hosts each source tried over the port-scan window.
     pub scans: HashMap<IpAddr, ScanEstimate>,
     /// Flows that carried inbound payload during the interval.
@@ -56,62 +56,6 @@ pub struct DetectInput {
     /// Traffic from or to listed addresses that the kernel matched (its LPM trie). The
     /// per-source counters are matched here too, so this may stay empty.
     pub blocklist_hits: Vec<BlocklistHit>,
-}
-
-/// Each source's counters grown during an interval, each source once, in a list: the
-/// detectors walk them all, and under a random-source flood (65,536 sources, every one
-/// new) inserting them into a hash map was the costliest part of a poll. Looking one
-/// up walks the list: that is for the few sources an alert names.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct SourceDeltas(Vec<(IpAddr, SourceCounters)>);
-
-impl SourceDeltas {
-    /// Sets `ip`'s delta, replacing one already there.
-    pub fn insert(&mut self, ip: IpAddr, delta: SourceCounters) {
-        match self.0.iter_mut().find(|(known, _)| *known == ip) {
-            Some((_, known)) => *known = delta,
-            None => self.0.push((ip, delta)),
-        }
-    }
-
-    pub fn get(&self, ip: &IpAddr) -> Option<&SourceCounters> {
-        self.0
-            .iter()
-            .find_map(|(known, delta)| (known == ip).then_some(delta))
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&IpAddr, &SourceCounters)> {
-        self.0.iter().map(|(ip, delta)| (ip, delta))
-    }
-}
-
-impl std::ops::Index<&IpAddr> for SourceDeltas {
-    type Output = SourceCounters;
-
-    fn index(&self, ip: &IpAddr) -> &SourceCounters {
-        self.get(ip)
-            .unwrap_or_else(|| panic!("no delta for source {ip}"))
-    }
-}
-
-impl<'a> IntoIterator for &'a SourceDeltas {
-    type Item = (&'a IpAddr, &'a SourceCounters);
-    type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (IpAddr, SourceCounters)>,
-        fn(&'a (IpAddr, SourceCounters)) -> (&'a IpAddr, &'a SourceCounters),
-    >;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.iter().map(|(ip, delta)| (ip, delta))
-    }
 }
 
 impl DetectInput {
@@ -126,41 +70,41 @@ impl DetectInput {
     /// [`from_snapshots`](Self::from_snapshots) into this input, reusing its memory:
     /// under a flood the per-source deltas are megabytes, allocated and faulted in anew
     /// every poll otherwise. `scans` is left as it is. `each` sees every source of
-    /// `cur` with its cumulative counters and its delta, in the same pass over them (a
-    /// pass over 65,536 sources costs more than the work done on each).
+    /// `cur` with its cumulative counters and its delta, in the same walk (a walk over
+    /// 65,536 sources costs more than the work done on each).
     /// `syn_acks_wanted` says, from a source's delta, whether to look its SYN-ACKs up
     /// ([`Detector::wants_syn_acks`]): under a random-source flood the host answers,
-    /// looking up and keeping every source's count cost four times the rest of the
-    /// poll's work, for a check that reads none of them.
+    /// the detector compares none of them.
     pub fn refill(
         &mut self,
         prev: &Snapshot,
         cur: &Snapshot,
         syn_acks_wanted: impl Fn(&SourceCounters) -> bool,
-        mut each: impl FnMut(&IpAddr, &SourceCounters, &SourceCounters),
+        mut each: impl FnMut(IpAddr, &SourceCounters, &SourceCounters),
     ) {
-        // Each source of `cur` once: pushed, not looked up.
-        let sources = &mut self.sources.0;
-        sources.clear();
+        // One walk down both lists (they share the table's order).
+        let sources = &mut self.sources;
+        sources.clear(cur.sources.sets());
         sources.reserve(cur.sources.len());
         // The kernel's blocklist matches: sources while listed, and listed destinations.
         let blocklist_hits = &mut self.blocklist_hits;
         blocklist_hits.clear();
-        for (ip, counters) in &cur.sources {
-            let delta = crate::stats::source_delta(prev.sources.get(ip), counters);
+        for (ip, counters, before) in cur.sources.join(&prev.sources) {
+            let delta = crate::stats::source_delta(before, counters);
             each(ip, counters, &delta);
             if delta.packets == 0 {
                 continue;
             }
             if delta.blocklisted > 0 {
                 blocklist_hits.push(BlocklistHit {
-                    addr: *ip,
+                    addr: ip,
                     direction: Direction::FromListed,
                     packets: delta.blocklisted,
                     bytes: delta.bytes,
                 });
             }
-            sources.push((*ip, delta));
+            // In `cur`'s order, which is the list's.
+            sources.push(SourceKey::from_ip(ip), delta);
         }
         for (ip, total) in &cur.listed_destinations {
             let before = prev
@@ -203,24 +147,25 @@ impl DetectInput {
                     last_seen: flow.last_grew,
                 }),
         );
-        // SYN-ACKs sent back to each source that sent something, when egress is seen.
-        // Into the last poll's map, like the deltas: under an answered flood it holds
-        // every source.
+        // SYN-ACKs sent back to each source that sent something, when egress is seen:
+        // the sources' list walked once more, the SYN-ACK lists with it.
         match (&prev.syn_acks_sent, &cur.syn_acks_sent) {
             (Some(before), Some(now)) => {
-                let sent = self.syn_ack_sent.get_or_insert_with(SourceMap::default);
-                sent.clear();
-                sent.extend(
-                    sources
-                        .iter()
-                        .filter(|(_, delta)| syn_acks_wanted(delta))
-                        .filter_map(|(ip, _)| {
-                            let sent = now.get(ip)?;
-                            let delta = sent.saturating_sub(before.get(ip).copied().unwrap_or(0));
-                            Some((*ip, delta))
-                        })
-                        .filter(|(_, delta)| *delta > 0),
-                );
+                let sent = self.syn_ack_sent.get_or_insert_with(SourceList::default);
+                sent.clear(now.sets());
+                let (mut now, mut before) = (now.cursor(), before.cursor());
+                for (ip, delta) in sources.iter() {
+                    if !syn_acks_wanted(delta) {
+                        continue;
+                    }
+                    let Some(total) = now.seek(&ip) else {
+                        continue;
+                    };
+                    let grown = total.saturating_sub(before.seek(&ip).copied().unwrap_or(0));
+                    if grown > 0 {
+                        sent.push(SourceKey::from_ip(ip), grown);
+                    }
+                }
             }
             _ => self.syn_ack_sent = None,
         }
@@ -299,7 +244,9 @@ impl Detector {
         let mut found = Vec::new();
 
         let mut shares = HostShares::default();
-        for (ip, delta) in &input.sources {
+        // Looked up in the sources' order, one walk down both lists.
+        let mut syn_ack_sent = input.syn_ack_sent.as_ref().map(SourceList::cursor);
+        for (ip, delta) in input.sources.iter() {
             let ip = ip.to_canonical();
             let share = SourceShare {
                 delta,
@@ -311,21 +258,19 @@ impl Detector {
                 shares.add(&share);
                 continue;
             }
-            let traffic =
-                SourceTraffic {
-                    ip,
-                    delta,
-                    // Looked up only where it can change a finding: under a random-source
-                    // flood the host answers, that is no source, and the lookups were a
-                    // third of the poll's work.
-                    syn_ack_sent: input.syn_ack_sent.as_ref().map(|sent| {
-                        match flood::syn_acks_matter(delta, seconds, &self.config.per_source) {
-                            true => sent.get(&ip).copied().unwrap_or(0),
-                            false => 0,
-                        }
-                    }),
-                    burst_exempt: share.burst_exempt,
-                };
+            let traffic = SourceTraffic {
+                ip,
+                delta,
+                // Looked up only where it can change a finding (under a random-source
+                // flood the host answers, no source).
+                syn_ack_sent: syn_ack_sent.as_mut().map(|sent| {
+                    match flood::syn_acks_matter(delta, seconds, &self.config.per_source) {
+                        true => sent.seek(&ip).copied().unwrap_or(0),
+                        false => 0,
+                    }
+                }),
+                burst_exempt: share.burst_exempt,
+            };
             let floods = flood::source_floods(&traffic, seconds, &self.config.per_source, target);
             shares.add(&SourceShare {
                 named: !floods.is_empty(),

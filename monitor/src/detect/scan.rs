@@ -121,7 +121,7 @@ pub struct ScanWindow {
     epoch_started: std::time::Instant,
     /// The previous epoch's sketches alone (a whole `SourceCounters` is twice the
     /// size, and under a flood this holds the whole table).
-    previous: crate::backend::SourceMap<Sketch>,
+    previous: crate::backend::SourceList<Sketch>,
 }
 
 impl ScanWindow {
@@ -143,23 +143,63 @@ impl ScanWindow {
     /// cumulative per-source counters.
     pub fn estimates(
         &self,
-        sources: &crate::backend::SourceMap<monitor_common::SourceCounters>,
+        sources: &crate::backend::SourceList<monitor_common::SourceCounters>,
     ) -> std::collections::HashMap<IpAddr, ScanEstimate> {
+        let mut estimator = self.estimator();
         sources
             .iter()
-            .filter_map(|(ip, counters)| Some((*ip, self.estimate(ip, counters)?)))
+            .filter_map(|(ip, counters)| Some((ip, estimator.estimate(&ip, counters)?)))
             .collect()
     }
 
-    /// Distinct ports and hosts one source tried over the window, from its cumulative
+    /// Estimates source by source, for sources visited in their lists' order (the
+    /// poll's one walk over them).
+    pub fn estimator(&self) -> ScanEstimator<'_> {
+        ScanEstimator {
+            epoch: self.epoch,
+            previous: self.previous.cursor(),
+        }
+    }
+
+    /// When half the window has passed: keeps this epoch's sketches (from `sources`,
+    /// just read) as the previous ones and returns the next epoch for the backend.
+    pub fn advance(
+        &mut self,
+        sources: &crate::backend::SourceList<monitor_common::SourceCounters>,
+        now: std::time::Instant,
+    ) -> Option<u64> {
+        if now.duration_since(self.epoch_started) < self.half {
+            return None;
+        }
+        self.previous = sources.filter_map(|_, c| {
+            (c.scan_epoch == self.epoch).then_some(Sketch {
+                ports: c.scan_ports,
+                hosts: c.scan_hosts,
+            })
+        });
+        self.epoch += 1;
+        self.epoch_started = now;
+        Some(self.epoch)
+    }
+}
+
+/// [`ScanWindow::estimates`] one source at a time.
+pub struct ScanEstimator<'a> {
+    epoch: u64,
+    /// The previous epoch's sketches, looked up in the sources' order.
+    previous: crate::backend::source_list::Cursor<'a, Sketch>,
+}
+
+impl ScanEstimator<'_> {
+    /// Distinct ports and hosts `ip` tried over the window, from its cumulative
     /// counters; `None` for one port and one host at most (never a scan).
     pub fn estimate(
-        &self,
+        &mut self,
         ip: &IpAddr,
         counters: &monitor_common::SourceCounters,
     ) -> Option<ScanEstimate> {
         let current = (counters.scan_epoch == self.epoch).then_some(counters);
-        let previous = self.previous.get(ip);
+        let previous = self.previous.seek(ip);
         // One port and one host at most (what each source of a random-source flood
         // shows) estimates to 1 or 0, never reported: skip the merge and the
         // logarithms for it. The sums bound the joined sketch's bits from above.
@@ -181,32 +221,6 @@ impl ScanWindow {
             distinct_ports,
             distinct_hosts,
         })
-    }
-
-    /// When half the window has passed: keeps this epoch's sketches (from `sources`,
-    /// just read) as the previous ones and returns the next epoch for the backend.
-    pub fn advance(
-        &mut self,
-        sources: &crate::backend::SourceMap<monitor_common::SourceCounters>,
-        now: std::time::Instant,
-    ) -> Option<u64> {
-        if now.duration_since(self.epoch_started) < self.half {
-            return None;
-        }
-        self.previous = sources
-            .iter()
-            .filter(|(_, c)| c.scan_epoch == self.epoch)
-            .map(|(ip, c)| {
-                let sketch = Sketch {
-                    ports: c.scan_ports,
-                    hosts: c.scan_hosts,
-                };
-                (*ip, sketch)
-            })
-            .collect();
-        self.epoch += 1;
-        self.epoch_started = now;
-        Some(self.epoch)
     }
 }
 
@@ -270,7 +284,7 @@ mod window_tests {
         let ip: IpAddr = "192.0.2.9".parse().unwrap();
         let start = Instant::now();
         let mut window = ScanWindow::new(Duration::from_secs(60), start);
-        let first_half = crate::backend::SourceMap::from_iter([(ip, probed(1..61, 1))]);
+        let first_half = crate::backend::SourceList::from_iter([(ip, probed(1..61, 1))]);
         assert_eq!(window.estimates(&first_half)[&ip].distinct_ports / 10, 6);
         assert_eq!(
             window.advance(&first_half, start + Duration::from_secs(10)),
@@ -283,7 +297,7 @@ mod window_tests {
         // The kernel restarts the sketch in epoch 2; the estimate still spans both.
         let mut second = first_half[&ip];
         second = second.merged(probed(61..121, 2));
-        let now = crate::backend::SourceMap::from_iter([(ip, second)]);
+        let now = crate::backend::SourceList::from_iter([(ip, second)]);
         let both = window.estimates(&now)[&ip].distinct_ports;
         assert!((105..=135).contains(&both), "{both}");
         // A whole epoch later, the first half is forgotten.
@@ -291,7 +305,7 @@ mod window_tests {
             window.advance(&now, start + Duration::from_secs(60)),
             Some(3)
         );
-        let quiet = crate::backend::SourceMap::from_iter([(ip, second)]);
+        let quiet = crate::backend::SourceList::from_iter([(ip, second)]);
         let later = window.estimates(&quiet)[&ip].distinct_ports;
         assert!((50..=70).contains(&later), "{later}");
     }

@@ -87,7 +87,7 @@ fn input_from_snapshots_is_the_deltas() {
     let prev = Snapshot {
         taken: t0,
         global: prev_global,
-        sources: SourceMap::from_iter([
+        sources: SourceList::from_iter([
             (ip("192.0.2.1"), src(900, 0, 10, 0, 0)),
             (ip("192.0.2.2"), src(100, 0, 0, 0, 0)),
         ]),
@@ -100,7 +100,7 @@ fn input_from_snapshots_is_the_deltas() {
     let cur = Snapshot {
         taken: t0 + Duration::from_millis(250),
         global: cur_global,
-        sources: SourceMap::from_iter([
+        sources: SourceList::from_iter([
             (ip("192.0.2.1"), src(2_900, 0, 510, 0, 0)),
             (ip("192.0.2.2"), src(100, 0, 0, 0, 0)),
             (ip("192.0.2.3"), src(5, 0, 0, 0, 0)),
@@ -470,10 +470,10 @@ fn kernel_matches_and_flows_become_input() {
         capture_drops: None,
         dropped: HashMap::new(),
     };
-    let prev = snapshot(t0, SourceMap::default(), 5, 20_000_000);
+    let prev = snapshot(t0, SourceList::default(), 5, 20_000_000);
     let cur = snapshot(
         t0 + Duration::from_secs(1),
-        SourceMap::from_iter([(listed, from_listed)]),
+        SourceList::from_iter([(listed, from_listed)]),
         8,
         21_000_000,
     );
@@ -507,7 +507,7 @@ fn kernel_matches_and_flows_become_input() {
 fn a_scan_is_not_also_a_ratio_syn_flood() {
     let scanner = "192.0.2.44";
     let mut input = interval(&[(scanner, src(100, 6_000, 100, 0, 0))]); // 400 SYN/s
-    input.syn_ack_sent = Some(SourceMap::default());
+    input.syn_ack_sent = Some(SourceList::default());
     input.scans.insert(
         ip(scanner),
         ScanEstimate {
