@@ -106,6 +106,7 @@ fn flood_answered(start: Instant) -> (Snapshot, Snapshot) {
 fn steady(start: Instant) -> (Snapshot, Snapshot) {
     let mut host = GlobalCounters::default();
     let before = one_syn_each(0x0a00_0000, DEFAULT_MAX_SOURCES, &mut host);
+    let prev = snapshot(start, host, before.clone());
     let after = before
         .iter()
         .map(|(ip, counters)| {
@@ -119,7 +120,6 @@ fn steady(start: Instant) -> (Snapshot, Snapshot) {
             (ip, counters)
         })
         .collect();
-    let prev = snapshot(start, host, before);
     let cur = snapshot(start + Duration::from_secs(1), host, after);
     (prev, cur)
 }
