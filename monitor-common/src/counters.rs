@@ -170,7 +170,8 @@ pub struct Settings {
     pub bans: u64,
     /// `view::VIEW_*` bits: filter set, packet log on. Zero skips both in one branch.
     pub packet_view: u64,
-    /// Packets refused by it are not counted at all (`--filter`).
+    /// Packets refused by it are not counted (`--filter`), except as dropped when
+    /// mitigation drops them.
     pub filter: crate::view::PacketFilter,
     /// Packet-log lines per second, per CPU (userspace caps the sum too).
     pub packet_log_rate: u64,

@@ -89,9 +89,11 @@ static PACKET_LOG_STATE: PerCpuArray<PacketLogState> = PerCpuArray::with_max_ent
 static BANS: HashMap<SourceKey, BanEntry> = HashMap::with_max_entries(1_024, 0);
 
 /// Frames dropped by mitigation per source (in dry-run: those that would have been).
+/// Per CPU: a banned flood is dropped on every CPU at once. Resized at load time (4,096
+/// or the ban cap): LRU, so a blocklisted random-source flood keeps the latest.
 #[map(name = "DROPPED_SOURCES")]
 static DROPPED_SOURCES: LruPerCpuHashMap<SourceKey, Tally> =
-    LruPerCpuHashMap::with_max_entries(DEFAULT_MAX_SOURCES, 0);
+    LruPerCpuHashMap::with_max_entries(4_096, 0);
 
 #[xdp]
 pub fn monitor(ctx: XdpContext) -> u32 {
