@@ -15,6 +15,7 @@ pub mod iface;
 pub mod metrics;
 pub mod mitigate;
 pub mod packets;
+pub mod poll;
 pub mod report;
 pub mod run;
 pub mod sink;

@@ -25,13 +25,13 @@ use crate::{
     cli::Cli,
     config::Config,
     connections::{self, ConnectionScanner},
-    detect::{DetectInput, Detector, Lists, ScanWindow},
+    detect::{DetectInput, Detector, Lists},
     iface,
     mitigate::Mitigation,
     packets::{self, PacketRecord, RateCap},
+    poll::PollWork,
     report::{self, RunInfo},
     sink::{self, Delivery, Origin, Traffic},
-    stats,
 };
 
 /// Detectors compare rates over at least this long. With short intervals a burst that
@@ -171,7 +171,12 @@ async fn poll(
     };
     let first: Snapshot = backend.snapshot()?;
     let started = first.taken;
-    let mut scans = ScanWindow::new(config.detection.port_scan.window, started);
+    let mut work = PollWork::new(
+        config.detection.port_scan.window,
+        started,
+        config.capture.top,
+        RATE_WINDOW,
+    );
     // Recent snapshots, oldest first: the last one for the stats line, the newest one
     // at least RATE_WINDOW old for detection.
     let mut recent: VecDeque<Snapshot> = VecDeque::from([first]);
@@ -198,22 +203,16 @@ async fn poll(
                         .rev()
                         .find(|s| current.taken.duration_since(s.taken) >= window)
                         .unwrap_or(&recent[0]);
-                    let mut input = DetectInput::from_snapshots(window_start, &current);
-                    // Less than a window since start: what came before counts as silence.
-                    input.interval_secs = input.interval_secs.max(RATE_WINDOW.as_secs_f64());
-                    input.elapsed_secs = recent
-                        .back()
-                        .map_or(input.interval_secs, |last| {
-                            current.taken.duration_since(last.taken).as_secs_f64()
-                        });
-                    input.scans = scans.estimates(&current.sources);
-                    if let Some(epoch) = scans.advance(&current.sources, current.taken)
+                    let last = recent.back().unwrap_or(&current);
+                    let (findings, epoch) =
+                        work.detect(&mut detector, window_start, last, &current);
+                    if let Some(epoch) = epoch
                         && let Err(err) = backend.set_scan_epoch(epoch)
                     {
                         warn!("failed to start scan epoch {epoch}: {err:#}");
                     }
+                    let input = work.input();
                     // Alerts first: they are what someone is waiting for.
-                    let findings = detector.evaluate(&input);
                     let mitigated = match &mut mitigation {
                         Some(m) => m.on_findings(&findings, backend.as_mut(), SystemTime::now()),
                         None => Vec::new(),
@@ -222,7 +221,7 @@ async fn poll(
                     reporter.alerts(info, &events);
                     for event in &events {
                         let source_traffic = match event {
-                            AlertEvent::Alert(a) => traffic(&input, a.source),
+                            AlertEvent::Alert(a) => traffic(input, a.source),
                             _ => None,
                         };
                         delivery.alert(event, source_traffic);
@@ -236,7 +235,7 @@ async fn poll(
                         }
                     }
                     let last = recent.back().unwrap_or(&current);
-                    reporter.interval(info, &stats::interval(last, &current, config.capture.top));
+                    reporter.interval(info, &work.interval_stats(last, &current));
                     if let Some(log) = &mut packet_log {
                         log.report_skipped(backend.as_mut(), false);
                     }

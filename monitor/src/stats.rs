@@ -1,7 +1,7 @@
 //! Turns two cumulative snapshots into per-interval rates and top sources. Pure: no
 //! clock, no I/O, so it is tested on plain values.
 
-use std::net::IpAddr;
+use std::{cmp::Reverse, collections::BinaryHeap, net::IpAddr};
 
 use monitor_common::{GlobalCounters, SourceCounters};
 use serde::Serialize;
@@ -149,31 +149,147 @@ pub fn top_sources(
     active.sort_unstable_by(rank);
     active
         .into_iter()
-        .map(|(_, _, ip, total, before)| (ip, source_delta(before, total), total))
-        .map(|(ip, delta, total)| {
-            let bytes_per_sec = per_sec(delta.bytes, seconds);
-            SourceRate {
-                ip,
-                pps: per_sec(delta.packets, seconds),
-                bytes_per_sec,
-                bits_per_sec: bytes_per_sec * 8.0,
-                syn_per_sec: per_sec(delta.syn, seconds),
-                udp_pps: per_sec(delta.udp, seconds),
-                icmp_pps: per_sec(delta.icmp, seconds),
-                packets: total.packets,
-                bytes: total.bytes,
-            }
+        .map(|(_, _, ip, total, before)| {
+            source_rate(ip, &source_delta(before, total), total, seconds)
         })
         .collect()
 }
 
+/// One source's line in the top list: its rates from its `delta` over the interval,
+/// its `total` since it entered the table.
+fn source_rate(
+    ip: IpAddr,
+    delta: &SourceCounters,
+    total: &SourceCounters,
+    seconds: f64,
+) -> SourceRate {
+    let bytes_per_sec = per_sec(delta.bytes, seconds);
+    SourceRate {
+        ip,
+        pps: per_sec(delta.packets, seconds),
+        bytes_per_sec,
+        bits_per_sec: bytes_per_sec * 8.0,
+        syn_per_sec: per_sec(delta.syn, seconds),
+        udp_pps: per_sec(delta.udp, seconds),
+        icmp_pps: per_sec(delta.icmp, seconds),
+        packets: total.packets,
+        bytes: total.bytes,
+    }
+}
+
+/// How [`top_sources`] ranks: more packets, then more bytes, then the lower address.
+type Rank = (u64, u64, Reverse<IpAddr>);
+
+/// A source [`TopSources`] keeps, with its delta: ordered by rank alone.
+#[derive(Clone, Copy, Debug)]
+struct Kept {
+    rank: Rank,
+    delta: SourceCounters,
+}
+
+impl PartialEq for Kept {
+    fn eq(&self, other: &Self) -> bool {
+        self.rank == other.rank
+    }
+}
+
+impl Eq for Kept {}
+
+impl PartialOrd for Kept {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Kept {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.rank.cmp(&other.rank)
+    }
+}
+
+/// [`top_sources`] fed one source at a time, from deltas already computed: the poll
+/// computes each source's delta once, for detection, and offers it here in the same
+/// pass, so the stats line costs no second pass (and lookup) over 65,536 sources.
+/// Keeps only the best `n` seen so far.
+#[derive(Clone, Debug, Default)]
+pub struct TopSources {
+    n: usize,
+    /// The worst kept on top, where a better one replaces it.
+    kept: BinaryHeap<Reverse<Kept>>,
+}
+
+impl TopSources {
+    pub fn new(n: usize) -> Self {
+        Self {
+            n,
+            kept: BinaryHeap::with_capacity(n),
+        }
+    }
+
+    /// How many sources it keeps at most.
+    pub fn limit(&self) -> usize {
+        self.n
+    }
+
+    /// Forgets the sources offered so far.
+    pub fn clear(&mut self) {
+        self.kept.clear();
+    }
+
+    /// A source and its growth in the interval (one that sent nothing is left out).
+    pub fn offer(&mut self, ip: IpAddr, delta: &SourceCounters) {
+        if self.n == 0 || delta.packets == 0 {
+            return;
+        }
+        let rank = (delta.packets, delta.bytes, Reverse(ip));
+        if self.kept.len() < self.n {
+            self.kept.push(Reverse(Kept {
+                rank,
+                delta: *delta,
+            }));
+        } else if let Some(mut worst) = self.kept.peek_mut()
+            && rank > worst.0.rank
+        {
+            *worst = Reverse(Kept {
+                rank,
+                delta: *delta,
+            });
+        }
+    }
+
+    /// The sources kept, best first, with their rates over the `seconds` of the
+    /// interval; `cur` has their cumulative counters.
+    pub fn rates(&self, cur: &SourceList<SourceCounters>, seconds: f64) -> Vec<SourceRate> {
+        let mut ranked: Vec<&Kept> = self.kept.iter().map(|kept| &kept.0).collect();
+        ranked.sort_unstable_by(|a, b| b.cmp(a));
+        ranked
+            .into_iter()
+            .filter_map(|kept| {
+                let ip = kept.rank.2.0;
+                Some(source_rate(ip, &kept.delta, cur.get(&ip)?, seconds))
+            })
+            .collect()
+    }
+}
+
 pub fn interval(prev: &Snapshot, cur: &Snapshot, top: usize) -> IntervalStats {
+    interval_with(prev, cur, |seconds| {
+        top_sources(&prev.sources, &cur.sources, seconds, top)
+    })
+}
+
+/// [`interval`] with the top sources from `top`, which gets the interval's seconds.
+pub fn interval_with(
+    prev: &Snapshot,
+    cur: &Snapshot,
+    top: impl FnOnce(f64) -> Vec<SourceRate>,
+) -> IntervalStats {
     let seconds = cur.taken.duration_since(prev.taken).as_secs_f64();
     IntervalStats {
         seconds,
         totals: cur.global,
         rates: rates(&prev.global, &cur.global, seconds),
-        top_sources: top_sources(&prev.sources, &cur.sources, seconds, top),
+        top_sources: top(seconds),
         capture_drops: cur.capture_drops,
         dropped_sources: dropped_sources(cur),
     }
@@ -244,6 +360,47 @@ mod tests {
             (b, 500.0, 500.0)
         );
         assert_eq!((top[1].ip, top[1].pps, top[1].packets), (c, 100.0, 100));
+    }
+
+    #[test]
+    fn top_sources_offered_one_at_a_time_are_the_whole_lists_top() {
+        let ip = |i: u32| IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+        let (mut prev, mut cur) = (Vec::new(), Vec::new());
+        for i in 0..500u32 {
+            let before = src(1_000 + u64::from(i % 7) * 10, 60_000, 0);
+            prev.push((ip(i), before));
+            let now = match i % 5 {
+                0 => before,         // idle
+                1 => src(3, 180, 3), // evicted and back
+                _ => src(
+                    // Many ties on packets and bytes: the address decides.
+                    before.packets + u64::from(i % 13),
+                    before.bytes + u64::from(i % 3) * 100,
+                    1,
+                ),
+            };
+            cur.push((ip(i), now));
+        }
+        for i in 500..600u32 {
+            let packets = u64::from(i % 4); // new, some without a packet yet
+            cur.push((ip(i), src(packets, packets * 64, 0)));
+        }
+        let prev: SourceList<SourceCounters> = prev.into_iter().collect();
+        let cur: SourceList<SourceCounters> = cur.into_iter().collect();
+        assert_eq!(top_sources(&prev, &cur, 0.5, 37).len(), 37);
+        for n in [0, 1, 5, 37, 1_000] {
+            let mut top = TopSources::new(n);
+            for (ip, c) in cur.iter() {
+                top.offer(ip, &source_delta(prev.get(&ip), c));
+            }
+            assert_eq!(
+                top.rates(&cur, 0.5),
+                top_sources(&prev, &cur, 0.5, n),
+                "top {n}"
+            );
+            top.clear();
+            assert!(top.rates(&cur, 0.5).is_empty());
+        }
     }
 
     #[test]

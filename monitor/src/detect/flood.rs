@@ -54,6 +54,14 @@ pub struct SourceTraffic<'a> {
     pub burst_exempt: bool,
 }
 
+/// Whether a source's SYN-ACK count can change what [`source_floods`] finds: only when
+/// its SYN rate reaches one of the SYN thresholds (the rate's, or the ratio check's
+/// minimum); below both, any count finds the same.
+pub fn syn_acks_matter(delta: &SourceCounters, seconds: f64, t: &SourceThresholds) -> bool {
+    let syn_rate = per_sec(delta.syn, seconds);
+    syn_rate >= t.syn_per_sec.get() as f64 || syn_rate >= t.syn_ratio_min_syn_per_sec.get() as f64
+}
+
 /// The floods one source is sending. A protocol flood (SYN, UDP, ICMP) already says
 /// what the packet rate would, so the generic packet-rate burst is reported only when
 /// no protocol flood is.
@@ -190,10 +198,7 @@ struct HostMetric {
     label: &'static str,
     unit: Unit,
     threshold: u64,
-    /// A burst metric leaves local sources out when they are burst-exempt.
-    burst: bool,
     host: fn(&GlobalCounters) -> u64,
-    source: fn(&SourceCounters) -> u64,
 }
 
 /// Floods against the host as a whole, reported with source `many`. Traffic of
@@ -208,6 +213,65 @@ pub fn host_floods(
     t: &HostThresholds,
     target: &str,
 ) -> Vec<Finding> {
+    let mut shares = HostShares::default();
+    for source in sources {
+        shares.add(source);
+    }
+    host_floods_summed(host, &shares, seconds, t, target)
+}
+
+/// What the host-wide check needs from the sources, summed one source at a time: per
+/// metric (SYN, UDP, ICMP, packets, bytes), the traffic not counted against the host,
+/// the traffic of sources that raised their own findings, and the senders. The
+/// detector sums while it checks each source, in the same pass: under a random-source
+/// flood a pass over 65,536 sources per metric cost more than the checks themselves.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HostShares {
+    metrics: [MetricShare; 5],
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct MetricShare {
+    excluded: u64,
+    explained: u64,
+    senders: usize,
+}
+
+impl HostShares {
+    pub fn add(&mut self, share: &SourceShare<'_>) {
+        let d = share.delta;
+        // (count, whether it is a burst metric), in the order of `host_floods_summed`.
+        let counts = [
+            (d.syn, false),
+            (d.udp, false),
+            (d.icmp, false),
+            (d.packets, true),
+            (d.bytes, true),
+        ];
+        for (metric, (count, burst)) in self.metrics.iter_mut().zip(counts) {
+            if count == 0 {
+                continue;
+            }
+            if share.allowlisted || (burst && share.burst_exempt) {
+                metric.excluded += count;
+            } else {
+                metric.senders += 1;
+                if share.named {
+                    metric.explained += count;
+                }
+            }
+        }
+    }
+}
+
+/// [`host_floods`] from the sources' shares already summed.
+pub fn host_floods_summed(
+    host: &GlobalCounters,
+    shares: &HostShares,
+    seconds: f64,
+    t: &HostThresholds,
+    target: &str,
+) -> Vec<Finding> {
     let mut found = Vec::new();
     if seconds <= 0.0 {
         return found;
@@ -218,64 +282,44 @@ pub fn host_floods(
             label: "SYN rate",
             unit: Unit::SynPerSec,
             threshold: t.syn_per_sec.get(),
-            burst: false,
             host: |c| c.syn,
-            source: |s| s.syn,
         },
         HostMetric {
             kind: AlertKind::UdpFlood,
             label: "UDP rate",
             unit: Unit::Pps,
             threshold: t.udp_pps.get(),
-            burst: false,
             host: |c| c.udp.packets,
-            source: |s| s.udp,
         },
         HostMetric {
             kind: AlertKind::IcmpFlood,
             label: "ICMP rate",
             unit: Unit::Pps,
             threshold: t.icmp_pps.get(),
-            burst: false,
             host: |c| c.icmp.packets,
-            source: |s| s.icmp,
         },
         HostMetric {
             kind: AlertKind::PpsBurst,
             label: "packet rate",
             unit: Unit::Pps,
             threshold: t.pps.get(),
-            burst: true,
             host: |c| c.total.packets,
-            source: |s| s.packets,
         },
         HostMetric {
             kind: AlertKind::Bandwidth,
             label: "bandwidth",
             unit: Unit::BytesPerSec,
             threshold: t.bytes_per_sec.get(),
-            burst: true,
             host: |c| c.total.bytes,
-            source: |s| s.bytes,
         },
     ];
     let mut protocol_flood = false;
-    for m in &metrics {
-        let (mut excluded, mut explained, mut senders) = (0u64, 0u64, 0usize);
-        for s in sources {
-            let count = (m.source)(s.delta);
-            if count == 0 {
-                continue;
-            }
-            if s.allowlisted || (m.burst && s.burst_exempt) {
-                excluded += count;
-            } else {
-                senders += 1;
-                if s.named {
-                    explained += count;
-                }
-            }
-        }
+    for (m, share) in metrics.iter().zip(&shares.metrics) {
+        let MetricShare {
+            excluded,
+            explained,
+            senders,
+        } = *share;
         let counted = (m.host)(host).saturating_sub(excluded);
         let rate = per_sec(counted, seconds);
         if rate < m.threshold as f64 {
@@ -394,6 +438,33 @@ mod tests {
             ..t
         };
         assert!(source_floods(&traffic, 1.0, &strict, "eth0").is_empty());
+    }
+
+    #[test]
+    fn syn_acks_change_nothing_where_they_do_not_matter() {
+        let t = SourceThresholds::default();
+        let (mut mattered, mut did_not) = (0, 0);
+        for syn in [0, 1, 24, 25, 99, 100, 101, 124, 125, 499, 500, 501, 5_000] {
+            for seconds in [0.25, 1.0] {
+                let delta = counters(syn + 10, (syn + 10) * 60, syn, 0, 0);
+                let mut traffic = source(&delta);
+                traffic.syn_ack_sent = Some(0);
+                let without = source_floods(&traffic, seconds, &t, "eth0");
+                let matters = syn_acks_matter(&delta, seconds, &t);
+                let mut differs = false;
+                for acks in [1, 10, 1_000_000] {
+                    traffic.syn_ack_sent = Some(acks);
+                    differs |= source_floods(&traffic, seconds, &t, "eth0") != without;
+                }
+                assert!(matters || !differs, "{syn} SYNs in {seconds} s");
+                if matters {
+                    mattered += 1;
+                } else {
+                    did_not += 1;
+                }
+            }
+        }
+        assert!(mattered > 0 && did_not > 0, "{mattered} {did_not}");
     }
 
     #[test]

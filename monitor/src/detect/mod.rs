@@ -7,7 +7,7 @@
 
 use std::{collections::HashMap, net::IpAddr};
 
-use monitor_common::{GlobalCounters, SourceCounters, counters::Tally};
+use monitor_common::{GlobalCounters, SourceCounters, SourceKey, counters::Tally};
 
 use crate::{
     alert::{AlertKind, AlertSource, Finding},
@@ -25,7 +25,7 @@ pub use download::FlowRecord;
 pub use lists::{BlocklistHit, Direction, Lists};
 pub use scan::{ScanEstimate, ScanWindow};
 
-use flood::{SourceShare, SourceTraffic};
+use flood::{HostShares, SourceShare, SourceTraffic};
 use lists::is_local_network;
 
 /// One interval of traffic, as the detectors need it. Counters are deltas over the
@@ -44,7 +44,8 @@ pub struct DetectInput {
     /// left out).
     pub sources: SourceList<SourceCounters>,
     /// SYN-ACKs the host sent to each source during the interval, only the sources
-    /// it sent some to (a source not in it got none). `None` without an egress hook:
+    /// it sent some to (a source not in it got none) and, when the poll fills it, that
+    /// sent SYNs fast enough for the detector to compare ([`Detector::wants_syn_acks`]). `None` without an egress hook:
     /// the SYN:SYN-ACK ratio check is then off. Under a random-source flood a map of
     /// every source (mostly zeros) cost as much as the deltas themselves.
     pub syn_ack_sent: Option<SourceList<u64>>,
@@ -61,24 +62,50 @@ impl DetectInput {
     /// The counter deltas between two snapshots; the rest (scans, flows, hits) is for
     /// the caller to add when the backend supplies it.
     pub fn from_snapshots(prev: &Snapshot, cur: &Snapshot) -> Self {
+        let mut input = Self::default();
+        input.refill(prev, cur, |_| true, |_, _, _| {});
+        input
+    }
+
+    /// [`from_snapshots`](Self::from_snapshots) into this input, reusing its memory:
+    /// under a flood the per-source deltas are megabytes, allocated and faulted in anew
+    /// every poll otherwise. `scans` is left as it is. `each` sees every source of
+    /// `cur` with its cumulative counters and its delta, in the same walk (a walk over
+    /// 65,536 sources costs more than the work done on each).
+    /// `syn_acks_wanted` says, from a source's delta, whether to look its SYN-ACKs up
+    /// ([`Detector::wants_syn_acks`]): under a random-source flood the host answers,
+    /// the detector compares none of them.
+    pub fn refill(
+        &mut self,
+        prev: &Snapshot,
+        cur: &Snapshot,
+        syn_acks_wanted: impl Fn(&SourceCounters) -> bool,
+        mut each: impl FnMut(IpAddr, &SourceCounters, &SourceCounters),
+    ) {
         // One walk down both lists (they share the table's order).
-        let sources = cur
-            .sources
-            .join_filter_map(&prev.sources, |counters, before| {
-                let delta = crate::stats::source_delta(before, counters);
-                (delta.packets > 0).then_some(delta)
-            });
+        let sources = &mut self.sources;
+        sources.clear(cur.sources.sets());
+        sources.reserve(cur.sources.len());
         // The kernel's blocklist matches: sources while listed, and listed destinations.
-        let mut blocklist_hits: Vec<BlocklistHit> = sources
-            .iter()
-            .filter(|(_, delta)| delta.blocklisted > 0)
-            .map(|(ip, delta)| BlocklistHit {
-                addr: ip,
-                direction: Direction::FromListed,
-                packets: delta.blocklisted,
-                bytes: delta.bytes,
-            })
-            .collect();
+        let blocklist_hits = &mut self.blocklist_hits;
+        blocklist_hits.clear();
+        for (ip, counters, before) in cur.sources.join(&prev.sources) {
+            let delta = crate::stats::source_delta(before, counters);
+            each(ip, counters, &delta);
+            if delta.packets == 0 {
+                continue;
+            }
+            if delta.blocklisted > 0 {
+                blocklist_hits.push(BlocklistHit {
+                    addr: ip,
+                    direction: Direction::FromListed,
+                    packets: delta.blocklisted,
+                    bytes: delta.bytes,
+                });
+            }
+            // In `cur`'s order, which is the list's.
+            sources.push(SourceKey::from_ip(ip), delta);
+        }
         for (ip, total) in &cur.listed_destinations {
             let before = prev
                 .listed_destinations
@@ -97,50 +124,54 @@ impl DetectInput {
         }
         // Large flows while they grow; one that stops growing is left out (its alert
         // then ends).
-        let flows = cur
-            .large_flows
-            .iter()
-            .filter(|flow| {
-                prev.large_flows
-                    .iter()
-                    .find(|p| p.src == flow.src && p.dst == flow.dst && p.protocol == flow.protocol)
-                    .is_none_or(|p| p.payload_bytes < flow.payload_bytes)
-            })
-            .map(|flow| FlowRecord {
-                key: crate::alert::FlowKey {
-                    protocol: flow.protocol,
-                    src: flow.src,
-                    dst: flow.dst,
-                },
-                inbound_payload_bytes: flow.payload_bytes,
-                first_seen: flow.first_seen,
-                last_seen: flow.last_grew,
-            })
-            .collect();
-        // SYN-ACKs sent back to each source that sent something, when egress is seen.
-        let syn_ack_sent = match (&prev.syn_acks_sent, &cur.syn_acks_sent) {
+        self.flows.clear();
+        self.flows.extend(
+            cur.large_flows
+                .iter()
+                .filter(|flow| {
+                    prev.large_flows
+                        .iter()
+                        .find(|p| {
+                            p.src == flow.src && p.dst == flow.dst && p.protocol == flow.protocol
+                        })
+                        .is_none_or(|p| p.payload_bytes < flow.payload_bytes)
+                })
+                .map(|flow| FlowRecord {
+                    key: crate::alert::FlowKey {
+                        protocol: flow.protocol,
+                        src: flow.src,
+                        dst: flow.dst,
+                    },
+                    inbound_payload_bytes: flow.payload_bytes,
+                    first_seen: flow.first_seen,
+                    last_seen: flow.last_grew,
+                }),
+        );
+        // SYN-ACKs sent back to each source that sent something, when egress is seen:
+        // the sources' list walked once more, the SYN-ACK lists with it.
+        match (&prev.syn_acks_sent, &cur.syn_acks_sent) {
             (Some(before), Some(now)) => {
-                let mut sent = now.join_filter_map(before, |sent, before| {
-                    let delta = sent.saturating_sub(before.copied().unwrap_or(0));
-                    (delta > 0).then_some(delta)
-                });
-                let mut active = sources.cursor();
-                sent.retain(|ip, _| active.seek(&ip).is_some());
-                Some(sent)
+                let sent = self.syn_ack_sent.get_or_insert_with(SourceList::default);
+                sent.clear(now.sets());
+                let (mut now, mut before) = (now.cursor(), before.cursor());
+                for (ip, delta) in sources.iter() {
+                    if !syn_acks_wanted(delta) {
+                        continue;
+                    }
+                    let Some(total) = now.seek(&ip) else {
+                        continue;
+                    };
+                    let grown = total.saturating_sub(before.seek(&ip).copied().unwrap_or(0));
+                    if grown > 0 {
+                        sent.push(SourceKey::from_ip(ip), grown);
+                    }
+                }
             }
-            _ => None,
-        };
-        let interval_secs = cur.taken.duration_since(prev.taken).as_secs_f64();
-        Self {
-            interval_secs,
-            elapsed_secs: interval_secs,
-            host: counters_delta(&prev.global, &cur.global),
-            sources,
-            syn_ack_sent,
-            blocklist_hits,
-            flows,
-            ..Self::default()
+            _ => self.syn_ack_sent = None,
         }
+        self.interval_secs = cur.taken.duration_since(prev.taken).as_secs_f64();
+        self.elapsed_secs = self.interval_secs;
+        self.host = counters_delta(&prev.global, &cur.global);
     }
 }
 
@@ -195,6 +226,12 @@ impl Detector {
         &self.lists
     }
 
+    /// Whether a source that grew by `delta` over `seconds` is checked against the
+    /// SYN-ACKs the host sent it: only one whose SYN rate reaches a SYN threshold.
+    pub fn wants_syn_acks(&self, delta: &SourceCounters, seconds: f64) -> bool {
+        flood::syn_acks_matter(delta, seconds, &self.config.per_source)
+    }
+
     /// Everything wrong in this interval, sorted by kind, source and target.
     /// Allowlisted sources are skipped by every detector.
     pub fn evaluate(&mut self, input: &DetectInput) -> Vec<Finding> {
@@ -206,7 +243,7 @@ impl Detector {
         let allowlisted = |ip: IpAddr| self.lists.allowlist.contains(ip);
         let mut found = Vec::new();
 
-        let mut shares = Vec::with_capacity(input.sources.len());
+        let mut shares = HostShares::default();
         // Looked up in the sources' order, one walk down both lists.
         let mut syn_ack_sent = input.syn_ack_sent.as_ref().map(SourceList::cursor);
         for (ip, delta) in input.sources.iter() {
@@ -218,19 +255,24 @@ impl Detector {
                 named: false,
             };
             if share.allowlisted || delta.packets == 0 {
-                shares.push(share);
+                shares.add(&share);
                 continue;
             }
             let traffic = SourceTraffic {
                 ip,
                 delta,
-                syn_ack_sent: syn_ack_sent
-                    .as_mut()
-                    .map(|sent| sent.seek(&ip).copied().unwrap_or(0)),
+                // Looked up only where it can change a finding (under a random-source
+                // flood the host answers, no source).
+                syn_ack_sent: syn_ack_sent.as_mut().map(|sent| {
+                    match flood::syn_acks_matter(delta, seconds, &self.config.per_source) {
+                        true => sent.seek(&ip).copied().unwrap_or(0),
+                        false => 0,
+                    }
+                }),
                 burst_exempt: share.burst_exempt,
             };
             let floods = flood::source_floods(&traffic, seconds, &self.config.per_source, target);
-            shares.push(SourceShare {
+            shares.add(&SourceShare {
                 named: !floods.is_empty(),
                 ..share
             });
@@ -245,7 +287,7 @@ impl Detector {
                 found.push(lists::blocklisted(&hit, Some(entry), target));
             }
         }
-        found.extend(flood::host_floods(
+        found.extend(flood::host_floods_summed(
             &input.host,
             &shares,
             seconds,

@@ -145,40 +145,20 @@ impl ScanWindow {
         &self,
         sources: &crate::backend::SourceList<monitor_common::SourceCounters>,
     ) -> std::collections::HashMap<IpAddr, ScanEstimate> {
-        let mut out = std::collections::HashMap::new();
-        // The previous sketches, looked up in the sources' order.
-        let mut previous_sketches = self.previous.cursor();
-        for (ip, counters) in sources.iter() {
-            let current = (counters.scan_epoch == self.epoch).then_some(counters);
-            let previous = previous_sketches.seek(&ip);
-            // One port and one host at most (what each source of a random-source
-            // flood shows) estimates to 1 or 0, never reported: skip the merge and the
-            // logarithms for it. The sums bound the joined sketch's bits from above.
-            let ports = current.map_or(0, |c| ports_bits(&c.scan_ports))
-                + previous.map_or(0, |p| ports_bits(&p.ports));
-            let hosts = current.map_or(0, |c| c.scan_hosts.count_ones())
-                + previous.map_or(0, |p| p.hosts.count_ones());
-            if ports <= 1 && hosts <= 1 {
-                continue;
-            }
-            let joined = match (current, previous) {
-                (Some(c), Some(p)) => c.merged(p.as_counters(self.epoch)),
-                (Some(c), None) => *c,
-                (None, Some(p)) => p.as_counters(self.epoch),
-                (None, None) => continue,
-            };
-            let (distinct_ports, distinct_hosts) = joined.scan_estimate();
-            if distinct_ports > 1 || distinct_hosts > 1 {
-                out.insert(
-                    ip,
-                    ScanEstimate {
-                        distinct_ports,
-                        distinct_hosts,
-                    },
-                );
-            }
+        let mut estimator = self.estimator();
+        sources
+            .iter()
+            .filter_map(|(ip, counters)| Some((ip, estimator.estimate(&ip, counters)?)))
+            .collect()
+    }
+
+    /// Estimates source by source, for sources visited in their lists' order (the
+    /// poll's one walk over them).
+    pub fn estimator(&self) -> ScanEstimator<'_> {
+        ScanEstimator {
+            epoch: self.epoch,
+            previous: self.previous.cursor(),
         }
-        out
     }
 
     /// When half the window has passed: keeps this epoch's sketches (from `sources`,
@@ -200,6 +180,47 @@ impl ScanWindow {
         self.epoch += 1;
         self.epoch_started = now;
         Some(self.epoch)
+    }
+}
+
+/// [`ScanWindow::estimates`] one source at a time.
+pub struct ScanEstimator<'a> {
+    epoch: u64,
+    /// The previous epoch's sketches, looked up in the sources' order.
+    previous: crate::backend::source_list::Cursor<'a, Sketch>,
+}
+
+impl ScanEstimator<'_> {
+    /// Distinct ports and hosts `ip` tried over the window, from its cumulative
+    /// counters; `None` for one port and one host at most (never a scan).
+    pub fn estimate(
+        &mut self,
+        ip: &IpAddr,
+        counters: &monitor_common::SourceCounters,
+    ) -> Option<ScanEstimate> {
+        let current = (counters.scan_epoch == self.epoch).then_some(counters);
+        let previous = self.previous.seek(ip);
+        // One port and one host at most (what each source of a random-source flood
+        // shows) estimates to 1 or 0, never reported: skip the merge and the
+        // logarithms for it. The sums bound the joined sketch's bits from above.
+        let ports = current.map_or(0, |c| ports_bits(&c.scan_ports))
+            + previous.map_or(0, |p| ports_bits(&p.ports));
+        let hosts = current.map_or(0, |c| c.scan_hosts.count_ones())
+            + previous.map_or(0, |p| p.hosts.count_ones());
+        if ports <= 1 && hosts <= 1 {
+            return None;
+        }
+        let joined = match (current, previous) {
+            (Some(c), Some(p)) => c.merged(p.as_counters(self.epoch)),
+            (Some(c), None) => *c,
+            (None, Some(p)) => p.as_counters(self.epoch),
+            (None, None) => return None,
+        };
+        let (distinct_ports, distinct_hosts) = joined.scan_estimate();
+        (distinct_ports > 1 || distinct_hosts > 1).then_some(ScanEstimate {
+            distinct_ports,
+            distinct_hosts,
+        })
     }
 }
 
