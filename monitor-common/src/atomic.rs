@@ -3,14 +3,16 @@
 //!
 //! Rust's BPF target declares no compare-and-swap (`atomic_cas: false`, for BPF CPU
 //! v1), so `AtomicU64` there has loads and stores only. The kernel has had the BPF
-//! instructions since 5.12 (CPU v3, bpf-linker's default), so on BPF the compiler's
-//! intrinsics emit them directly; elsewhere this is `AtomicU64`. On BPF every ordering
-//! is sequentially consistent: the instructions are full barriers.
+//! instruction since 5.12 (CPU v3, bpf-linker's default), so on BPF the compiler's
+//! intrinsic emits it directly; elsewhere this is `AtomicU64`. BPF's compare-and-swap
+//! is fully ordered (a full barrier) on every CPU the kernel's JIT targets; an atomic
+//! add whose result is unused is not, which is why releases are compare-and-swaps too.
 
 #[cfg(not(target_arch = "bpf"))]
 use core::sync::atomic::{AtomicU64, Ordering};
 
-/// Replaces `*word` with `new` if it is `current`; whether it did (acquire ordering).
+/// Replaces `*word` with `new` if it is `current`; whether it did (acquire and
+/// release ordering: it takes and it lets go).
 ///
 /// # Safety
 ///
@@ -32,28 +34,8 @@ pub unsafe fn compare_exchange(word: *mut u64, current: u64, new: u64) -> bool {
     {
         // SAFETY: the caller's.
         unsafe { AtomicU64::from_ptr(word) }
-            .compare_exchange(current, new, Ordering::Acquire, Ordering::Relaxed)
+            .compare_exchange(current, new, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
-    }
-}
-
-/// Adds `value` to `*word` (release ordering).
-///
-/// # Safety
-///
-/// As for [`compare_exchange`].
-#[inline(always)]
-pub unsafe fn add(word: *mut u64, value: u64) {
-    #[cfg(target_arch = "bpf")]
-    {
-        use core::intrinsics::{AtomicOrdering, atomic_xadd};
-        // SAFETY: the caller's.
-        unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::SeqCst }>(word, value) };
-    }
-    #[cfg(not(target_arch = "bpf"))]
-    {
-        // SAFETY: the caller's.
-        unsafe { AtomicU64::from_ptr(word) }.fetch_add(value, Ordering::Release);
     }
 }
 
@@ -76,4 +58,13 @@ pub unsafe fn load(word: *const u64) -> u64 {
         // SAFETY: the caller's.
         unsafe { AtomicU64::from_ptr(word.cast_mut()) }.load(Ordering::Acquire)
     }
+}
+
+/// Orders the writes that follow after an earlier compare-and-swap, for readers that
+/// copy without holding anything (a seqlock's writer, once it holds the word). BPF's
+/// compare-and-swap is a full barrier already.
+#[inline(always)]
+pub fn writes_after_this() {
+    #[cfg(not(target_arch = "bpf"))]
+    core::sync::atomic::fence(Ordering::Release);
 }

@@ -431,7 +431,11 @@ pub struct SourceSlot {
     pub counters: SourceCounters,
     /// The blocklist's verdict on `key` (1: listed), valid while
     /// `blocklist_generation` matches the settings'.
-    pub listed: u32,
+    pub listed: u16,
+    /// Times the slot has changed hands (wrapping). Userspace reads the caches before
+    /// and after the per-source table: a slot whose count moved meanwhile was flushed
+    /// into the table, and its source is read there again.
+    pub takeovers: u16,
     pub blocklist_generation: u32,
     /// The last probe counted in the sketch (`Probe::key`), zero for none: a source
     /// repeating its probe, as a flood does, would set the same bits again, and the
@@ -476,6 +480,7 @@ impl Default for SourceCache {
                 scan_hosts: 0,
             },
             listed: 0,
+            takeovers: 0,
             blocklist_generation: 0,
             last_probe: 0,
         };
@@ -520,9 +525,10 @@ impl SourceCache {
             slot.counters = SourceCounters::default();
             slot.blocklist_generation = generation.wrapping_sub(1); // forces a lookup
             slot.last_probe = 0;
+            slot.takeovers = slot.takeovers.wrapping_add(1);
         }
         if slot.blocklist_generation != generation {
-            slot.listed = u32::from(settings.blocklist_active != 0 && is_listed(key));
+            slot.listed = u16::from(settings.blocklist_active != 0 && is_listed(key));
             slot.blocklist_generation = generation;
         }
         // What `SourceCounters::record` does, with the sketch skipped for a repeated

@@ -19,7 +19,8 @@
 //! holding its source, else claims a never-used entry, else replaces the least recently
 //! flushed one, whose counts are then gone: as with an LRU table, the table holds the
 //! most recently active `--max-sources` sources, and what it forgets starts from zero
-//! if it returns. Two CPUs flushing a new source at the same instant may, rarely, each
+//! if it returns (userspace then counts nothing for it in the interval where its total
+//! falls: see `stats::source_delta` in the monitor). Two CPUs flushing a new source at the same instant may, rarely, each
 //! claim an entry for it; readers add up every entry of a source, so nothing is
 //! counted twice or lost.
 
@@ -116,53 +117,76 @@ pub unsafe fn flush_into<C: Counts>(
     let mut attempt = 0;
     while attempt < FLUSH_ATTEMPTS {
         attempt += 1;
-        let Some((target, seen)) = choose(key, start, &entry) else {
+        let Some((target, seen, holds_key)) = choose(key, start, &entry) else {
             return false;
         };
         // SAFETY: the caller's; the sequence word is only accessed atomically.
         let seq = unsafe { &raw mut (*target).seq };
-        // Taken only if unchanged since `choose` read it: the choice still stands
-        // (every write moves the word on), so no flush replaces a source another
-        // just put there.
+        // Taken only if unchanged since `choose` read it (every write moves the word
+        // on). The compare-and-swap is a full barrier: what is read below is current.
         // SAFETY: as above.
         if seen & 1 == 1 || !unsafe { atomic::compare_exchange(seq, seen, seen | 1) } {
             continue;
         }
+        atomic::writes_after_this();
         // SAFETY: this CPU now holds the entry (its word is odd) until the release.
         let held = unsafe { &mut *target };
-        if seen != 0 && held.key.same(key) {
-            held.counts = held.counts.merged(counts);
+        // `choose` read without holding anything, so its reading is checked again:
+        // the entry it found holding the source must still hold it, and an entry to
+        // claim must not be taken while another holds the source or is being written
+        // (perhaps with the source): that would make a second entry for it, whose
+        // later replacement would take part of the source's counts away.
+        let stands = if holds_key {
+            held.key.same(key)
         } else {
-            // Never used, or the least recently flushed source's: that one is forgotten.
-            held.key = *key;
-            held.counts = counts;
+            // SAFETY: as above.
+            unsafe { set_is_free_of(key, start, target, &entry) }
+        };
+        if stands {
+            if holds_key {
+                held.counts = held.counts.merged(counts);
+            } else {
+                // Never used, or the least recently flushed source's, now forgotten.
+                held.key = *key;
+                held.counts = counts;
+            }
+            held.last_flush_ns = now_ns;
         }
-        held.last_flush_ns = now_ns;
-        // Even again, one step on from `seen`: a reader that copied meanwhile sees the
-        // change and copies again.
+        // Even again: one step on when written (a reader that copied meanwhile sees
+        // the change and copies again), back to what it was when not (nothing
+        // changed; a never-used entry stays never used). A compare-and-swap (which
+        // cannot fail: this CPU holds the word) rather than an add: BPF's atomic add
+        // without fetch is not ordered, its compare-and-swap is a full barrier on
+        // every CPU the JIT targets.
+        let release = if stands { (seen | 1) + 1 } else { seen };
         // SAFETY: as above.
-        unsafe { atomic::add(seq, 1) };
-        return true;
+        unsafe { atomic::compare_exchange(seq, seen | 1, release) };
+        if stands {
+            return true;
+        }
     }
     false
 }
 
-/// The entry a flush of `key` goes to, with its sequence word as read: the one
-/// holding `key`, else the first never used, else the least recently flushed. Read
-/// without holding anything; the caller takes the entry only if the word is unchanged.
+/// The entry a flush of `key` goes to, with its sequence word as read and whether it
+/// held `key`: the one holding `key`, else the first never used, else the least
+/// recently flushed. Read without holding anything: the caller takes the entry only if
+/// the word is unchanged, then checks again.
 #[inline(always)]
 fn choose<E>(
     key: &SourceKey,
     start: u32,
     entry: &impl Fn(u32) -> Option<*mut TableEntry<E>>,
-) -> Option<(*mut TableEntry<E>, u64)> {
+) -> Option<(*mut TableEntry<E>, u64, bool)> {
     let mut oldest: Option<(*mut TableEntry<E>, u64, u64)> = None;
     let mut way = 0;
     while way < SOURCE_TABLE_WAYS {
-        let candidate = entry(start + way)?;
+        // A table smaller than a set ends early.
+        let Some(candidate) = entry(start + way) else {
+            break;
+        };
         way += 1;
-        // SAFETY: the caller's. The word is read before the key (Acquire): if a write
-        // came between, the word has moved on and taking the entry fails.
+        // SAFETY: the caller's.
         let (seq, same, flushed) = unsafe {
             let seq = atomic::load(&raw const (*candidate).seq);
             let e = &*candidate;
@@ -171,13 +195,49 @@ fn choose<E>(
         // Entries are never emptied and a set is claimed from its first way, so past
         // a never-used entry no entry holds the source.
         if seq == 0 || same {
-            return Some((candidate, seq));
+            return Some((candidate, seq, seq != 0));
         }
         if oldest.is_none_or(|(_, _, at)| flushed < at) {
             oldest = Some((candidate, seq, flushed));
         }
     }
-    oldest.map(|(e, seq, _)| (e, seq))
+    oldest.map(|(e, seq, _)| (e, seq, false))
+}
+
+/// Whether no entry of the set but `claimed` (held by the caller) holds `key` or is
+/// being written.
+///
+/// # Safety
+///
+/// As for [`flush_into`].
+#[inline(always)]
+unsafe fn set_is_free_of<E>(
+    key: &SourceKey,
+    start: u32,
+    claimed: *mut TableEntry<E>,
+    entry: &impl Fn(u32) -> Option<*mut TableEntry<E>>,
+) -> bool {
+    let mut way = 0;
+    while way < SOURCE_TABLE_WAYS {
+        let Some(other) = entry(start + way) else {
+            break;
+        };
+        way += 1;
+        if core::ptr::eq(other, claimed) {
+            continue;
+        }
+        // SAFETY: the caller's.
+        let (seq, same) = unsafe {
+            (
+                atomic::load(&raw const (*other).seq),
+                (*other).key.same(key),
+            )
+        };
+        if seq & 1 == 1 || (seq != 0 && same) {
+            return false;
+        }
+    }
+    true
 }
 
 /// A consistent copy of an entry's source and counts, or `None` when it has never

@@ -100,8 +100,14 @@ pub fn rates(prev: &GlobalCounters, cur: &GlobalCounters, seconds: f64) -> Rates
     }
 }
 
-/// Growth of a source's counters since the previous snapshot. A source the LRU
-/// evicted and saw again starts from zero, so a drop means "all of it is new".
+/// Growth of a source's counters since the previous snapshot. A total lower than
+/// before means part of the source's counts left the per-source table: its entry was
+/// replaced by more recently flushed sources (an idle source, or the older part of a
+/// busy one whose newer counts wait in a CPU's cache). Counting all of the new total
+/// as grown would then read a busy source's counts since it last changed cache slot
+/// (hours, possibly) as one interval's: a false flood, a ban of a legitimate client.
+/// So it counts nothing for that interval, and from the next on grows from the new
+/// total.
 pub(crate) fn source_delta(prev: Option<&SourceCounters>, cur: &SourceCounters) -> SourceCounters {
     match prev {
         Some(p) if p.packets <= cur.packets => SourceCounters {
@@ -114,7 +120,16 @@ pub(crate) fn source_delta(prev: Option<&SourceCounters>, cur: &SourceCounters) 
             // The scan sketch is not a count: the current one stands.
             ..*cur
         },
-        _ => *cur,
+        Some(_) => SourceCounters {
+            packets: 0,
+            bytes: 0,
+            syn: 0,
+            udp: 0,
+            icmp: 0,
+            blocklisted: 0,
+            ..*cur
+        },
+        None => *cur,
     }
 }
 
@@ -404,11 +419,14 @@ mod tests {
     }
 
     #[test]
-    fn evicted_and_returning_source_counts_from_zero() {
+    fn a_source_whose_total_went_down_counts_nothing_then_grows_from_there() {
         let a: IpAddr = "10.0.0.1".parse().unwrap();
         let prev = SourceList::from_iter([(a, src(5_000, 0, 0))]);
+        // Part of its counts left the table: not 7 new packets, nor 5,000 gone.
         let cur = SourceList::from_iter([(a, src(7, 0, 0))]);
-        assert_eq!(top_sources(&prev, &cur, 1.0, 5)[0].pps, 7.0);
+        assert!(top_sources(&prev, &cur, 1.0, 5).is_empty());
+        let next = SourceList::from_iter([(a, src(19, 0, 0))]);
+        assert_eq!(top_sources(&cur, &next, 1.0, 5)[0].pps, 12.0);
         let idle = SourceList::from_iter([(a, src(5_000, 0, 0))]);
         assert!(top_sources(&prev, &idle, 1.0, 5).is_empty());
     }

@@ -180,4 +180,39 @@ fn concurrent_flushes_and_reads_lose_nothing() {
     assert_eq!(read.values().sum::<u64>() + lost, 4 * FLUSHES);
     assert!(lost < FLUSHES / 4, "{lost} flushes lost");
     assert_eq!(read.len(), SOURCES as usize);
+    // One entry per source: no flush claimed a second one for a source another was
+    // putting in at the same moment.
+    let used = table.entries.iter().filter(|e| e.seq != 0).count();
+    assert_eq!(used, SOURCES as usize);
+}
+
+#[test]
+fn a_table_smaller_than_a_set_still_replaces_its_least_recent() {
+    let table = Table::new(4);
+    for i in 0..4 {
+        assert!(table.flush(&slot(i, 1), 10 + u64::from(i)));
+    }
+    assert!(table.flush(&slot(9, 5), 20));
+    let read = table.read();
+    assert_eq!(read.len(), 4);
+    assert_eq!(read[&key(9)], 5);
+    assert!(!read.contains_key(&key(0)));
+}
+
+#[test]
+fn a_claim_waits_while_another_entry_of_the_set_is_being_written() {
+    // Way 0 holds source 1 and is being written (perhaps with source 2, for all a
+    // flush of source 2 can tell): claiming way 1 for source 2 now could make a second
+    // entry for it, so the flush gives up instead (and says so).
+    let table = Table::new(8);
+    assert!(table.flush(&slot(1, 1), 1));
+    let way0 = &table.entries[0] as *const SourceEntry as *mut SourceEntry;
+    // SAFETY: only this thread touches the table.
+    unsafe { (*way0).seq |= 1 };
+    assert!(!table.flush(&slot(2, 3), 2));
+    // SAFETY: as above.
+    unsafe { (*way0).seq += 1 };
+    assert!(table.flush(&slot(2, 3), 3));
+    assert_eq!(table.read(), HashMap::from([(key(1), 1), (key(2), 3)]));
+    assert_eq!(table.entries.iter().filter(|e| e.seq != 0).count(), 2);
 }

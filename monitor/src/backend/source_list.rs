@@ -99,6 +99,22 @@ impl<V: Copy> SourceList<V> {
         }
     }
 
+    /// Sets the value of a source already in the list; false (and nothing done) when
+    /// it is not there.
+    pub fn replace(&mut self, key: SourceKey, value: V) -> bool {
+        let sets = self.sets;
+        match self
+            .entries
+            .binary_search_by(|(k, _)| rank(sets, k).cmp(&rank(sets, &key)))
+        {
+            Ok(at) => {
+                self.entries[at].1 = value;
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     /// Appends an entry; [`Self::finish_nearly_ordered`] puts the list in order after.
     pub fn push(&mut self, key: SourceKey, value: V) {
         self.entries.push((key, value));
@@ -312,7 +328,8 @@ impl<'a, V: Copy> Cursor<'a, V> {
         let sets = self.list.sets;
         let target = rank(sets, key);
         let entries = &self.list.entries;
-        if self.at > 0 && self.at <= entries.len() && rank(sets, &entries[self.at - 1].0) > target {
+        if self.at > 0 && self.at <= entries.len() && rank(sets, &entries[self.at - 1].0) >= target
+        {
             // Out of order: start again.
             self.at = 0;
         }
@@ -415,6 +432,10 @@ mod tests {
         assert_eq!(cursor.seek(&order[40]), list.get(&order[40]));
         assert_eq!(cursor.seek(&order[3]), list.get(&order[3]));
         assert_eq!(cursor.seek(&ip(1_000)), None);
+        // The same source twice in a row.
+        let mut cursor = list.cursor();
+        assert_eq!(cursor.seek(&order[7]), list.get(&order[7]));
+        assert_eq!(cursor.seek(&order[7]), list.get(&order[7]));
     }
 
     #[test]

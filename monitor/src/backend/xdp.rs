@@ -33,7 +33,9 @@ use monitor_common::{
         Tally,
     },
     names,
-    source_table::{Counts, TableEntry, read_entry, source_table_sets},
+    source_table::{
+        Counts, SOURCE_TABLE_WAYS, TableEntry, read_entry, source_set_start, source_table_sets,
+    },
     view::{PacketFilter, PacketLogEvent, PacketLogState, VIEW_FILTER, VIEW_LOG, class_from_u8},
 };
 
@@ -193,13 +195,30 @@ pub fn read_sources_into(
     sources: &mut SourceList<SourceCounters>,
 ) -> Result<()> {
     let merge = |sum: &mut SourceCounters, more| *sum = sum.merged(more);
+    // The caches before and after the table. A slot that changed hands in between
+    // was flushed into the table, perhaps after the read passed its source's set:
+    // read once, its counts would be in neither, and the source's total would fall
+    // for one poll. Those sources' sets are read again once the flush has landed.
+    let before = read_source_caches(ebpf)?;
     table.read_into(sources, merge);
-    let map = ebpf
-        .map(names::SOURCE_CACHE)
-        .context("map SOURCE_CACHE missing")?;
-    let cache = PerCpuArray::<_, SourceCache>::try_from(map)?;
-    let per_cpu = cache.get(&0, 0).context("failed to read SOURCE_CACHE")?;
-    let pending = per_cpu
+    let after = read_source_caches(ebpf)?;
+    let mut reread = Vec::new();
+    for (was, is) in before
+        .iter()
+        .flat_map(|c| c.slots.iter())
+        .zip(after.iter().flat_map(|c| c.slots.iter()))
+    {
+        let kept = is.is_occupied() && is.key.same(&was.key) && is.takeovers == was.takeovers;
+        if was.is_occupied() && !kept {
+            if let Some(fresh) = table.read_one(&was.key, merge) {
+                if !sources.replace(was.key, fresh) {
+                    reread.push((was.key, fresh));
+                }
+            }
+        }
+    }
+    sources.add_unordered(reread, merge);
+    let pending = after
         .iter()
         .flat_map(|c| c.slots.iter())
         .filter(|slot| slot.is_occupied())
@@ -207,6 +226,16 @@ pub fn read_sources_into(
         .collect();
     sources.add_unordered(pending, merge);
     Ok(())
+}
+
+/// Each CPU's source cache.
+fn read_source_caches(ebpf: &Ebpf) -> Result<Vec<SourceCache>> {
+    let map = ebpf
+        .map(names::SOURCE_CACHE)
+        .context("map SOURCE_CACHE missing")?;
+    let cache = PerCpuArray::<_, SourceCache>::try_from(map)?;
+    let per_cpu = cache.get(&0, 0).context("failed to read SOURCE_CACHE")?;
+    Ok(per_cpu.iter().copied().collect())
 }
 
 /// A table of `source_table`'s kind (the per-source table, the SYN-ACKs sent) mapped
@@ -267,6 +296,25 @@ impl<C: Counts> MappedTable<C> {
         list.reserve(self.entries);
         self.for_each(|key, counts| list.push(key, counts));
         list.finish_nearly_ordered(merge);
+    }
+
+    /// `key`'s counts now (its entries added up), `None` when it has none.
+    pub fn read_one(&self, key: &SourceKey, merge: impl Fn(&mut C, C)) -> Option<C> {
+        let sets = source_table_sets(self.entries as u32);
+        let start = source_set_start(key, sets) as usize;
+        let mut sum: Option<C> = None;
+        for i in start..(start + SOURCE_TABLE_WAYS as usize).min(self.entries) {
+            // SAFETY: within the mapping; the kernel's writers follow `flush_into`.
+            if let Some((k, counts)) = unsafe { read_entry(self.start.as_ptr().add(i)) }
+                && k.same(key)
+            {
+                match &mut sum {
+                    Some(sum) => merge(sum, counts),
+                    None => sum = Some(counts),
+                }
+            }
+        }
+        sum
     }
 
     /// Calls `each` with every used entry's address and counts (an address may have

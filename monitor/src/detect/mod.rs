@@ -152,16 +152,25 @@ impl DetectInput {
         match (&prev.syn_acks_sent, &cur.syn_acks_sent) {
             (Some(before), Some(now)) => {
                 let sent = self.syn_ack_sent.get_or_insert_with(SourceList::default);
-                sent.clear(now.sets());
-                let (mut now, mut before) = (now.cursor(), before.cursor());
+                // Filled in the sources' order. The SYN-ACK lists are walked along
+                // with them when they share that order (one backend's lists do);
+                // otherwise each lookup is a search of its own.
+                sent.clear(sources.sets());
+                let walk = now.sets() == sources.sets() && before.sets() == sources.sets();
+                let (mut now_walk, mut before_walk) = (now.cursor(), before.cursor());
                 for (ip, delta) in sources.iter() {
                     if !syn_acks_wanted(delta) {
                         continue;
                     }
-                    let Some(total) = now.seek(&ip) else {
+                    let (total, earlier) = if walk {
+                        (now_walk.seek(&ip), before_walk.seek(&ip))
+                    } else {
+                        (now.get(&ip), before.get(&ip))
+                    };
+                    let Some(&total) = total else {
                         continue;
                     };
-                    let grown = total.saturating_sub(before.seek(&ip).copied().unwrap_or(0));
+                    let grown = syn_acks_grown(earlier.copied(), total);
                     if grown > 0 {
                         sent.push(SourceKey::from_ip(ip), grown);
                     }
@@ -172,6 +181,17 @@ impl DetectInput {
         self.interval_secs = cur.taken.duration_since(prev.taken).as_secs_f64();
         self.elapsed_secs = self.interval_secs;
         self.host = counters_delta(&prev.global, &cur.global);
+    }
+}
+
+/// SYN-ACKs sent to a source since `earlier`. A total lower than before means the
+/// table forgot the source in between (replaced by a more recent one) and counts it
+/// afresh: all of it is then new. Zero instead would read as "no SYN-ACK sent back"
+/// and make a legitimate client look like a SYN flood to the ratio check.
+fn syn_acks_grown(earlier: Option<u64>, total: u64) -> u64 {
+    match earlier {
+        Some(before) if before <= total => total - before,
+        _ => total,
     }
 }
 
