@@ -98,27 +98,14 @@ pub struct TestNet {
     pub ns_v6: Ipv6Addr,
 }
 
-pub fn ip(args: &[&str]) -> Result<()> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .context("failed to run `ip` (iproute2)")?;
-    if !out.status.success() {
-        bail!(
-            "`ip {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
-}
+pub use sandbox::ip;
 
 impl TestNet {
     /// A fresh namespace and veth pair with unique names and subnets, configured so
     /// that the namespace sends nothing of its own: static neighbours (no ARP or
     /// neighbour discovery), no IPv6 link-local address (no DAD, router or MLD
     /// chatter). Only what a test sends crosses the veth. The host never answers a
-    /// spoofed source (see `drop_spoofed_sources`).
+    /// spoofed source (`sandbox::Veth::drop_spoofed_sources`).
     pub fn new() -> Result<Self> {
         let slot = claim_slot()?;
         let tag = slot.to_string();
@@ -137,117 +124,26 @@ impl TestNet {
         Ok(net)
     }
 
+    /// Creates the namespace and pair (`sandbox::Veth::create`): the namespace sends
+    /// nothing of its own (static neighbours, no IPv6 link-local address), so only
+    /// what a test sends crosses the veth, and the host never answers a spoofed source.
     fn create(&self) -> Result<()> {
-        let (ns, h, m) = (self.ns.as_str(), self.host_if.as_str(), self.ns_if.as_str());
+        let veth = self.veth();
         // Left over from a killed run that held this slot: ours now.
-        let _ = ip(&["netns", "del", ns]);
-        let _ = ip(&["link", "del", h]);
-        ip(&["netns", "add", ns])?;
-        ip(&[
-            "link", "add", h, "type", "veth", "peer", "name", m, "netns", ns,
-        ])?;
-        ip(&["link", "set", h, "addrgenmode", "none"])?;
-        ip(&["-n", ns, "link", "set", m, "addrgenmode", "none"])?;
-        let mac = |netns: Option<&str>, dev: &str| -> Result<String> {
-            let mut cmd = Command::new("ip");
-            if let Some(netns) = netns {
-                cmd.args(["-n", netns]);
-            }
-            let out = cmd.args(["-j", "link", "show", dev]).output()?;
-            let links: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-            Ok(links[0]["address"].as_str().context("no MAC")?.to_owned())
-        };
-        let (host_mac, ns_mac) = (mac(None, h)?, mac(Some(ns), m)?);
-        let (hv4, nv4) = (format!("{}/24", self.host_v4), format!("{}/24", self.ns_v4));
-        let (hv6, nv6) = (format!("{}/64", self.host_v6), format!("{}/64", self.ns_v6));
-        ip(&["addr", "add", &hv4, "dev", h])?;
-        ip(&["addr", "add", &hv6, "dev", h, "nodad"])?;
-        ip(&["-n", ns, "addr", "add", &nv4, "dev", m])?;
-        ip(&["-n", ns, "addr", "add", &nv6, "dev", m, "nodad"])?;
-        let (ns_v4, ns_v6) = (self.ns_v4.to_string(), self.ns_v6.to_string());
-        let (host_v4, host_v6) = (self.host_v4.to_string(), self.host_v6.to_string());
-        ip(&[
-            "neigh",
-            "replace",
-            &ns_v4,
-            "lladdr",
-            &ns_mac,
-            "dev",
-            h,
-            "nud",
-            "permanent",
-        ])?;
-        ip(&[
-            "neigh",
-            "replace",
-            &ns_v6,
-            "lladdr",
-            &ns_mac,
-            "dev",
-            h,
-            "nud",
-            "permanent",
-        ])?;
-        ip(&[
-            "-n",
-            ns,
-            "neigh",
-            "replace",
-            &host_v4,
-            "lladdr",
-            &host_mac,
-            "dev",
-            m,
-            "nud",
-            "permanent",
-        ])?;
-        ip(&[
-            "-n",
-            ns,
-            "neigh",
-            "replace",
-            &host_v6,
-            "lladdr",
-            &host_mac,
-            "dev",
-            m,
-            "nud",
-            "permanent",
-        ])?;
-        ip(&["link", "set", h, "up"])?;
-        ip(&["-n", ns, "link", "set", m, "up"])?;
-        ip(&["-n", ns, "link", "set", "lo", "up"])?;
-        self.drop_spoofed_sources()?;
+        veth.remove();
+        veth.create()?;
         self.wait_until_quiet()
     }
 
-    /// Makes the host end of the veth drop packets
-    /// whose source does not route back through it (strict reverse-path filtering), so the
-    /// host's stack never answers a spoofed address. Its answers (RSTs, SYN-ACKs, ICMP)
-    /// would otherwise leave through the default route, out of the test network, to
-    /// random addresses. XDP sees every packet before this filter, so the monitor's counts
-    /// are unchanged. Fails, rather than flood, when the filter cannot be made strict.
-    fn drop_spoofed_sources(&self) -> Result<()> {
-        let conf = |name: &str| format!("/proc/sys/net/ipv4/conf/{name}/rp_filter");
-        let path = conf(&self.host_if);
-        std::fs::write(&path, "1").with_context(|| format!("failed to write {path}"))?;
-        // The kernel applies the larger of `all` and the interface's value: 2 (loose)
-        // would let any source with some route through.
-        let read = |path: &str| -> Result<String> {
-            Ok(std::fs::read_to_string(path)
-                .with_context(|| format!("failed to read {path}"))?
-                .trim()
-                .to_owned())
-        };
-        let (all, own) = (read(&conf("all"))?, read(&path)?);
-        if own != "1" || !(all == "0" || all == "1") {
-            bail!(
-                "cannot make reverse-path filtering strict on {} (its rp_filter {own}, all {all}): \
-                 a spoofed flood's replies would leave this host",
-                self.host_if
-            );
+    fn veth(&self) -> sandbox::Veth {
+        sandbox::Veth {
+            ns: self.ns.clone(),
+            host_if: self.host_if.clone(),
+            ns_if: self.ns_if.clone(),
+            host_v4: self.host_v4,
+            ns_v4: self.ns_v4,
+            v6: Some((self.host_v6, self.ns_v6)),
         }
-        Ok(())
     }
 
     /// The namespace's kernel still sends MLD reports for its solicited-node groups
@@ -273,8 +169,7 @@ impl TestNet {
     }
 
     fn destroy(&self) {
-        let _ = ip(&["netns", "del", &self.ns]);
-        let _ = ip(&["link", "del", &self.host_if]);
+        self.veth().remove();
         let _ = std::fs::remove_file(format!("{SLOT_DIR}/{}", self.slot));
     }
 
@@ -284,11 +179,7 @@ impl TestNet {
     pub fn add_ns_v4(&self, last: u8) -> Result<Ipv4Addr> {
         let [a, b, c, _] = self.ns_v4.octets();
         let addr = Ipv4Addr::new(a, b, c, last);
-        let out = Command::new("ip")
-            .args(["-n", &self.ns, "-j", "link", "show", &self.ns_if])
-            .output()?;
-        let links: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-        let mac = links[0]["address"].as_str().context("no MAC")?.to_owned();
+        let mac = sandbox::mac(Some(&self.ns), &self.ns_if)?;
         ip(&[
             "-n",
             &self.ns,
@@ -314,9 +205,7 @@ impl TestNet {
 
     /// A command run inside the namespace.
     pub fn command(&self, program: &str) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.ns, program]);
-        cmd
+        self.veth().command(program)
     }
 
     /// How many TC egress programs are attached to the host end through TCX links.

@@ -22,6 +22,7 @@ use std::{
 };
 
 use anyhow::{Context as _, Result, bail};
+use sandbox::Veth;
 
 /// Set by SIGINT/SIGTERM: every wait below gives up, then the sandbox is removed.
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -84,41 +85,10 @@ impl Narrator {
     }
 }
 
-fn ip(args: &[&str]) -> Result<()> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .context("failed to run `ip` (iproute2)")?;
-    if !out.status.success() {
-        bail!(
-            "`ip {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
-}
-
-fn mac(netns: Option<&str>, dev: &str) -> Result<String> {
-    let mut cmd = Command::new("ip");
-    if let Some(netns) = netns {
-        cmd.args(["-n", netns]);
-    }
-    let out = cmd.args(["link", "show", dev]).output()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.split_whitespace()
-        .skip_while(|w| *w != "link/ether")
-        .nth(1)
-        .map(str::to_owned)
-        .with_context(|| format!("no MAC address on {dev}"))
-}
-
-/// The namespace and veth pair; removed on drop.
+/// The namespace and veth pair (`sandbox::Veth`, as the tests' `TestNet`); removed on
+/// drop.
 pub struct Sandbox {
-    pub ns: String,
-    pub host_if: String,
-    pub host_v4: Ipv4Addr,
-    pub ns_v4: Ipv4Addr,
+    veth: Veth,
 }
 
 impl Sandbox {
@@ -136,97 +106,39 @@ impl Sandbox {
             .find(|b| !used.contains(&format!(" 10.99.{b}.")))
             .context("no free 10.99.x.0/24 subnet for the demo")?;
         let sandbox = Self {
-            ns: format!("mdemo-{pid}"),
-            host_if: format!("mdh{pid}"),
-            host_v4: Ipv4Addr::new(10, 99, third, 1),
-            ns_v4: Ipv4Addr::new(10, 99, third, 2),
+            veth: Veth {
+                ns: format!("mdemo-{pid}"),
+                host_if: format!("mdh{pid}"),
+                ns_if: format!("mdn{pid}"),
+                host_v4: Ipv4Addr::new(10, 99, third, 1),
+                ns_v4: Ipv4Addr::new(10, 99, third, 2),
+                v6: None,
+            },
         };
         sandbox
-            .build(&format!("mdn{pid}"))
-            .with_context(|| format!("failed to build the demo sandbox {}", sandbox.ns))?;
+            .veth
+            .create()
+            .with_context(|| format!("failed to build the demo sandbox {}", sandbox.veth.ns))?;
         Ok(sandbox)
-    }
-
-    fn build(&self, ns_if: &str) -> Result<()> {
-        let (ns, h, m) = (self.ns.as_str(), self.host_if.as_str(), ns_if);
-        ip(&["netns", "add", ns])?;
-        ip(&[
-            "link", "add", h, "type", "veth", "peer", "name", m, "netns", ns,
-        ])?;
-        // No IPv6 link-local addresses: no router or neighbour chatter on the link.
-        ip(&["link", "set", h, "addrgenmode", "none"])?;
-        ip(&["-n", ns, "link", "set", m, "addrgenmode", "none"])?;
-        let (host_mac, ns_mac) = (mac(None, h)?, mac(Some(ns), m)?);
-        ip(&["addr", "add", &format!("{}/24", self.host_v4), "dev", h])?;
-        ip(&[
-            "-n",
-            ns,
-            "addr",
-            "add",
-            &format!("{}/24", self.ns_v4),
-            "dev",
-            m,
-        ])?;
-        // Static neighbours: no ARP.
-        let (ns_v4, host_v4) = (self.ns_v4.to_string(), self.host_v4.to_string());
-        ip(&[
-            "neigh",
-            "replace",
-            &ns_v4,
-            "lladdr",
-            &ns_mac,
-            "dev",
-            h,
-            "nud",
-            "permanent",
-        ])?;
-        ip(&[
-            "-n",
-            ns,
-            "neigh",
-            "replace",
-            &host_v4,
-            "lladdr",
-            &host_mac,
-            "dev",
-            m,
-            "nud",
-            "permanent",
-        ])?;
-        ip(&["link", "set", h, "up"])?;
-        ip(&["-n", ns, "link", "set", m, "up"])?;
-        ip(&["-n", ns, "link", "set", "lo", "up"])?;
-        // Strict reverse-path filtering on the host end: the host never answers a
-        // spoofed source (its replies would leave through the default route). The
-        // kernel applies the larger of `all` and the interface's value, and 2 (loose)
-        // would let any routable source through.
-        let conf = |name: &str| format!("/proc/sys/net/ipv4/conf/{name}/rp_filter");
-        std::fs::write(conf(h), "1").with_context(|| format!("failed to write {}", conf(h)))?;
-        let all = std::fs::read_to_string(conf("all")).unwrap_or_default();
-        if !matches!(all.trim(), "0" | "1") {
-            bail!(
-                "cannot make reverse-path filtering strict on {h} (net.ipv4.conf.all.rp_filter is {}): \
-                 replies to spoofed sources could leave this host",
-                all.trim()
-            );
-        }
-        Ok(())
     }
 
     /// A command run inside the namespace.
     fn command(&self, program: &str) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.ns, program]);
-        cmd
+        self.veth.command(program)
+    }
+}
+
+impl std::ops::Deref for Sandbox {
+    type Target = Veth;
+
+    fn deref(&self) -> &Veth {
+        &self.veth
     }
 }
 
 impl Drop for Sandbox {
     fn drop(&mut self) {
-        // Deleting the namespace deletes the veth pair with it; the host end too, in
-        // case the namespace was already gone.
-        let _ = ip(&["netns", "del", &self.ns]);
-        let _ = ip(&["link", "del", &self.host_if]);
+        self.veth.remove();
     }
 }
 
