@@ -109,27 +109,22 @@ pub fn rates(prev: &GlobalCounters, cur: &GlobalCounters, seconds: f64) -> Rates
 /// So it counts nothing for that interval, and from the next on grows from the new
 /// total.
 pub(crate) fn source_delta(prev: Option<&SourceCounters>, cur: &SourceCounters) -> SourceCounters {
-    match prev {
-        Some(p) if p.packets <= cur.packets => SourceCounters {
-            packets: cur.packets - p.packets,
-            bytes: cur.bytes.saturating_sub(p.bytes),
-            syn: cur.syn.saturating_sub(p.syn),
-            udp: cur.udp.saturating_sub(p.udp),
-            icmp: cur.icmp.saturating_sub(p.icmp),
-            blocklisted: cur.blocklisted.saturating_sub(p.blocklisted),
-            // The scan sketch is not a count: the current one stands.
-            ..*cur
-        },
-        Some(_) => SourceCounters {
-            packets: 0,
-            bytes: 0,
-            syn: 0,
-            udp: 0,
-            icmp: 0,
-            blocklisted: 0,
-            ..*cur
-        },
-        None => *cur,
+    // What the counts grew from: the previous counts, nothing for a new source, and
+    // the current counts themselves (no growth) for one whose total fell.
+    let from = match prev {
+        Some(p) if p.packets <= cur.packets => *p,
+        Some(_) => *cur,
+        None => SourceCounters::default(),
+    };
+    SourceCounters {
+        packets: cur.packets - from.packets,
+        bytes: cur.bytes.saturating_sub(from.bytes),
+        syn: cur.syn.saturating_sub(from.syn),
+        udp: cur.udp.saturating_sub(from.udp),
+        icmp: cur.icmp.saturating_sub(from.icmp),
+        blocklisted: cur.blocklisted.saturating_sub(from.blocklisted),
+        // The scan sketch is not a count: the current one stands.
+        ..*cur
     }
 }
 

@@ -86,14 +86,17 @@ impl<V: Copy> SourceList<V> {
         self.entries.reserve_exact(additional);
     }
 
+    /// Where `key` is (`Ok`), or would go (`Err`): a binary search.
+    fn position(&self, key: &SourceKey) -> Result<usize, usize> {
+        let (sets, target) = (self.sets, rank(self.sets, key));
+        self.entries
+            .binary_search_by(|(k, _)| rank(sets, k).cmp(&target))
+    }
+
     /// Sets one source's value, as a map would (a search and a shift: for a few).
     pub fn insert(&mut self, ip: IpAddr, value: V) {
         let key = SourceKey::from_ip(ip);
-        let sets = self.sets;
-        match self
-            .entries
-            .binary_search_by(|(k, _)| rank(sets, k).cmp(&rank(sets, &key)))
-        {
+        match self.position(&key) {
             Ok(at) => self.entries[at].1 = value,
             Err(at) => self.entries.insert(at, (key, value)),
         }
@@ -102,11 +105,7 @@ impl<V: Copy> SourceList<V> {
     /// Sets the value of a source already in the list; false (and nothing done) when
     /// it is not there.
     pub fn replace(&mut self, key: SourceKey, value: V) -> bool {
-        let sets = self.sets;
-        match self
-            .entries
-            .binary_search_by(|(k, _)| rank(sets, k).cmp(&rank(sets, &key)))
-        {
+        match self.position(&key) {
             Ok(at) => {
                 self.entries[at].1 = value;
                 true
@@ -140,10 +139,7 @@ impl<V: Copy> SourceList<V> {
         let sets = self.sets;
         let mut new = Vec::new();
         for (key, value) in extra {
-            match self
-                .entries
-                .binary_search_by(|(k, _)| rank(sets, k).cmp(&rank(sets, &key)))
-            {
+            match self.position(&key) {
                 Ok(at) => merge(&mut self.entries[at].1, value),
                 Err(_) => new.push((key, value)),
             }
@@ -219,12 +215,11 @@ impl<V: Copy> SourceList<V> {
     /// One source's value (a binary search: for a few lookups; walk with
     /// [`Self::cursor`] or [`Self::join`] to visit many).
     pub fn get(&self, ip: &IpAddr) -> Option<&V> {
-        let key = SourceKey::from_ip(*ip);
-        let sets = self.sets;
-        self.entries
-            .binary_search_by(|(k, _)| rank(sets, k).cmp(&rank(sets, &key)))
-            .ok()
-            .map(|at| &self.entries[at].1)
+        self.get_key(&SourceKey::from_ip(*ip))
+    }
+
+    fn get_key(&self, key: &SourceKey) -> Option<&V> {
+        self.position(key).ok().map(|at| &self.entries[at].1)
     }
 
     pub fn contains_key(&self, ip: &IpAddr) -> bool {
@@ -234,7 +229,18 @@ impl<V: Copy> SourceList<V> {
     /// A reader that looks sources up in order, each lookup starting where the last
     /// ended.
     pub fn cursor(&self) -> Cursor<'_, V> {
-        Cursor { list: self, at: 0 }
+        self.cursor_along(self.sets)
+    }
+
+    /// A reader for lookups made in the order of lists of `sets` sets (while walking
+    /// such a list): a walk when that is this list's order too (one backend's lists
+    /// share it), a search for each lookup otherwise.
+    pub fn cursor_along(&self, sets: u64) -> Cursor<'_, V> {
+        Cursor {
+            list: self,
+            at: 0,
+            walk: sets.max(1) == self.sets,
+        }
     }
 
     /// Each source of this list with its value and its value in `earlier` (`None`
@@ -243,49 +249,10 @@ impl<V: Copy> SourceList<V> {
         &'a self,
         earlier: &'a SourceList<W>,
     ) -> impl Iterator<Item = (IpAddr, &'a V, Option<&'a W>)> + 'a {
-        let mut before = earlier.cursor();
-        let same_order = earlier.sets == self.sets;
-        self.entries.iter().map(move |(key, value)| {
-            let ip = key.ip();
-            let then = if same_order {
-                before.seek_key(key)
-            } else {
-                earlier.get(&ip)
-            };
-            (ip, value, then)
-        })
-    }
-
-    /// A list, in the same order, of what `f` makes of each source's value here and in
-    /// `earlier` (`None` from `f`: left out).
-    pub fn join_filter_map<W: Copy, U: Copy>(
-        &self,
-        earlier: &SourceList<W>,
-        mut f: impl FnMut(&V, Option<&W>) -> Option<U>,
-    ) -> SourceList<U> {
-        let mut before = earlier.cursor();
-        let same_order = earlier.sets == self.sets;
-        let entries = self
-            .entries
+        let mut before = earlier.cursor_along(self.sets);
+        self.entries
             .iter()
-            .filter_map(|(key, value)| {
-                let then = if same_order {
-                    before.seek_key(key)
-                } else {
-                    earlier.get(&key.ip())
-                };
-                Some((*key, f(value, then)?))
-            })
-            .collect();
-        SourceList {
-            sets: self.sets,
-            entries,
-        }
-    }
-
-    /// Keeps the entries `keep` accepts, in order.
-    pub fn retain(&mut self, mut keep: impl FnMut(IpAddr, &V) -> bool) {
-        self.entries.retain(|(key, value)| keep(key.ip(), value));
+            .map(move |(key, value)| (key.ip(), value, before.seek_key(key)))
     }
 
     /// A list of the values `f` makes of this one's (`None`: left out), in the same
@@ -315,6 +282,8 @@ impl<V: Copy> Index<&IpAddr> for SourceList<V> {
 pub struct Cursor<'a, V> {
     list: &'a SourceList<V>,
     at: usize,
+    /// Lookups come in the list's order (else each is a search).
+    walk: bool,
 }
 
 impl<'a, V: Copy> Cursor<'a, V> {
@@ -325,6 +294,9 @@ impl<'a, V: Copy> Cursor<'a, V> {
     }
 
     fn seek_key(&mut self, key: &SourceKey) -> Option<&'a V> {
+        if !self.walk {
+            return self.list.get_key(key);
+        }
         let sets = self.list.sets;
         let target = rank(sets, key);
         let entries = &self.list.entries;

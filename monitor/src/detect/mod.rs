@@ -152,25 +152,21 @@ impl DetectInput {
         match (&prev.syn_acks_sent, &cur.syn_acks_sent) {
             (Some(before), Some(now)) => {
                 let sent = self.syn_ack_sent.get_or_insert_with(SourceList::default);
-                // Filled in the sources' order. The SYN-ACK lists are walked along
-                // with them when they share that order (one backend's lists do);
-                // otherwise each lookup is a search of its own.
+                // Filled in the sources' order, the SYN-ACK lists walked along with
+                // them (see `cursor_along`).
                 sent.clear(sources.sets());
-                let walk = now.sets() == sources.sets() && before.sets() == sources.sets();
-                let (mut now_walk, mut before_walk) = (now.cursor(), before.cursor());
+                let (mut now, mut before) = (
+                    now.cursor_along(sources.sets()),
+                    before.cursor_along(sources.sets()),
+                );
                 for (ip, delta) in sources.iter() {
                     if !syn_acks_wanted(delta) {
                         continue;
                     }
-                    let (total, earlier) = if walk {
-                        (now_walk.seek(&ip), before_walk.seek(&ip))
-                    } else {
-                        (now.get(&ip), before.get(&ip))
-                    };
-                    let Some(&total) = total else {
+                    let Some(&total) = now.seek(&ip) else {
                         continue;
                     };
-                    let grown = syn_acks_grown(earlier.copied(), total);
+                    let grown = syn_acks_grown(before.seek(&ip).copied(), total);
                     if grown > 0 {
                         sent.push(SourceKey::from_ip(ip), grown);
                     }
@@ -265,7 +261,10 @@ impl Detector {
 
         let mut shares = HostShares::default();
         // Looked up in the sources' order, one walk down both lists.
-        let mut syn_ack_sent = input.syn_ack_sent.as_ref().map(SourceList::cursor);
+        let mut syn_ack_sent = input
+            .syn_ack_sent
+            .as_ref()
+            .map(|sent| sent.cursor_along(input.sources.sets()));
         for (ip, delta) in input.sources.iter() {
             let ip = ip.to_canonical();
             let share = SourceShare {
