@@ -499,17 +499,7 @@ fn syn_acks_sent(table: &MappedTable<u64>) -> SourceList<u64> {
 
 /// Frames mitigation dropped (or would have) per source, summed over CPUs.
 pub fn read_dropped(ebpf: &Ebpf) -> Result<HashMap<IpAddr, Tally>> {
-    Ok(
-        per_cpu_table::<SourceKey, Tally>(ebpf, names::DROPPED_SOURCES)?
-            .into_iter()
-            .map(|(key, per_cpu)| {
-                (
-                    key.ip(),
-                    per_cpu.into_iter().fold(Tally::default(), Tally::merged),
-                )
-            })
-            .collect(),
-    )
+    read_tallies(ebpf, names::DROPPED_SOURCES)
 }
 
 /// Puts `source` in BANS (`Some`) or takes it out, and returns how many are there.
@@ -535,23 +525,25 @@ pub fn set_ban(ebpf: &mut Ebpf, source: IpAddr, entry: Option<BanEntry>) -> Resu
 
 /// Traffic to blocklisted destinations, summed over CPUs.
 pub fn read_listed_destinations(ebpf: &Ebpf) -> Result<HashMap<IpAddr, Tally>> {
-    Ok(
-        per_cpu_table::<SourceKey, Tally>(ebpf, "BLOCKLISTED_DESTINATIONS")?
-            .into_iter()
-            .map(|(key, per_cpu)| {
-                (
-                    key.ip(),
-                    per_cpu.into_iter().fold(Tally::default(), Tally::merged),
-                )
-            })
-            .collect(),
-    )
+    read_tallies(ebpf, "BLOCKLISTED_DESTINATIONS")
 }
 
-/// Every entry of a per-CPU hash map, read in batches (see `batch`).
-fn per_cpu_table<K: aya::Pod, V: aya::Pod>(ebpf: &Ebpf, name: &str) -> Result<Vec<(K, Vec<V>)>> {
-    let data = per_cpu_map_data(ebpf, name)?;
-    super::batch::per_cpu_entries(data).with_context(|| format!("failed to read {name}"))
+/// A per-CPU hash map of tallies by address, summed over CPUs, read in batches (see
+/// `batch`).
+fn read_tallies(ebpf: &Ebpf, name: &str) -> Result<HashMap<IpAddr, Tally>> {
+    let mut tallies = HashMap::new();
+    super::batch::for_each_per_cpu_entry(
+        per_cpu_map_data(ebpf, name)?,
+        |key: SourceKey, per_cpu: &[Tally]| {
+            let sum = per_cpu
+                .iter()
+                .copied()
+                .fold(Tally::default(), Tally::merged);
+            tallies.insert(key.ip(), sum);
+        },
+    )
+    .with_context(|| format!("failed to read {name}"))?;
+    Ok(tallies)
 }
 
 fn per_cpu_map_data<'a>(ebpf: &'a Ebpf, name: &str) -> Result<&'a MapData> {
