@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     config::{Config, ConfigError, Fraction, Positive},
-    detect::lists::Cidr,
+    model::cidr::Cidr,
     sink::WebhookConfig,
 };
 
@@ -87,8 +87,8 @@ pub struct Cli {
 
     /// Count and log only matching packets: `tcp|udp|icmp`, `[src|dst] host ADDR`,
     /// `[src|dst] port N`, joined by `and`, e.g. "tcp and port 443"
-    #[arg(long, value_name = "EXPR", value_parser = crate::filter::parse)]
-    pub filter: Option<crate::filter::Filter>,
+    #[arg(long, value_name = "EXPR", value_parser = crate::model::filter::parse)]
+    pub filter: Option<crate::model::filter::Filter>,
 
     #[command(subcommand)]
     pub command: Option<Command>,

@@ -20,7 +20,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::{
     cli::{BackendKind, XdpModeArg},
-    detect::lists::Cidr,
+    model::cidr::Cidr,
     sink::WebhookConfig,
 };
 

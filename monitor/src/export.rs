@@ -23,9 +23,8 @@ use monitor_common::GlobalCounters;
 use serde::Serialize;
 
 use crate::{
-    alert::AlertEvent,
-    capture::CaptureDone,
-    report::{Reporter, RunInfo, json::Totals, now_rfc3339},
+    model::{alert::AlertEvent, capture::CaptureDone, format::now_rfc3339},
+    report::{Reporter, RunInfo, json::Totals},
     stats::{IntervalStats, Rates},
 };
 
@@ -386,7 +385,7 @@ mod tests {
         let csv = String::from_utf8(encode(&xdp, ExportFormat::Csv).unwrap()).unwrap();
         assert!(csv.ends_with(",192.0.2.9,120.0,61440.0,,\n"), "{csv}");
         run.backend = "pcap";
-        stats.capture_drops = Some(crate::backend::CaptureDrops {
+        stats.capture_drops = Some(crate::model::snapshot::CaptureDrops {
             dropped: 1_234,
             if_dropped: 5,
         });

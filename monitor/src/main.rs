@@ -74,7 +74,7 @@ fn print_config(cli: &monitor::cli::Cli) -> std::process::ExitCode {
 
 /// `monitor bans list|unban ADDR`: asks the monitor running on the interface.
 fn bans(cli: &monitor::cli::Cli, command: &monitor::cli::BansCommand) -> std::process::ExitCode {
-    use monitor::{cli::BansCommand, mitigate::control};
+    use monitor::{cli::BansCommand, control};
     let answered = cli
         .config()
         .context("invalid configuration")

@@ -1,6 +1,6 @@
 //! The packet log (`--packets`): one line per packet, as predecessor 001 printed them,
-//! from whatever backend feeds it ([`crate::backend::Backend::packet_log`]), within a
-//! rate cap so that a flood cannot flood the terminal.
+//! from whatever backend feeds it (`Backend::packet_log`), within a rate cap so that a
+//! flood cannot flood the terminal.
 
 use std::{
     net::IpAddr,
@@ -8,46 +8,11 @@ use std::{
 };
 
 use monitor_common::{
-    Class, PacketInfo, SourceKey,
+    Class,
     decode::{TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN},
 };
 
-/// One packet, as any backend reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PacketRecord {
-    pub timestamp: SystemTime,
-    pub src: IpAddr,
-    pub dst: IpAddr,
-    pub class: Class,
-    /// IP protocol number (for `Other`).
-    pub ip_proto: u8,
-    /// Zero unless TCP or UDP.
-    pub src_port: u16,
-    pub dst_port: u16,
-    /// Frame length in bytes.
-    pub len: u32,
-    /// Zero unless TCP.
-    pub tcp_flags: u8,
-}
-
-impl PacketRecord {
-    /// The record of a decoded packet `len` bytes long (the frame), seen at `timestamp`:
-    /// the fields the XDP program puts in its `PacketLogEvent`.
-    pub fn of(info: &PacketInfo, len: u64, timestamp: SystemTime) -> Self {
-        let ip = |addr| SourceKey { addr }.ip();
-        Self {
-            timestamp,
-            src: ip(info.src),
-            dst: ip(info.dst),
-            class: info.class(),
-            ip_proto: info.ip_proto(),
-            src_port: info.src_port(),
-            dst_port: info.dst_port(),
-            len: u32::try_from(len).unwrap_or(u32::MAX),
-            tcp_flags: info.tcp_flags(),
-        }
-    }
-}
+use crate::model::packet::PacketRecord;
 
 /// Default `--packets-rate`: lines per second.
 pub const DEFAULT_RATE: u32 = 100;
@@ -181,7 +146,7 @@ impl RateCap {
 /// `packet log: 1,234 lines skipped (rate cap 100/s 1,000, buffers full 234)`: what
 /// did not make it into the log, by cause.
 pub fn skipped_line(capped: u64, backend: u64, total: bool) -> String {
-    use crate::report::human::thousands;
+    use crate::model::format::thousands;
     format!(
         "packet log: {} lines skipped{} (rate cap {}, kernel cap or full buffers {})",
         thousands(capped + backend),

@@ -5,11 +5,16 @@
 use std::time::{Duration, Instant};
 
 use crate::{
-    alert::Finding,
-    backend::Snapshot,
     detect::{DetectInput, Detector, ScanWindow},
-    stats::{self, IntervalStats, TopSources},
+    model::{alert::Finding, snapshot::Snapshot},
+    stats,
+    stats::{IntervalStats, TopSources},
 };
+
+/// Detectors compare rates over at least this long. With short intervals a burst that
+/// lands in one of them (a fast 5 MB download in 250 ms) would read as four times its
+/// per-second rate; a real flood still crosses its threshold in its first interval.
+pub const RATE_WINDOW: Duration = Duration::from_secs(1);
 
 /// The per-poll work's state: the scan window, and what one poll leaves for the rest
 /// of it (the detection input, which alerts' traffic figures are read from, and the
@@ -18,7 +23,7 @@ use crate::{
 #[derive(Debug)]
 pub struct PollWork {
     scans: ScanWindow,
-    /// Rates are compared over at least this long (`run::RATE_WINDOW`).
+    /// Rates are compared over at least this long ([`RATE_WINDOW`]).
     rate_window: Duration,
     input: DetectInput,
     top: TopSources,
@@ -118,10 +123,8 @@ mod tests {
     use super::*;
     use crate::{
         config::Config,
-        detect::{
-            Lists,
-            lists::{Cidr, CidrSet},
-        },
+        detect::Lists,
+        model::cidr::{Cidr, CidrSet},
     };
 
     const SCAN_WINDOW: Duration = Duration::from_secs(2);
@@ -267,7 +270,7 @@ mod tests {
             assert_eq!(stats.top_sources.len(), 5, "poll {to}");
         }
         // The script raised what it should: the comparison was not between nothings.
-        use crate::alert::AlertKind::*;
+        use crate::model::alert::AlertKind::*;
         assert_eq!(
             kinds[0],
             [

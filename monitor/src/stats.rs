@@ -6,7 +6,10 @@ use std::{cmp::Reverse, collections::BinaryHeap, net::IpAddr};
 use monitor_common::{GlobalCounters, SourceCounters};
 use serde::Serialize;
 
-use crate::backend::{CaptureDrops, Snapshot, SourceList};
+use crate::model::{
+    snapshot::{CaptureDrops, Snapshot},
+    source_list::SourceList,
+};
 
 /// Per-second rates over one interval.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]

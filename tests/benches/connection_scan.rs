@@ -12,7 +12,7 @@ fn main() {
         time::{Duration, Instant},
     };
 
-    use monitor::connections::list_sockets;
+    use monitor::sockets::list_sockets;
 
     const ROUNDS: usize = 20;
 

@@ -14,11 +14,10 @@ use std::{
 };
 
 use monitor::{
-    backend::{Snapshot, SourceList},
     config::Config,
     detect::{Detector, Lists},
-    poll::PollWork,
-    run::RATE_WINDOW,
+    model::{snapshot::Snapshot, source_list::SourceList},
+    poll::{PollWork, RATE_WINDOW},
 };
 use monitor_common::{
     DEFAULT_MAX_SOURCES, GlobalCounters, SourceCounters,

@@ -277,7 +277,7 @@ fn main() {
         blocklist_generation: 1,
         ..mitigating(bans)
     };
-    let cidr = |text: &str| -> monitor::detect::lists::Cidr { text.parse().expect("cidr") };
+    let cidr = |text: &str| -> monitor::model::cidr::Cidr { text.parse().expect("cidr") };
     let refused = [
         ("nothing banned, no blocklist", vec![], mitigating(0)),
         ("source banned (XDP_DROP)", vec![], mitigating(bans)),

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use monitor::report::human::thousands;
+use monitor::model::format::thousands;
 
 use monitor_tests::{
     monitor_process::binary, netns::TestNet, require_kernel, require_tool, terminal::Tmux, traffic,

@@ -15,7 +15,7 @@ use monitor::{
         configure, exempt_from_blocklist, load_object, load_program, read_dropped, read_global,
         read_sources, set_ban,
     },
-    detect::lists::Cidr,
+    model::cidr::Cidr,
 };
 use monitor_common::{
     Class,

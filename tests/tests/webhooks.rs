@@ -12,8 +12,8 @@ use std::{
 };
 
 use monitor::{
-    alert::{Alert, AlertEnd, AlertEvent, AlertKind, AlertSource, Severity, Unit},
     config::{AlertingConfig, DeliveryConfig},
+    model::alert::{Alert, AlertEnd, AlertEvent, AlertKind, AlertSource, Severity, Unit},
     sink::{Delivery, Origin, Traffic, WebhookConfig, discord},
 };
 use monitor_tests::http_server::{Reply, TestServer};

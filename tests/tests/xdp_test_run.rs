@@ -271,7 +271,7 @@ fn settings(blocklist_active: bool, large_flow_bytes: u64) -> monitor_common::co
 fn blocklisted_sources_and_destinations_are_matched_in_the_kernel() {
     require_kernel!();
     use monitor::{backend::xdp::configure, backend::xdp::read_listed_destinations};
-    let list: Vec<monitor::detect::lists::Cidr> =
+    let list: Vec<monitor::model::cidr::Cidr> =
         ["192.0.2.0/30", "2001:db8::a/128", "198.51.100.7/32"]
             .iter()
             .map(|c| c.parse().unwrap())

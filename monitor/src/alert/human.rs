@@ -5,7 +5,7 @@
 
 use std::time::SystemTime;
 
-use super::{AlertEvent, Severity};
+use crate::model::alert::{AlertEvent, Severity};
 
 const RESET: &str = "\x1b[0m";
 
@@ -81,7 +81,7 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
-    use crate::alert::{Alert, AlertEnd, AlertKind, AlertSource, Unit};
+    use crate::model::alert::{Alert, AlertEnd, AlertKind, AlertSource, Unit};
 
     fn alert(severity: Severity) -> AlertEvent {
         AlertEvent::Alert(Alert {

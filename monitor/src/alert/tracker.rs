@@ -13,11 +13,16 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use super::{
-    Alert, AlertEnd, AlertEvent, AlertKind, AlertSource, Finding, FlowDetails, FlowKey, Severity,
-    Unit,
+use crate::{
+    config::AlertingConfig,
+    model::{
+        alert::{
+            Alert, AlertEnd, AlertEvent, AlertKind, AlertSource, Finding, FlowDetails, FlowKey,
+            Severity, Unit,
+        },
+        connection::ConnectionDetails,
+    },
 };
-use crate::{config::AlertingConfig, connections::ConnectionDetails};
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct AlertKey {

@@ -9,8 +9,11 @@ use std::{collections::HashMap, time::Instant};
 use anyhow::{Result, bail};
 use monitor_common::{GlobalCounters, counters::Tally};
 
-use super::{Backend, Snapshot};
-use crate::capture::{CaptureTarget, CapturedPacket};
+use super::Backend;
+use crate::model::{
+    capture::{CaptureTarget, CapturedPacket},
+    snapshot::Snapshot,
+};
 
 /// What the detectors that need more than totals lose on this backend: said once, at
 /// start.

@@ -1,21 +1,15 @@
 //! Where the counters come from. Every backend yields the same [`Snapshot`]: the
 //! cumulative host-wide counters and per-source counters at one instant.
 
-use std::{
-    collections::HashMap,
-    net::{IpAddr, SocketAddr},
-    time::{Instant, SystemTime},
-};
+use std::net::IpAddr;
 
 use anyhow::{Result, bail};
-use monitor_common::{
-    GlobalCounters, SourceCounters,
-    counters::{BanEntry, Tally},
-};
+use monitor_common::counters::BanEntry;
 
-use crate::{
+use crate::model::{
     capture::{CaptureTarget, CapturedPacket},
-    packets::PacketRecord,
+    packet::PacketRecord,
+    snapshot::Snapshot,
 };
 
 #[cfg(target_os = "linux")]
@@ -24,61 +18,8 @@ pub mod ifstats;
 pub mod pcap;
 pub mod select;
 pub mod software;
-pub mod source_list;
 #[cfg(target_os = "linux")]
 pub mod xdp;
-
-pub use source_list::SourceList;
-
-/// Per-source maps. Their keys are addresses a spoofed flood chooses, so the hasher is
-/// seeded at random (foldhash's `RandomState`), but it is not std's SipHash: hashing
-/// 65,536 sources into several maps every poll was a fifth of a poll's CPU time.
-pub type SourceMap<V> = HashMap<IpAddr, V, foldhash::fast::RandomState>;
-
-/// Cumulative counters since the backend started, read at `taken`.
-#[derive(Clone, Debug)]
-pub struct Snapshot {
-    pub taken: Instant,
-    pub global: GlobalCounters,
-    pub sources: SourceList<SourceCounters>,
-    /// Traffic to blocklisted destinations, per destination (cumulative).
-    pub listed_destinations: HashMap<IpAddr, Tally>,
-    /// Flows whose inbound payload reached the large-download threshold, while the
-    /// backend still follows them (cumulative).
-    pub large_flows: Vec<FlowTotals>,
-    /// SYN-ACKs the host sent, per destination (cumulative); `None` when the backend
-    /// cannot see egress.
-    pub syn_acks_sent: Option<SourceList<u64>>,
-    /// Packets the capture lost (libpcap's counters, cumulative); `None` for a backend
-    /// that loses none (XDP counts in the kernel, before any buffer).
-    pub capture_drops: Option<CaptureDrops>,
-    /// Frames mitigation dropped (in dry-run: would have), per source (cumulative);
-    /// empty when mitigation is off.
-    pub dropped: HashMap<IpAddr, Tally>,
-}
-
-/// libpcap's `ps_drop` and `ps_ifdrop`: packets dropped because the capture buffer was
-/// full, and by the interface or its driver, since the capture started.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct CaptureDrops {
-    pub dropped: u64,
-    pub if_dropped: u64,
-}
-
-/// One flow's inbound payload, as followed by the backend.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FlowTotals {
-    /// IP protocol number: 6 TCP, 17 UDP.
-    pub protocol: u8,
-    /// The sender of the payload (the remote side) and the receiver (this host).
-    pub src: SocketAddr,
-    pub dst: SocketAddr,
-    pub payload_bytes: u64,
-    pub packets: u64,
-    pub first_seen: SystemTime,
-    /// When the backend last saw the payload grow.
-    pub last_grew: SystemTime,
-}
 
 pub trait Backend {
     /// Short name for reports: `xdp`, `pcap`, `ifstats`.

@@ -23,12 +23,16 @@ use log::{debug, warn};
 use pcap::{Active, Capture, Direction, Linktype};
 
 use super::{
-    Backend, CaptureDrops, Snapshot,
+    Backend,
     software::{Counters, CountingSetup, SnappedFrame},
 };
 use crate::{
-    capture::{CaptureTarget, CapturedPacket},
-    packets::{PacketRecord, RateCap},
+    model::{
+        capture::{CaptureTarget, CapturedPacket},
+        packet::PacketRecord,
+        snapshot::{CaptureDrops, Snapshot},
+    },
+    packets::RateCap,
 };
 
 /// Bytes of each packet libpcap copies: enough for every header the decoder reads

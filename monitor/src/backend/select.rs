@@ -81,7 +81,7 @@ fn auto(cli: &Cli, config: &Config, lists: &Lists, iface: &str) -> Result<Box<dy
 
 #[cfg(target_os = "linux")]
 fn xdp(cli: &Cli, config: &Config, lists: &Lists, iface: &str) -> Result<Box<dyn Backend + Send>> {
-    let exempt = crate::mitigate::active::never_dropped(config, lists);
+    let exempt = crate::mitigate::never_dropped(config, lists);
     let setup = super::xdp::KernelSetup {
         max_sources: config.capture.max_sources.get(),
         blocklist: lists.blocklist.entries(),

@@ -20,8 +20,12 @@ use monitor_common::{
     view::PacketFilter,
 };
 
-use super::{FlowTotals, Snapshot, SourceList};
-use crate::{capture::CaptureTarget, detect::lists::CidrSet};
+use crate::model::{
+    capture::CaptureTarget,
+    cidr::CidrSet,
+    snapshot::{FlowTotals, Snapshot},
+    source_list::SourceList,
+};
 
 /// Sizes of the XDP program's tables of destinations and flows (monitor-ebpf).
 const LISTED_DESTINATIONS: usize = 4_096;
@@ -401,7 +405,7 @@ mod tests {
         let mut setup = setup(&[]);
         setup.filter = Some(
             "udp and dst port 53"
-                .parse::<crate::filter::Filter>()
+                .parse::<crate::model::filter::Filter>()
                 .unwrap()
                 .kernel,
         );

@@ -39,13 +39,17 @@ use monitor_common::{
     view::{PacketFilter, PacketLogEvent, PacketLogState, VIEW_FILTER, VIEW_LOG, class_from_u8},
 };
 
-use super::{Backend, FlowTotals, Snapshot, SourceList};
+use super::Backend;
 use crate::{
-    capture::{CaptureTarget, CapturedPacket},
     cli::XdpModeArg,
-    detect::lists::Cidr,
     iface,
-    packets::PacketRecord,
+    model::{
+        capture::{CaptureTarget, CapturedPacket},
+        cidr::Cidr,
+        packet::PacketRecord,
+        snapshot::{FlowTotals, Snapshot},
+        source_list::SourceList,
+    },
 };
 
 /// Room in the kernel's blocklist trie at the least. An LPM trie allocates per entry,

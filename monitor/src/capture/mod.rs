@@ -1,86 +1,25 @@
-//! Triggered capture: when an alert is raised, the offending source's packets (every
-//! packet, for a distributed flood) are written to a pcap file, up to a packet count or
-//! a time limit. The backend supplies the packets (on XDP, copied by the kernel at the
-//! hook); `CapturePlanner` decides what to capture and `writer` writes the files.
+//! Triggered capture, the decision: when an alert is raised, the offending source's
+//! packets (every packet, for a distributed flood) are to be written to a pcap file, up
+//! to a packet count or a time limit. [`CapturePlanner`] decides what to capture and
+//! names the file; the backend supplies the packets (on XDP, copied by the kernel at
+//! the hook), `crate::capture_writer` writes the files and `crate::run` arms the
+//! backend.
 
 use std::{
     collections::HashMap,
-    net::IpAddr,
-    path::{Path, PathBuf},
-    time::{Duration, Instant, SystemTime},
+    time::{Instant, SystemTime},
 };
-
-use serde::Serialize;
 
 use crate::{
-    alert::{Alert, AlertKind, AlertSource},
     config::PcapConfig,
+    model::{
+        alert::{Alert, AlertKind, AlertSource},
+        capture::{CaptureDone, CaptureStart, CaptureTarget},
+    },
 };
-
-pub mod writer;
 
 /// Captures the kernel can follow at once (its CAPTURE_TARGETS table).
 pub const MAX_ACTIVE_CAPTURES: usize = 64;
-
-/// One packet as the backend captured it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CapturedPacket {
-    pub capture_id: u32,
-    pub timestamp: SystemTime,
-    /// Length on the wire; `data` holds its first snap-length bytes.
-    pub orig_len: u32,
-    pub data: Vec<u8>,
-}
-
-/// Whose packets: one source, or every source (`None`, for a distributed flood).
-pub type CaptureTarget = Option<IpAddr>;
-
-/// A capture to begin.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CaptureStart {
-    pub id: u32,
-    pub target: CaptureTarget,
-    pub kind: AlertKind,
-    pub path: PathBuf,
-    pub max_packets: u32,
-    pub deadline: Instant,
-    pub snaplen: u32,
-}
-
-/// A capture that ended: written whole, cut short, or never started.
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct CaptureDone {
-    #[serde(skip)]
-    pub id: u32,
-    pub kind: AlertKind,
-    pub source: String,
-    #[serde(skip)]
-    pub target: CaptureTarget,
-    pub path: PathBuf,
-    pub packets: u64,
-    pub bytes: u64,
-    /// Why the file is missing or short (an unwritable directory, a full disk).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-impl CaptureDone {
-    /// How the capture `start` ended.
-    pub fn of(start: &CaptureStart, packets: u64, bytes: u64, error: Option<String>) -> Self {
-        Self {
-            id: start.id,
-            kind: start.kind,
-            source: start
-                .target
-                .map_or_else(|| "many".to_owned(), |ip| ip.to_string()),
-            target: start.target,
-            path: start.path.clone(),
-            packets,
-            bytes,
-            error,
-        }
-    }
-}
 
 /// `<kind>_<source>_<UTC time>.pcap`; an IPv6 source's colons become dashes so the
 /// name is valid on every file system.
@@ -159,135 +98,16 @@ impl CapturePlanner {
     }
 }
 
-/// Deletes the oldest `.pcap` files in `dir` until they total at most `max_bytes`,
-/// sparing the files still being written (`open`); returns the files deleted.
-pub fn enforce_disk_limit(
-    dir: &Path,
-    max_bytes: u64,
-    open: &[&Path],
-) -> std::io::Result<Vec<PathBuf>> {
-    let mut files: Vec<(SystemTime, u64, PathBuf)> = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let path = entry.path();
-        if path.extension().is_some_and(|e| e == "pcap") {
-            let meta = entry.metadata()?;
-            files.push((meta.modified()?, meta.len(), path));
-        }
-    }
-    files.sort();
-    let mut total: u64 = files.iter().map(|(_, len, _)| len).sum();
-    let mut deleted = Vec::new();
-    for (_, len, path) in files {
-        if total <= max_bytes {
-            break;
-        }
-        if open.contains(&path.as_path()) {
-            continue;
-        }
-        std::fs::remove_file(&path)?;
-        total -= len;
-        deleted.push(path);
-    }
-    Ok(deleted)
-}
-
-/// How long the writer waits between deadline checks.
-pub const DEADLINE_CHECK: Duration = Duration::from_millis(100);
-
-/// Triggered capture while the monitor runs: the planner, the writer task and the
-/// channels between them and the polling loop.
-pub struct Captures {
-    planner: CapturePlanner,
-    starts: tokio::sync::mpsc::UnboundedSender<CaptureStart>,
-    finished: tokio::sync::mpsc::UnboundedReceiver<CaptureDone>,
-    writer: tokio::task::JoinHandle<()>,
-}
-
-impl Captures {
-    /// `None` when captures are off or the backend cannot capture.
-    pub fn start(config: &PcapConfig, backend: &mut dyn crate::backend::Backend) -> Option<Self> {
-        if !config.enabled {
-            return None;
-        }
-        let packets = backend.captured_packets()?;
-        let (starts, starts_rx) = tokio::sync::mpsc::unbounded_channel();
-        let (finished_tx, finished) = tokio::sync::mpsc::unbounded_channel();
-        let writer = writer::spawn(
-            starts_rx,
-            packets,
-            finished_tx,
-            config.dir.clone(),
-            config.max_disk_bytes.get(),
-        );
-        Some(Self {
-            planner: CapturePlanner::new(config),
-            starts,
-            finished,
-            writer,
-        })
-    }
-
-    /// Starts a capture for each new alert whose source is not already being captured.
-    pub fn on_alerts(
-        &mut self,
-        events: &[crate::alert::AlertEvent],
-        backend: &mut dyn crate::backend::Backend,
-        now: Instant,
-    ) {
-        for event in events {
-            let crate::alert::AlertEvent::Alert(alert) = event else {
-                continue;
-            };
-            let Some(start) = self.planner.request(alert, now) else {
-                continue;
-            };
-            // The writer learns of the capture before the kernel starts sending its
-            // packets, so none arrives for a capture it does not know yet.
-            let _ = self.starts.send(start.clone());
-            if let Err(err) = backend.arm_capture(start.id, start.target) {
-                log::warn!("cannot capture {}: {err:#}", alert.source);
-                self.planner
-                    .finished(&CaptureDone::of(&start, 0, 0, Some(format!("{err:#}"))));
-                continue;
-            }
-            log::info!("capturing {} to {}", alert.source, start.path.display());
-        }
-    }
-
-    /// Captures that ended since the last call; their sources are disarmed.
-    pub fn finished(&mut self, backend: &mut dyn crate::backend::Backend) -> Vec<CaptureDone> {
-        let mut done = Vec::new();
-        while let Ok(capture) = self.finished.try_recv() {
-            self.retire(&capture, backend);
-            done.push(capture);
-        }
-        done
-    }
-
-    fn retire(&mut self, capture: &CaptureDone, backend: &mut dyn crate::backend::Backend) {
-        if let Err(err) = backend.disarm_capture(capture.target) {
-            log::warn!("cannot stop capturing {}: {err:#}", capture.source);
-        }
-        self.planner.finished(capture);
-    }
-
-    /// Closes the captures still open (their files stay valid) and reports them.
-    pub async fn shutdown(mut self, backend: &mut dyn crate::backend::Backend) -> Vec<CaptureDone> {
-        // Closing the start channel makes the writer close what is open, then end.
-        let (closed, _) = tokio::sync::mpsc::unbounded_channel();
-        drop(std::mem::replace(&mut self.starts, closed));
-        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.writer).await;
-        self.finished(backend)
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::num::{NonZeroU32, NonZeroU64};
+    use std::{
+        net::IpAddr,
+        num::{NonZeroU32, NonZeroU64},
+        time::Duration,
+    };
 
     use super::*;
-    use crate::alert::{Severity, Unit};
+    use crate::model::alert::{Severity, Unit};
 
     fn alert(source: AlertSource) -> Alert {
         Alert {
@@ -369,35 +189,5 @@ mod tests {
                 .request(&alert(AlertSource::Many), Instant::now())
                 .is_none()
         );
-    }
-
-    #[test]
-    fn the_oldest_files_go_first() {
-        let dir = std::env::temp_dir().join(format!("monitor-disk-limit-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        for (i, name) in ["a.pcap", "b.pcap", "c.pcap"].iter().enumerate() {
-            std::fs::write(dir.join(name), vec![0u8; 100]).unwrap();
-            let at = SystemTime::now() - Duration::from_secs(100 - i as u64 * 10);
-            std::fs::File::options()
-                .write(true)
-                .open(dir.join(name))
-                .unwrap()
-                .set_modified(at)
-                .unwrap();
-        }
-        std::fs::write(dir.join("notes.txt"), vec![0u8; 1_000]).unwrap();
-        let deleted = enforce_disk_limit(&dir, 200, &[]).unwrap();
-        assert_eq!(deleted, vec![dir.join("a.pcap")]);
-        assert!(dir.join("b.pcap").exists() && dir.join("c.pcap").exists());
-        // The oldest left is still being written: the next one goes instead.
-        let open = dir.join("b.pcap");
-        let deleted = enforce_disk_limit(&dir, 100, &[open.as_path()]).unwrap();
-        assert_eq!(deleted, vec![dir.join("c.pcap")]);
-        assert!(open.exists());
-        assert!(
-            dir.join("notes.txt").exists(),
-            "only captures are counted and deleted"
-        );
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -2,14 +2,16 @@
 //! sockets are blocklisted, and through the alert tracker to alerts and ends.
 
 use std::{
+    net::SocketAddr,
     num::NonZeroU32,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use super::*;
 use crate::{
-    alert::{AlertEvent, AlertTracker, Severity},
+    alert::AlertTracker,
     config::{AlertingConfig, ListsConfig},
+    model::alert::{AlertEvent, Severity},
 };
 
 fn addr(s: &str) -> SocketAddr {
@@ -81,7 +83,7 @@ fn outbound(pid: u32, remote_ip: &str, n: u16) -> Vec<Socket> {
 
 #[test]
 fn what_counts_as_a_connection() {
-    use SocketState::*;
+    use crate::model::connection::SocketState::*;
     for state in [Established, SynSent, SynRecv] {
         assert!(tcp("10.0.0.1:5", "10.0.0.2:80", state, &[]).is_connection());
     }

@@ -5,8 +5,8 @@
 use std::time::SystemTime;
 
 use crate::{
-    alert::{AlertKind, AlertSource, Finding, FlowDetails, FlowKey, Unit},
     config::LargeDownloadConfig,
+    model::alert::{AlertKind, AlertSource, Finding, FlowDetails, FlowKey, Unit},
 };
 
 /// One flow as the backend tracks it. Supply a flow while it carries payload: one that

@@ -7,9 +7,11 @@ use std::net::IpAddr;
 use monitor_common::{GlobalCounters, SourceCounters};
 
 use crate::{
-    alert::{AlertKind, AlertSource, Finding, Unit},
     config::{HostThresholds, SourceThresholds},
-    report::human::thousands,
+    model::{
+        alert::{AlertKind, AlertSource, Finding, Unit},
+        format::thousands,
+    },
 };
 
 fn per_sec(count: u64, seconds: f64) -> f64 {

@@ -10,9 +10,12 @@ use std::{collections::HashMap, net::IpAddr};
 use monitor_common::{GlobalCounters, SourceCounters, SourceKey, counters::Tally};
 
 use crate::{
-    alert::{AlertKind, AlertSource, Finding},
-    backend::{Snapshot, SourceList},
     config::{Config, DetectionConfig},
+    model::{
+        alert::{AlertKind, AlertSource, Finding},
+        snapshot::Snapshot,
+        source_list::SourceList,
+    },
 };
 
 pub mod download;
@@ -22,11 +25,11 @@ pub mod scan;
 pub mod spike;
 
 pub use download::FlowRecord;
+use flood::{HostShares, SourceShare, SourceTraffic};
 pub use lists::{BlocklistHit, Direction, Lists};
 pub use scan::{ScanEstimate, ScanWindow};
 
-use flood::{HostShares, SourceShare, SourceTraffic};
-use lists::is_local_network;
+use crate::model::cidr::is_local_network;
 
 /// One interval of traffic, as the detectors need it. Counters are deltas over the
 /// interval; flows are cumulative.
@@ -137,7 +140,7 @@ impl DetectInput {
                         .is_none_or(|p| p.payload_bytes < flow.payload_bytes)
                 })
                 .map(|flow| FlowRecord {
-                    key: crate::alert::FlowKey {
+                    key: crate::model::alert::FlowKey {
                         protocol: flow.protocol,
                         src: flow.src,
                         dst: flow.dst,

@@ -5,8 +5,8 @@
 use std::net::IpAddr;
 
 use crate::{
-    alert::{AlertKind, AlertSource, Finding, Unit},
     config::PortScanConfig,
+    model::alert::{AlertKind, AlertSource, Finding, Unit},
 };
 
 /// What the backend estimates for one source over the last `port_scan.window`.
@@ -121,7 +121,7 @@ pub struct ScanWindow {
     epoch_started: std::time::Instant,
     /// The previous epoch's sketches alone (a whole `SourceCounters` is twice the
     /// size, and under a flood this holds the whole table).
-    previous: crate::backend::SourceList<Sketch>,
+    previous: crate::model::source_list::SourceList<Sketch>,
 }
 
 impl ScanWindow {
@@ -143,7 +143,7 @@ impl ScanWindow {
     /// cumulative per-source counters.
     pub fn estimates(
         &self,
-        sources: &crate::backend::SourceList<monitor_common::SourceCounters>,
+        sources: &crate::model::source_list::SourceList<monitor_common::SourceCounters>,
     ) -> std::collections::HashMap<IpAddr, ScanEstimate> {
         let mut estimator = self.estimator();
         sources
@@ -165,7 +165,7 @@ impl ScanWindow {
     /// just read) as the previous ones and returns the next epoch for the backend.
     pub fn advance(
         &mut self,
-        sources: &crate::backend::SourceList<monitor_common::SourceCounters>,
+        sources: &crate::model::source_list::SourceList<monitor_common::SourceCounters>,
         now: std::time::Instant,
     ) -> Option<u64> {
         if now.duration_since(self.epoch_started) < self.half {
@@ -187,7 +187,7 @@ impl ScanWindow {
 pub struct ScanEstimator<'a> {
     epoch: u64,
     /// The previous epoch's sketches, looked up in the sources' order.
-    previous: crate::backend::source_list::Cursor<'a, Sketch>,
+    previous: crate::model::source_list::Cursor<'a, Sketch>,
 }
 
 impl ScanEstimator<'_> {
@@ -284,7 +284,7 @@ mod window_tests {
         let ip: IpAddr = "192.0.2.9".parse().unwrap();
         let start = Instant::now();
         let mut window = ScanWindow::new(Duration::from_secs(60), start);
-        let first_half = crate::backend::SourceList::from_iter([(ip, probed(1..61, 1))]);
+        let first_half = crate::model::source_list::SourceList::from_iter([(ip, probed(1..61, 1))]);
         assert_eq!(window.estimates(&first_half)[&ip].distinct_ports / 10, 6);
         assert_eq!(
             window.advance(&first_half, start + Duration::from_secs(10)),
@@ -297,7 +297,7 @@ mod window_tests {
         // The kernel restarts the sketch in epoch 2; the estimate still spans both.
         let mut second = first_half[&ip];
         second = second.merged(probed(61..121, 2));
-        let now = crate::backend::SourceList::from_iter([(ip, second)]);
+        let now = crate::model::source_list::SourceList::from_iter([(ip, second)]);
         let both = window.estimates(&now)[&ip].distinct_ports;
         assert!((105..=135).contains(&both), "{both}");
         // A whole epoch later, the first half is forgotten.
@@ -305,7 +305,7 @@ mod window_tests {
             window.advance(&now, start + Duration::from_secs(60)),
             Some(3)
         );
-        let quiet = crate::backend::SourceList::from_iter([(ip, second)]);
+        let quiet = crate::model::source_list::SourceList::from_iter([(ip, second)]);
         let later = window.estimates(&quiet)[&ip].distinct_ports;
         assert!((50..=70).contains(&later), "{later}");
     }

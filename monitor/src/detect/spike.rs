@@ -7,8 +7,8 @@
 //! being reported: an attack must not teach it that the attack is normal.
 
 use crate::{
-    alert::{AlertKind, AlertSource, Finding, Unit},
     config::SpikeConfig,
+    model::alert::{AlertKind, AlertSource, Finding, Unit},
 };
 
 /// Exponentially weighted mean and variance of one rate.

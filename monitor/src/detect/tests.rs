@@ -8,8 +8,11 @@ use std::{
 
 use super::*;
 use crate::{
-    alert::{AlertEvent, AlertKind, AlertSource, AlertTracker, FlowKey, Unit},
-    detect::lists::{Cidr, CidrSet},
+    alert::AlertTracker,
+    model::{
+        alert::{AlertEvent, AlertKind, AlertSource, FlowKey, Unit},
+        cidr::{Cidr, CidrSet},
+    },
 };
 
 const TICK: f64 = 0.25;
@@ -439,7 +442,7 @@ fn kernel_matches_and_flows_become_input() {
 
     use monitor_common::counters::Tally;
 
-    use crate::backend::FlowTotals;
+    use crate::model::snapshot::FlowTotals;
 
     let t0 = Instant::now();
     let listed = ip("198.51.100.7");

@@ -26,9 +26,11 @@ use prometheus_client::{
 };
 
 use crate::{
-    alert::{AlertEvent, AlertKind, AlertSource, Severity},
-    backend::CaptureDrops,
-    capture::CaptureDone,
+    model::{
+        alert::{AlertEvent, AlertKind, AlertSource, Severity},
+        capture::CaptureDone,
+        snapshot::CaptureDrops,
+    },
     report::{Reporter, RunInfo},
     sink::{SinkStats, delivery::SinkStatsSource},
     stats::{IntervalStats, Rates, SourceRate},

@@ -4,7 +4,7 @@ use monitor_common::GlobalCounters;
 
 use super::*;
 use crate::{
-    alert::{Alert, AlertEnd, Unit as AlertUnit},
+    model::alert::{Alert, AlertEnd, Unit as AlertUnit},
     stats::SourceRate,
 };
 
@@ -265,10 +265,7 @@ fn active_alerts_list_every_kind() {
 
 #[test]
 fn mitigation_drops_and_bans_are_counted() {
-    use crate::{
-        alert::{BanEvent, UnbanEvent},
-        mitigate::{Ban, UnbanReason},
-    };
+    use crate::model::ban::{Ban, BanEvent, UnbanEvent, UnbanReason};
     let mut metrics = Metrics::new(None);
     metrics.start(&run());
     let mut dropped = stats(50, &[]);
@@ -315,7 +312,7 @@ fn pcap_capture_drops_are_a_family_only_where_the_backend_can_lose_packets() {
     let text = metrics.render();
     assert!(!text.contains("capture_dropped"), "{text}");
     let mut pcap = stats(50, &[]);
-    pcap.capture_drops = Some(crate::backend::CaptureDrops {
+    pcap.capture_drops = Some(crate::model::snapshot::CaptureDrops {
         dropped: 1_234,
         if_dropped: 5,
     });

@@ -1,7 +1,7 @@
 //! In-kernel mitigation: the XDP program drops blocklisted and banned sources. This
-//! module holds its configuration, the ban [`policy`] (a pure function of the
-//! detectors' findings and a clock), the events it raises and the operator's
-//! [`control`] socket (`monitor bans list|unban`).
+//! module holds the ban [`policy`], a pure function of the detectors' findings and a
+//! clock; `crate::run` applies its decisions to the backend, and `crate::control` is
+//! the operator's socket (`monitor bans list|unban`).
 //!
 //! Only the XDP backend can drop packets; `--mitigate` with another backend stops the
 //! monitor at start with one line saying so (a monitor that was asked to protect the
@@ -12,14 +12,22 @@ use std::{num::NonZeroU32, time::Duration};
 use clap::ValueEnum;
 use serde::{Deserialize, Serialize};
 
-use crate::{config::duration_text, detect::lists::Cidr};
+use crate::{
+    config::{Config, duration_text},
+    detect::Lists,
+    model::cidr::Cidr,
+};
 
-pub mod active;
-pub mod control;
 pub mod policy;
 
-pub use active::Mitigation;
-pub use policy::{Ban, Decision, Policy, UnbanReason};
+pub use policy::{Decision, Policy};
+
+/// The sources mitigation never drops: both allowlists.
+pub fn never_dropped(config: &Config, lists: &Lists) -> Vec<Cidr> {
+    let mut cidrs = lists.allowlist.entries().to_vec();
+    cidrs.extend_from_slice(&config.mitigate.allowlist);
+    cidrs
+}
 
 /// What mitigation does with blocklisted and banned sources.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ValueEnum)]

@@ -7,46 +7,12 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use serde::Serialize;
-
 use super::{MitigateConfig, MitigateMode};
-use crate::{
+use crate::model::{
     alert::{AlertKind, AlertSource, Finding},
-    detect::lists::CidrSet,
+    ban::{Ban, UnbanReason},
+    cidr::CidrSet,
 };
-
-/// One source's ban.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Ban {
-    pub address: IpAddr,
-    /// The flood alert that confirmed it.
-    pub reason: AlertKind,
-    pub since: SystemTime,
-    pub until: SystemTime,
-    /// Placed in dry-run mode: counted in the kernel, not dropped.
-    pub dry_run: bool,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum UnbanReason {
-    /// The ban time ran out.
-    Expired,
-    /// `monitor bans unban`.
-    Operator,
-    /// The monitor stopped; its program, and the ban with it, left the interface.
-    Shutdown,
-}
-
-impl UnbanReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Expired => "expired",
-            Self::Operator => "operator",
-            Self::Shutdown => "shutdown",
-        }
-    }
-}
 
 /// What the policy decided in one interval; the loop applies it to the kernel and
 /// reports it.
@@ -212,7 +178,7 @@ mod tests {
     use std::{num::NonZeroU32, time::UNIX_EPOCH};
 
     use super::*;
-    use crate::alert::Unit;
+    use crate::model::alert::Unit;
 
     const T0: Duration = Duration::from_secs(1_000);
 

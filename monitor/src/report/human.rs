@@ -5,11 +5,15 @@ use std::{io::Write, time::Duration};
 use log::error;
 use monitor_common::GlobalCounters;
 
-use super::{Reporter, RunInfo, now_rfc3339};
+use super::{Reporter, RunInfo};
 use crate::{
-    alert::{AlertEvent, human::render},
-    capture::CaptureDone,
+    alert::human::render,
     mitigate::MitigateMode,
+    model::{
+        alert::AlertEvent,
+        capture::CaptureDone,
+        format::{bitrate, now_rfc3339, thousands},
+    },
     stats::IntervalStats,
 };
 
@@ -53,30 +57,6 @@ pub fn capture_line(done: &CaptureDone) -> String {
             thousands(done.packets)
         ),
     }
-}
-
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// Bits per second with an SI unit, e.g. "12.3 Mbit/s".
-pub fn bitrate(bits_per_sec: f64) -> String {
-    let units = ["bit/s", "kbit/s", "Mbit/s", "Gbit/s", "Tbit/s"];
-    let mut value = bits_per_sec;
-    let mut unit = 0;
-    while value >= 1000.0 && unit + 1 < units.len() {
-        value /= 1000.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", units[unit])
 }
 
 /// `dropped`, or `would drop` in dry-run.
@@ -239,7 +219,7 @@ mod tests {
             totals: GlobalCounters::default(),
             rates: crate::stats::Rates::default(),
             top_sources: Vec::new(),
-            capture_drops: Some(crate::backend::CaptureDrops {
+            capture_drops: Some(crate::model::snapshot::CaptureDrops {
                 dropped: 1_234,
                 if_dropped: 5,
             }),

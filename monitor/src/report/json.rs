@@ -8,8 +8,11 @@ use monitor_common::GlobalCounters;
 use serde::Serialize;
 use serde_json::json;
 
-use super::{Reporter, RunInfo, now_rfc3339};
-use crate::{alert::AlertEvent, capture::CaptureDone, stats::IntervalStats};
+use super::{Reporter, RunInfo};
+use crate::{
+    model::{alert::AlertEvent, capture::CaptureDone, format::now_rfc3339},
+    stats::IntervalStats,
+};
 
 /// Cumulative totals, flattened to the names the README documents.
 #[derive(Serialize, Debug, PartialEq, Eq)]

@@ -1,11 +1,14 @@
 //! What the monitor prints: one line per interval and final totals, as human text or
 //! as JSON lines on stdout (logs go to stderr, so stdout stays parseable).
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use monitor_common::GlobalCounters;
 
-use crate::{alert::AlertEvent, capture::CaptureDone, stats::IntervalStats};
+use crate::{
+    model::{alert::AlertEvent, capture::CaptureDone},
+    stats::IntervalStats,
+};
 
 pub mod human;
 pub mod json;
@@ -54,10 +57,6 @@ pub fn reporter(json: bool, colour: bool) -> Box<dyn Reporter + Send> {
 /// (no-color.org).
 pub fn use_colour(wanted: bool, terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
     wanted && terminal && no_color.is_none_or(|v| v.is_empty())
-}
-
-pub(crate) fn now_rfc3339() -> String {
-    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
 }
 
 #[cfg(test)]

@@ -5,7 +5,10 @@ use std::time::Duration;
 use monitor_common::GlobalCounters;
 
 use super::{Reporter, RunInfo};
-use crate::{alert::AlertEvent, capture::CaptureDone, stats::IntervalStats};
+use crate::{
+    model::{alert::AlertEvent, capture::CaptureDone},
+    stats::IntervalStats,
+};
 
 pub struct Tee(pub Vec<Box<dyn Reporter + Send>>);
 

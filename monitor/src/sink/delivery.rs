@@ -37,8 +37,8 @@ use super::{
     log_file, rate_limit::TokenBucket, slack, teams, truncate,
 };
 use crate::{
-    alert::{AlertEvent, AlertKind, AlertSource},
     config::{AlertingConfig, DeliveryConfig},
+    model::alert::{AlertEvent, AlertKind, AlertSource},
 };
 
 /// The longest wait between two attempts that a 429 can ask for; past it the notice

@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{Notice, Origin, truncate};
-use crate::alert::Severity;
+use crate::model::alert::Severity;
 
 /// Discord's documented embed limits, in characters.
 pub mod limits {
@@ -171,7 +171,7 @@ pub fn embed(notice: &Notice, origin: &Origin) -> Embed {
         // The file name is what the reader needs: make it stand out.
         Notice::Capture(c) => format!(
             "{} packets written to `{}`",
-            crate::report::human::thousands(c.packets),
+            crate::model::format::thousands(c.packets),
             c.path.display()
         ),
         _ => notice.summary(),
@@ -346,7 +346,7 @@ mod tests {
         };
         let mut notice = alert(Severity::Critical);
         if let Notice::Event {
-            event: crate::alert::AlertEvent::Alert(a),
+            event: crate::model::alert::AlertEvent::Alert(a),
             ..
         } = &mut notice
         {

@@ -11,9 +11,9 @@
 use serde_json::{Map, Value, json};
 
 use super::{Notice, Origin, timestamp_seconds, title};
-use crate::{
+use crate::model::{
     alert::{AlertEvent, AlertSource, FlowDetails},
-    connections::ConnectionDetails,
+    connection::ConnectionDetails,
 };
 
 /// The record for `notice`.
@@ -118,7 +118,7 @@ pub fn line(notice: &Notice, origin: &Origin) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{alert::Severity, sink::fixtures::*};
+    use crate::{model::alert::Severity, sink::fixtures::*};
 
     #[test]
     fn alert_record_has_ours_and_the_predecessors_fields() {

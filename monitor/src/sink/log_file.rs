@@ -9,9 +9,9 @@
 //! ```
 
 use super::{Notice, Origin, timestamp_millis};
-use crate::{
+use crate::model::{
     alert::AlertEvent,
-    report::human::{bitrate, thousands},
+    format::{bitrate, thousands},
 };
 
 /// The line for `notice`, without its newline.
@@ -71,7 +71,7 @@ pub fn line(notice: &Notice, origin: &Origin) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{alert::Severity, sink::fixtures::*};
+    use crate::{model::alert::Severity, sink::fixtures::*};
 
     #[test]
     fn lines_as_the_predecessor_writes_them() {

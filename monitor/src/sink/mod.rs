@@ -13,9 +13,9 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use crate::{
+use crate::model::{
     alert::{AlertEvent, AlertKind, AlertSource, Severity},
-    report::human::{bitrate, thousands},
+    format::{bitrate, thousands},
 };
 
 pub mod delivery;
@@ -320,7 +320,7 @@ impl Notice {
     }
 }
 
-fn flow_text(flow: &crate::alert::FlowDetails) -> String {
+fn flow_text(flow: &crate::model::alert::FlowDetails) -> String {
     let endpoint = |ip: IpAddr, port: u16| std::net::SocketAddr::new(ip, port).to_string();
     format!(
         "{} {} → {}, {:.1} MB in {}",
@@ -333,7 +333,9 @@ fn flow_text(flow: &crate::alert::FlowDetails) -> String {
 }
 
 /// The process (`curl (pid 1234)`) and, for a single connection, its socket.
-fn connection_facts(c: &crate::connections::ConnectionDetails) -> Vec<(&'static str, String)> {
+fn connection_facts(
+    c: &crate::model::connection::ConnectionDetails,
+) -> Vec<(&'static str, String)> {
     let process = match (c.pid, &c.process) {
         (Some(pid), Some(name)) => format!("{name} (pid {pid})"),
         (Some(pid), None) => format!("pid {pid}"),
@@ -419,13 +421,16 @@ pub fn hostname() -> String {
 }
 
 #[cfg(test)]
+mod ban_tests;
+
+#[cfg(test)]
 pub(crate) mod fixtures {
     //! Alerts, ends and captures for the payload tests.
 
     use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
-    use crate::alert::{Alert, AlertEnd, FlowDetails, Unit};
+    use crate::model::alert::{Alert, AlertEnd, FlowDetails, Unit};
 
     pub fn origin() -> Origin {
         Origin {
@@ -510,7 +515,7 @@ pub(crate) mod fixtures {
 
     /// `curl` (pid 4242) connected to a blocklisted address.
     pub fn blocklisted_connection() -> Notice {
-        use crate::connections::{ConnectionDetails, SocketDetails, SocketState, Transport};
+        use crate::model::connection::{ConnectionDetails, SocketDetails, SocketState, Transport};
         Notice::Event {
             event: AlertEvent::Alert(Alert {
                 kind: AlertKind::BlocklistedConnection,
@@ -543,7 +548,7 @@ pub(crate) mod fixtures {
 
     /// Pid 5678 holding 45 connections.
     pub fn excessive_connections() -> Notice {
-        use crate::connections::ConnectionDetails;
+        use crate::model::connection::ConnectionDetails;
         Notice::Event {
             event: AlertEvent::Alert(Alert {
                 kind: AlertKind::ExcessiveConnections,

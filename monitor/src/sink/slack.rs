@@ -103,7 +103,7 @@ pub fn payload(notice: &Notice, origin: &Origin) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{alert::Severity, sink::fixtures::*};
+    use crate::{model::alert::Severity, sink::fixtures::*};
 
     #[test]
     fn text_and_blocks() {

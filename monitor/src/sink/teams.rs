@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use super::{Notice, Origin, truncate};
-use crate::alert::Severity;
+use crate::model::alert::Severity;
 
 /// Teams refuses a message over about 28 KB; every text is cut well below that.
 const MAX_TEXT: usize = 2000;

@@ -30,8 +30,7 @@ use ratatui::{
 use tokio::sync::Notify;
 
 use crate::{
-    alert::AlertEvent,
-    capture::CaptureDone,
+    model::{alert::AlertEvent, capture::CaptureDone},
     report::{Reporter, RunInfo, human::HumanReporter},
     stats::IntervalStats,
 };

@@ -20,9 +20,12 @@ use ratatui::{
 };
 
 use crate::{
-    alert::{AlertEvent, AlertKind, AlertSource, Severity, human::render},
-    backend::CaptureDrops,
-    report::human::{bitrate, thousands},
+    alert::human::render,
+    model::{
+        alert::{AlertEvent, AlertKind, AlertSource, Severity},
+        format::{bitrate, thousands},
+        snapshot::CaptureDrops,
+    },
     stats::{IntervalStats, Rates, SourceRate},
 };
 
@@ -475,7 +478,7 @@ mod tests {
     use ratatui::{Terminal, backend::TestBackend};
 
     use super::*;
-    use crate::alert::{Alert, Unit};
+    use crate::model::alert::{Alert, Unit};
 
     fn source(ip: &str, pps: f64, bits: f64, syn: f64) -> SourceRate {
         SourceRate {

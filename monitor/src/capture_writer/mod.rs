@@ -1,4 +1,4 @@
-//! The task that writes captures: it opens a pcap file per `CaptureStart`, appends the
+//! Triggered capture, the files: the task that writes captures: it opens a pcap file per `CaptureStart`, appends the
 //! packets of that capture as the backend delivers them, and closes the file at its
 //! packet count or deadline (or at shutdown), reporting each as a `CaptureDone`. Disk
 //! errors end that capture, with the reason, and nothing else.
@@ -8,7 +8,7 @@ use std::{
     fs::File,
     io::BufWriter,
     path::{Path, PathBuf},
-    time::{Instant, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 use log::warn;
@@ -22,7 +22,43 @@ use tokio::{
     time::interval,
 };
 
-use super::{CaptureDone, CaptureStart, CapturedPacket, DEADLINE_CHECK, enforce_disk_limit};
+use crate::model::capture::{CaptureDone, CaptureStart, CapturedPacket};
+
+/// Deletes the oldest `.pcap` files in `dir` until they total at most `max_bytes`,
+/// sparing the files still being written (`open`); returns the files deleted.
+pub fn enforce_disk_limit(
+    dir: &Path,
+    max_bytes: u64,
+    open: &[&Path],
+) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<(SystemTime, u64, PathBuf)> = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        if path.extension().is_some_and(|e| e == "pcap") {
+            let meta = entry.metadata()?;
+            files.push((meta.modified()?, meta.len(), path));
+        }
+    }
+    files.sort();
+    let mut total: u64 = files.iter().map(|(_, len, _)| len).sum();
+    let mut deleted = Vec::new();
+    for (_, len, path) in files {
+        if total <= max_bytes {
+            break;
+        }
+        if open.contains(&path.as_path()) {
+            continue;
+        }
+        std::fs::remove_file(&path)?;
+        total -= len;
+        deleted.push(path);
+    }
+    Ok(deleted)
+}
+
+/// How long the writer waits between deadline checks.
+pub const DEADLINE_CHECK: Duration = Duration::from_millis(100);
 
 struct OpenCapture {
     start: CaptureStart,
@@ -151,4 +187,39 @@ pub fn spawn(
             let _ = finished.send(close(capture, None, &dir, max_disk, &open_captures));
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_oldest_files_go_first() {
+        let dir = std::env::temp_dir().join(format!("monitor-disk-limit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for (i, name) in ["a.pcap", "b.pcap", "c.pcap"].iter().enumerate() {
+            std::fs::write(dir.join(name), vec![0u8; 100]).unwrap();
+            let at = SystemTime::now() - Duration::from_secs(100 - i as u64 * 10);
+            std::fs::File::options()
+                .write(true)
+                .open(dir.join(name))
+                .unwrap()
+                .set_modified(at)
+                .unwrap();
+        }
+        std::fs::write(dir.join("notes.txt"), vec![0u8; 1_000]).unwrap();
+        let deleted = enforce_disk_limit(&dir, 200, &[]).unwrap();
+        assert_eq!(deleted, vec![dir.join("a.pcap")]);
+        assert!(dir.join("b.pcap").exists() && dir.join("c.pcap").exists());
+        // The oldest left is still being written: the next one goes instead.
+        let open = dir.join("b.pcap");
+        let deleted = enforce_disk_limit(&dir, 100, &[open.as_path()]).unwrap();
+        assert_eq!(deleted, vec![dir.join("c.pcap")]);
+        assert!(open.exists());
+        assert!(
+            dir.join("notes.txt").exists(),
+            "only captures are counted and deleted"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -11,7 +11,8 @@ use anyhow::Result;
 use log::{debug, warn};
 use tokio::sync::mpsc;
 
-use super::{Listing, list_sockets};
+use super::list_sockets;
+use crate::model::connection::Listing;
 
 pub struct ConnectionScanner {
     scans: mpsc::Receiver<Result<Listing>>,

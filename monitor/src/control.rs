@@ -45,7 +45,7 @@ const NO_SOCKET: &str = "mitigation and `monitor bans` need Linux (the xdp backe
      packets, and the monitor answers `monitor bans` on a Unix socket); this system has \
      neither";
 
-use super::Ban;
+use crate::model::ban::Ban;
 
 /// Where the sockets live.
 pub const CONTROL_DIR: &str = "/run/monitor";

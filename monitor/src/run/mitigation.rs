@@ -7,27 +7,22 @@ use anyhow::{Result, bail};
 use log::warn;
 use monitor_common::counters::BanEntry;
 
-use super::{
-    Decision, MitigateMode, Policy,
-    control::{self, ControlRequest, ControlSocket, Request},
-};
 use crate::{
-    alert::{AlertEvent, BanEvent, Finding, UnbanEvent},
     backend::Backend,
     config::Config,
-    detect::lists::{Cidr, CidrSet, Lists},
+    control::{self, ControlRequest, ControlSocket, Request},
+    detect::lists::Lists,
+    mitigate::{Decision, MitigateMode, Policy, never_dropped},
+    model::{
+        alert::{AlertEvent, Finding},
+        ban::{BanEvent, UnbanEvent},
+        cidr::CidrSet,
+    },
 };
 
 pub struct Mitigation {
     policy: Policy,
     control: ControlSocket,
-}
-
-/// The sources mitigation never drops: both allowlists.
-pub fn never_dropped(config: &Config, lists: &Lists) -> Vec<Cidr> {
-    let mut cidrs = lists.allowlist.entries().to_vec();
-    cidrs.extend_from_slice(&config.mitigate.allowlist);
-    cidrs
 }
 
 fn seconds(time: SystemTime) -> u64 {

@@ -12,7 +12,7 @@ use anyhow::{Context as _, Result};
 use netstat2::{AddressFamilyFlags, ProtocolFlags, ProtocolSocketInfo, TcpState};
 use sysinfo::{Pid, ProcessesToUpdate, System};
 
-use super::{Listing, Socket, SocketState, Transport};
+use crate::model::connection::{Listing, Socket, SocketState, Transport};
 
 pub fn list_sockets() -> Result<Listing> {
     let infos = netstat2::get_sockets_info(

@@ -12,7 +12,7 @@ use procfs::{
     net::{TcpState, UdpState},
 };
 
-use super::{Listing, Socket, SocketState, Transport};
+use crate::model::connection::{Listing, Socket, SocketState, Transport};
 
 /// The longest name the kernel keeps for a process (`comm`, TASK_COMM_LEN - 1).
 const COMM_MAX: usize = 15;

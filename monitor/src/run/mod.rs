@@ -18,26 +18,32 @@ use tokio::{
     time::{MissedTickBehavior, interval_at, sleep_until},
 };
 
+mod captures;
+mod mitigation;
+
+use self::{captures::Captures, mitigation::Mitigation};
 use crate::{
-    alert::{AlertEvent, AlertSource, AlertTracker},
-    backend::{Backend, Snapshot},
-    capture::Captures,
+    alert::AlertTracker,
+    backend::Backend,
     cli::Cli,
     config::Config,
-    connections::{self, ConnectionScanner},
+    connections,
     detect::{DetectInput, Detector, Lists},
     iface,
-    mitigate::Mitigation,
-    packets::{self, PacketRecord, RateCap},
-    poll::PollWork,
-    report::{self, RunInfo},
-    sink::{self, Delivery, Origin, Traffic},
+    model::{
+        alert::{AlertEvent, AlertSource},
+        packet::PacketRecord,
+        snapshot::Snapshot,
+    },
+    packets,
+    packets::RateCap,
+    poll::{PollWork, RATE_WINDOW},
+    report,
+    report::RunInfo,
+    sink,
+    sink::{Delivery, Origin, Traffic},
+    sockets::ConnectionScanner,
 };
-
-/// Detectors compare rates over at least this long. With short intervals a burst that
-/// lands in one of them (a fast 5 MB download in 250 ms) would read as four times its
-/// per-second rate; a real flood still crosses its threshold in its first interval.
-pub const RATE_WINDOW: Duration = Duration::from_secs(1);
 
 pub async fn run(cli: Cli) -> Result<()> {
     if cli.tui {
@@ -270,7 +276,7 @@ async fn poll(
                 }
             }
             _ = quit.notified() => break,
-            scan = connections::next_scan(&mut scanner) => match scan {
+            scan = crate::sockets::next_scan(&mut scanner) => match scan {
                 Ok(listing) => {
                     let findings =
                         connections::evaluate(&listing, detector.lists(), &config.connections);
@@ -414,7 +420,7 @@ fn report_capture(
     reporter: &mut (dyn report::Reporter + Send),
     delivery: &Delivery,
     info: &RunInfo,
-    done: &crate::capture::CaptureDone,
+    done: &crate::model::capture::CaptureDone,
     failures: &mut CaptureFailures,
 ) {
     reporter.capture(info, done);
