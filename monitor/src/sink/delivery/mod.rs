@@ -12,40 +12,44 @@
 //!
 //! Webhook URLs are secret: every name, log line and error here uses the redacted
 //! form, and reqwest's errors are stripped of their URL.
+//!
+//! This file is the fan-out: queues, workers, counts and shutdown. What a worker does
+//! with a notice is in `files.rs` (the log files) and `webhook.rs` (a webhook: rate
+//! limit and retries), which posts through `post.rs` (one request, its answer
+//! classified) and follows the pure policy in `retry.rs`.
+
+mod files;
+mod post;
+mod retry;
+mod webhook;
 
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, SystemTime},
 };
 
-use anyhow::{Context as _, Result};
-use log::{debug, info, warn};
+use anyhow::Result;
+use log::{info, warn};
 use serde::Serialize;
-use serde_json::Value;
 use tokio::{
-    io::AsyncWriteExt as _,
     sync::mpsc::{self, error::TrySendError},
     task::JoinHandle,
 };
 
-use super::{
-    CaptureNote, Notice, Origin, Traffic, WebhookConfig, WebhookKind, discord, generic, json_log,
-    log_file, rate_limit::TokenBucket, slack, teams, truncate,
+use self::{files::FileSink, webhook::WebhookSink};
+pub use self::{
+    post::{classify, retry_after},
+    retry::{GiveUp, MAX_BACKOFF, MAX_RETRY_WAIT, Outcome, RetryAction, RetryPolicy, backoff},
 };
+use super::{CaptureNote, Notice, Origin, Traffic, json_log, log_file};
 use crate::{
     alert::{AlertEvent, AlertKind, AlertSource},
-    config::{AlertingConfig, DeliveryConfig},
+    config::AlertingConfig,
 };
-
-/// The longest wait between two attempts that a 429 can ask for; past it the notice
-/// fails rather than hold the queue.
-pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(300);
-/// The longest exponential backoff step.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// One sink's counts. `pending` is queued or in flight; after
 /// [`Delivery::shutdown`] it is what was not delivered before the deadline.
@@ -159,24 +163,24 @@ impl Delivery {
             add(
                 "log",
                 path.display().to_string(),
-                Sink::file(path, log_file::line, "alert log")?,
+                Sink::File(FileSink::open(path, log_file::line, "alert log")?),
             );
         }
         if let Some(path) = &config.json_log {
             add(
                 "json_log",
                 path.display().to_string(),
-                Sink::file(path, json_log::line, "JSON alert log")?,
+                Sink::File(FileSink::open(path, json_log::line, "JSON alert log")?),
             );
         }
         if !config.webhooks.is_empty() {
-            let client = http_client(settings)?;
+            let client = post::http_client(settings)?;
             for hook in &config.webhooks {
                 let kind = hook.kind();
                 add(
                     kind.as_str(),
                     hook.redacted(),
-                    Sink::Webhook(Box::new(Webhook::new(hook, client.clone(), settings))),
+                    Sink::Webhook(Box::new(WebhookSink::new(hook, client.clone(), settings))),
                 );
             }
         }
@@ -342,28 +346,11 @@ async fn work(
 }
 
 enum Sink {
-    File {
-        path: PathBuf,
-        file: tokio::fs::File,
-        line: fn(&Notice, &Origin) -> String,
-    },
-    Webhook(Box<Webhook>),
+    File(FileSink),
+    Webhook(Box<WebhookSink>),
 }
 
 impl Sink {
-    fn file(path: &Path, line: fn(&Notice, &Origin) -> String, what: &str) -> Result<Self> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("failed to open the {what} {}", path.display()))?;
-        Ok(Self::File {
-            path: path.to_path_buf(),
-            file: tokio::fs::File::from_std(file),
-            line,
-        })
-    }
-
     async fn deliver(
         &mut self,
         notice: &Notice,
@@ -372,308 +359,8 @@ impl Sink {
         backlog_full: &(dyn Fn() -> bool + Sync),
     ) -> Result<(), String> {
         match self {
-            Self::File { path, file, line } => {
-                let mut text = line(notice, origin);
-                text.push('\n');
-                let written = async {
-                    file.write_all(text.as_bytes()).await?;
-                    file.flush().await
-                };
-                written
-                    .await
-                    .map_err(|err| format!("failed to write to {}: {err}", path.display()))
-            }
+            Self::File(file) => file.write(notice, origin).await,
             Self::Webhook(hook) => hook.deliver(notice, origin, name, backlog_full).await,
         }
-    }
-}
-
-fn http_client(settings: &DeliveryConfig) -> Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .timeout(settings.timeout)
-        .connect_timeout(settings.timeout)
-        // A webhook that redirects is misconfigured; following it could hand the
-        // payload to another host.
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("monitor/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("failed to set up the HTTP client for webhooks")
-}
-
-struct Webhook {
-    kind: WebhookKind,
-    url: reqwest::Url,
-    client: reqwest::Client,
-    bucket: TokenBucket,
-    retries: u32,
-    backoff: Duration,
-}
-
-/// What one attempt came to.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Outcome {
-    Delivered,
-    /// Worth another try, after `after` if the server said how long.
-    Retry {
-        after: Option<Duration>,
-        why: String,
-    },
-    Failed(String),
-}
-
-impl Webhook {
-    fn new(config: &WebhookConfig, client: reqwest::Client, settings: &DeliveryConfig) -> Self {
-        Self {
-            kind: config.kind(),
-            url: config.url.expose().clone(),
-            client,
-            bucket: TokenBucket::new(
-                settings.rate_per_sec.get(),
-                settings.burst.get(),
-                Instant::now(),
-            ),
-            retries: settings.retries,
-            backoff: settings.backoff,
-        }
-    }
-
-    fn payload(&self, notice: &Notice, origin: &Origin) -> Value {
-        match self.kind {
-            WebhookKind::Discord => discord::payload(notice, origin),
-            WebhookKind::Slack => slack::payload(notice, origin),
-            WebhookKind::Teams => teams::payload(notice, origin),
-            WebhookKind::Generic => generic::payload(notice, origin),
-        }
-    }
-
-    /// Posts `notice` until it is delivered, fails for good (a 4xx other than 429), or
-    /// has had its retries while `backlog_full` says the queue behind it is full.
-    async fn deliver(
-        &mut self,
-        notice: &Notice,
-        origin: &Origin,
-        name: &str,
-        backlog_full: &(dyn Fn() -> bool + Sync),
-    ) -> Result<(), String> {
-        let body = serde_json::to_vec(&self.payload(notice, origin))
-            .map_err(|err| format!("failed to encode the payload: {err}"))?;
-        let mut attempt = 0u32;
-        loop {
-            self.bucket.take().await;
-            attempt += 1;
-            let (after, why) = match self.post(&body).await {
-                Outcome::Delivered => return Ok(()),
-                Outcome::Failed(why) => return Err(self.scrub(&why)),
-                Outcome::Retry { after, why } => (after, self.scrub(&why)),
-            };
-            if attempt > self.retries && backlog_full() {
-                return Err(format!(
-                    "{why} (gave up after {}, with the queue full behind it)",
-                    plural(attempt.into(), "attempt")
-                ));
-            }
-            let wait = after.unwrap_or_else(|| backoff(self.backoff, attempt));
-            if wait > MAX_RETRY_WAIT {
-                return Err(format!(
-                    "{why}, and the server asks to wait {} (more than {})",
-                    humantime::format_duration(wait),
-                    humantime::format_duration(MAX_RETRY_WAIT)
-                ));
-            }
-            if attempt <= self.retries {
-                info!(
-                    "{name}: {why}; retrying in {:.1}s (attempt {} of {})",
-                    wait.as_secs_f64(),
-                    attempt + 1,
-                    self.retries + 1
-                );
-            } else if attempt == self.retries + 1 {
-                // Once, not per attempt: a long outage would flood the log.
-                warn!(
-                    "{name}: {why}; still retrying every {} at most, while its queue has room",
-                    humantime::format_duration(MAX_BACKOFF)
-                );
-            } else {
-                debug!("{name}: {why}; retrying in {:.1}s", wait.as_secs_f64());
-            }
-            tokio::time::sleep(wait).await;
-        }
-    }
-
-    async fn post(&self, body: &[u8]) -> Outcome {
-        let sent = self
-            .client
-            .post(self.url.clone())
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body.to_vec())
-            .send()
-            .await;
-        let response = match sent {
-            Ok(response) => response,
-            Err(err) => return classify_error(err),
-        };
-        let status = response.status().as_u16();
-        let retry_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        if response.status().is_success() {
-            return Outcome::Delivered;
-        }
-        let body = response.bytes().await.unwrap_or_default();
-        debug!(
-            "webhook answered {status}: {}",
-            self.scrub(&String::from_utf8_lossy(&body))
-        );
-        classify(status, retry_after.as_deref(), &body)
-    }
-
-    /// Whatever a message says (ours, reqwest's, the server's answer), never the
-    /// URL's secret part: the URL, its path and query, and any long path segment or
-    /// query value (ids and tokens) are replaced by `…`.
-    fn scrub(&self, text: &str) -> String {
-        let url = &self.url;
-        let mut secrets: Vec<String> = vec![url.as_str().to_owned()];
-        if url.path().len() > 1 {
-            secrets.push(url.path().to_owned());
-        }
-        secrets.extend(url.query().map(str::to_owned));
-        secrets.extend(
-            url.path_segments()
-                .into_iter()
-                .flatten()
-                .map(str::to_owned)
-                .chain(url.query_pairs().map(|(_, value)| value.into_owned())),
-        );
-        secrets
-            .iter()
-            .filter(|secret| secret.len() >= SECRET_MIN_LEN)
-            .fold(text.to_owned(), |text, secret| {
-                text.replace(secret.as_str(), "…")
-            })
-    }
-}
-
-/// A path segment or query value this long may be a token: never shown.
-const SECRET_MIN_LEN: usize = 12;
-
-/// The wait before attempt `attempt + 1`: `base`, doubling, at most [`MAX_BACKOFF`].
-pub fn backoff(base: Duration, attempt: u32) -> Duration {
-    let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(16));
-    base.saturating_mul(factor).min(MAX_BACKOFF)
-}
-
-/// How long a 429 asks to wait: Discord's JSON `retry_after` (seconds, fractional),
-/// else the `Retry-After` header in seconds. (An HTTP-date header is not read: the
-/// backoff applies then.)
-pub fn retry_after(header: Option<&str>, body: &[u8]) -> Option<Duration> {
-    let from_body = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| v.get("retry_after").and_then(Value::as_f64));
-    let from_header = header.and_then(|h| h.trim().parse::<f64>().ok());
-    from_body
-        .or(from_header)
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .and_then(|s| Duration::try_from_secs_f64(s).ok())
-}
-
-/// The outcome of an HTTP answer that is not a success.
-pub fn classify(status: u16, retry_after_header: Option<&str>, body: &[u8]) -> Outcome {
-    let said = String::from_utf8_lossy(body);
-    let said = said.trim();
-    let why = if said.is_empty() {
-        format!("HTTP {status}")
-    } else {
-        format!(
-            "HTTP {status}: {}",
-            truncate(&said.replace(['\n', '\r'], " "), 200)
-        )
-    };
-    match status {
-        200..=299 => Outcome::Delivered,
-        429 => Outcome::Retry {
-            after: retry_after(retry_after_header, body),
-            why,
-        },
-        500..=599 => Outcome::Retry { after: None, why },
-        _ => Outcome::Failed(why),
-    }
-}
-
-fn classify_error(err: reqwest::Error) -> Outcome {
-    let retry = err.is_timeout() || err.is_connect() || err.is_request() || err.is_body();
-    let why = error_chain(&err.without_url());
-    if retry {
-        Outcome::Retry { after: None, why }
-    } else {
-        Outcome::Failed(why)
-    }
-}
-
-/// `error sending request: client error (Connect): tcp connect error: Connection
-/// refused`: each cause once.
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let more = cause.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = cause.source();
-    }
-    text
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        let base = Duration::from_millis(500);
-        assert_eq!(backoff(base, 1), Duration::from_millis(500));
-        assert_eq!(backoff(base, 2), Duration::from_secs(1));
-        assert_eq!(backoff(base, 4), Duration::from_secs(4));
-        assert_eq!(backoff(base, 40), MAX_BACKOFF);
-    }
-
-    #[test]
-    fn answers_are_classified() {
-        assert_eq!(classify(204, None, b""), Outcome::Delivered);
-        assert_eq!(
-            classify(503, None, b""),
-            Outcome::Retry {
-                after: None,
-                why: "HTTP 503".into()
-            }
-        );
-        assert_eq!(
-            classify(
-                404,
-                None,
-                br#"{"message": "Unknown Webhook", "code": 10015}"#
-            ),
-            Outcome::Failed(r#"HTTP 404: {"message": "Unknown Webhook", "code": 10015}"#.into())
-        );
-        let Outcome::Retry { after, .. } = classify(
-            429,
-            Some("2"),
-            br#"{"message": "You are being rate limited.", "retry_after": 0.75, "global": false}"#,
-        ) else {
-            panic!("a 429 is retried")
-        };
-        assert_eq!(after, Some(Duration::from_millis(750)));
-        let Outcome::Retry { after, .. } = classify(429, Some(" 3 "), b"slow down") else {
-            panic!("a 429 is retried")
-        };
-        assert_eq!(after, Some(Duration::from_secs(3)));
-        assert_eq!(
-            retry_after(Some("Wed, 21 Oct 2015 07:28:00 GMT"), b""),
-            None
-        );
-        assert_eq!(retry_after(Some("-1"), b""), None);
     }
 }
