@@ -288,6 +288,9 @@ impl Delivery {
                 .is_err()
             {
                 worker.abort();
+                // Joined, not left to wind down: until its task is dropped a worker
+                // on another thread can still finish a delivery and change the counts.
+                let _cancelled = worker.await;
             }
             let s = stats(kind, &target, &counters);
             let counts = format!(
