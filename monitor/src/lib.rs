@@ -27,6 +27,7 @@ pub mod stats;
 pub mod backend;
 pub mod capture_writer;
 pub mod control;
+pub mod delivery;
 pub mod export;
 pub mod iface;
 pub mod metrics;

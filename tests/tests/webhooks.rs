@@ -13,8 +13,9 @@ use std::{
 
 use monitor::{
     config::{AlertingConfig, DeliveryConfig},
+    delivery::Delivery,
     model::alert::{Alert, AlertEnd, AlertEvent, AlertKind, AlertSource, Severity, Unit},
-    sink::{Delivery, Origin, Traffic, WebhookConfig, discord},
+    sink::{Origin, Traffic, WebhookConfig, discord},
 };
 use monitor_tests::http_server::{Reply, TestServer};
 use serde_json::{Value, json};

@@ -26,13 +26,13 @@ use prometheus_client::{
 };
 
 use crate::{
+    delivery::{SinkStats, SinkStatsSource},
     model::{
         alert::{AlertEvent, AlertKind, AlertSource, Severity},
         capture::CaptureDone,
         snapshot::CaptureDrops,
     },
     report::{Reporter, RunInfo},
-    sink::{SinkStats, delivery::SinkStatsSource},
     stats::{IntervalStats, Rates, SourceRate},
 };
 

@@ -10,7 +10,8 @@ use monitor_common::counters::BanEntry;
 use crate::{
     backend::Backend,
     config::Config,
-    control::{self, ControlRequest, ControlSocket, Request},
+    control,
+    control::{ControlRequest, ControlSocket, Request},
     detect::lists::Lists,
     mitigate::{Decision, MitigateMode, Policy, never_dropped},
     model::{

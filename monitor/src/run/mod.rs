@@ -28,6 +28,7 @@ use crate::{
     cli::Cli,
     config::Config,
     connections,
+    delivery::Delivery,
     detect::{DetectInput, Detector, Lists},
     iface,
     model::{
@@ -41,7 +42,7 @@ use crate::{
     report,
     report::RunInfo,
     sink,
-    sink::{Delivery, Origin, Traffic},
+    sink::{Origin, Traffic},
     sockets::ConnectionScanner,
 };
 

@@ -8,7 +8,8 @@ use crate::{
         alert::{AlertEvent, AlertKind},
         ban::{Ban, BanEvent, UnbanEvent, UnbanReason},
     },
-    sink::{self, Notice, fixtures::origin},
+    sink,
+    sink::{Notice, fixtures::origin},
 };
 
 fn ban(dry_run: bool) -> Ban {

@@ -1,11 +1,9 @@
-//! Where alerts go besides stdout: a log file, a JSON-lines file and webhooks (Discord,
-//! Slack, Teams, a generic JSON POST). Each sink gets every [`Notice`] through its own
-//! bounded queue and worker ([`delivery`]), so a slow webhook never holds up the
-//! polling loop or another sink.
-//!
-//! The payload builders (`log_file`, `json_log`, `discord`, `slack`, `teams`,
-//! `generic`) are pure functions of a notice and its [`Origin`]; `delivery` does the
-//! I/O.
+//! What alerts look like where they go besides stdout: a log file, a JSON-lines file
+//! and webhooks (Discord, Slack, Teams, a generic JSON POST). Every sink gets the same
+//! [`Notice`]; the payload builders (`log_file`, `json_log`, `discord`, `slack`,
+//! `teams`, `generic`) are pure functions of a notice and its [`Origin`].
+//! `crate::delivery` does the I/O: a bounded queue and worker per sink, so a slow
+//! webhook never holds up the polling loop or another sink.
 
 use std::{
     net::IpAddr,
@@ -18,7 +16,6 @@ use crate::model::{
     format::{bitrate, thousands},
 };
 
-pub mod delivery;
 pub mod discord;
 pub mod generic;
 pub mod json_log;
@@ -28,7 +25,6 @@ pub mod slack;
 pub mod teams;
 pub mod webhook;
 
-pub use delivery::{Delivery, SinkStats};
 pub use webhook::{WebhookConfig, WebhookKind, WebhookUrl};
 
 /// Where the monitor runs: named in every message.
