@@ -3,6 +3,7 @@
 
 mod demo;
 mod fuzz;
+mod layers;
 mod other_systems;
 mod setup;
 mod test_summary;
@@ -70,6 +71,9 @@ enum Cmd {
         #[arg(long)]
         no_sanitizer: bool,
     },
+    /// Print the monitor crate's import graph by layer, failing on an upward import or
+    /// a cycle (ARCHITECTURE.md)
+    Layers,
     /// Watch the monitor detect a SYN flood and a port scan in a sandbox network
     /// (a namespace and a veth pair, removed on exit)
     Demo {
@@ -154,6 +158,7 @@ fn main() -> Result<()> {
             target,
             no_sanitizer,
         } => fuzz::run_targets(&workspace_root(), time, target.as_deref(), no_sanitizer)?,
+        Cmd::Layers => layers::check(&workspace_root())?,
         Cmd::Setup { no_test_tools } => {
             setup::ensure(!no_test_tools)?;
         }

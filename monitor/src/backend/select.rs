@@ -13,15 +13,20 @@ use super::{
     pcap::{PcapBackend, PcapSetup},
     software::CountingSetup,
 };
-use crate::{
-    cli::{BackendKind, Cli},
-    config::Config,
-    detect::Lists,
-};
+use crate::{cli::BackendKind, config::Config, detect::Lists, model::filter::Filter};
+
+/// What the backend shows of each packet besides counting it: `--filter` (count and log
+/// only the matching packets) and `--packets` (the packet log, at most this many lines
+/// a second).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PacketView {
+    pub filter: Option<Filter>,
+    pub packet_log_rate: Option<u32>,
+}
 
 /// Opens the backend the configuration asks for on `iface`.
 pub fn open(
-    cli: &Cli,
+    view: &PacketView,
     config: &Config,
     lists: &Lists,
     iface: &str,
@@ -29,19 +34,19 @@ pub fn open(
     // A wrong interface is one line, whichever backend would have been tried.
     crate::iface::check(iface)?;
     match config.capture.backend {
-        BackendKind::Xdp => xdp(cli, config, lists, iface),
-        BackendKind::Pcap => Ok(Box::new(pcap(cli, config, lists, iface)?)),
-        BackendKind::Ifstats => open_ifstats(cli, iface),
-        BackendKind::Auto => auto(cli, config, lists, iface),
+        BackendKind::Xdp => xdp(view, config, lists, iface),
+        BackendKind::Pcap => Ok(Box::new(pcap(view, config, lists, iface)?)),
+        BackendKind::Ifstats => open_ifstats(view, iface),
+        BackendKind::Auto => auto(view, config, lists, iface),
     }
 }
 
 /// The filter and the packet log need a backend that sees each packet: one line saying
 /// so when the interface counters are all there is.
-fn refuse_packet_view(cli: &Cli) -> Result<()> {
-    let option = if cli.filter.is_some() {
+fn refuse_packet_view(view: &PacketView) -> Result<()> {
+    let option = if view.filter.is_some() {
         "--filter"
-    } else if cli.packets {
+    } else if view.packet_log_rate.is_some() {
         "--packets"
     } else {
         return Ok(());
@@ -52,18 +57,23 @@ fn refuse_packet_view(cli: &Cli) -> Result<()> {
     )
 }
 
-fn auto(cli: &Cli, config: &Config, lists: &Lists, iface: &str) -> Result<Box<dyn Backend + Send>> {
+fn auto(
+    view: &PacketView,
+    config: &Config,
+    lists: &Lists,
+    iface: &str,
+) -> Result<Box<dyn Backend + Send>> {
     #[cfg(target_os = "linux")]
     match super::xdp::check_privileges() {
         Ok(()) => {
             info!("backend xdp: this is Linux and the monitor may load BPF programs");
-            return xdp(cli, config, lists, iface);
+            return xdp(view, config, lists, iface);
         }
         Err(why) => info!("backend xdp not possible ({why:#}); trying libpcap"),
     }
     #[cfg(not(target_os = "linux"))]
     info!("backend xdp not possible: XDP needs Linux; trying libpcap");
-    match pcap(cli, config, lists, iface) {
+    match pcap(view, config, lists, iface) {
         Ok(backend) => {
             info!("backend pcap: libpcap opened `{iface}`");
             Ok(Box::new(backend))
@@ -74,13 +84,18 @@ fn auto(cli: &Cli, config: &Config, lists: &Lists, iface: &str) -> Result<Box<dy
         }
         Err(why) => {
             warn!("backend pcap not possible ({why:#}); falling back to the interface counters");
-            open_ifstats(cli, iface)
+            open_ifstats(view, iface)
         }
     }
 }
 
 #[cfg(target_os = "linux")]
-fn xdp(cli: &Cli, config: &Config, lists: &Lists, iface: &str) -> Result<Box<dyn Backend + Send>> {
+fn xdp(
+    view: &PacketView,
+    config: &Config,
+    lists: &Lists,
+    iface: &str,
+) -> Result<Box<dyn Backend + Send>> {
     let exempt = crate::mitigate::never_dropped(config, lists);
     let setup = super::xdp::KernelSetup {
         max_sources: config.capture.max_sources.get(),
@@ -90,8 +105,8 @@ fn xdp(cli: &Cli, config: &Config, lists: &Lists, iface: &str) -> Result<Box<dyn
         mitigation: config.mitigate.mode.kernel_value(),
         exempt: &exempt,
         max_bans: config.mitigate.max_bans.get(),
-        filter: cli.filter.as_ref().map(|f| f.kernel),
-        packet_log_rate: cli.packets.then_some(cli.packets_rate),
+        filter: view.filter.as_ref().map(|f| f.kernel),
+        packet_log_rate: view.packet_log_rate,
     };
     if config.capture.bpf.is_some() {
         warn!("--bpf applies to the pcap backend only; XDP counts every packet");
@@ -102,7 +117,7 @@ fn xdp(cli: &Cli, config: &Config, lists: &Lists, iface: &str) -> Result<Box<dyn
 
 #[cfg(not(target_os = "linux"))]
 fn xdp(
-    _cli: &Cli,
+    _view: &PacketView,
     _config: &Config,
     _lists: &Lists,
     _iface: &str,
@@ -110,24 +125,24 @@ fn xdp(
     anyhow::bail!("the XDP backend needs Linux; use --backend pcap (or ifstats) on this system")
 }
 
-fn pcap(cli: &Cli, config: &Config, lists: &Lists, iface: &str) -> Result<PcapBackend> {
+fn pcap(view: &PacketView, config: &Config, lists: &Lists, iface: &str) -> Result<PcapBackend> {
     let setup = PcapSetup {
         counting: CountingSetup {
             max_sources: NonZeroUsize::new(config.capture.max_sources.get() as usize)
                 .unwrap_or(NonZeroUsize::MIN),
             blocklist: lists.blocklist.clone(),
             large_flow_bytes: config.detection.large_download.bytes.get(),
-            filter: cli.filter.as_ref().map(|f| f.kernel),
+            filter: view.filter.as_ref().map(|f| f.kernel),
         },
         filter: config.capture.bpf.clone(),
         capture_snaplen: config.pcap.snaplen.0,
-        packet_log_rate: cli.packets.then_some(cli.packets_rate),
+        packet_log_rate: view.packet_log_rate,
     };
     PcapBackend::open(iface, &setup)
 }
 
-fn open_ifstats(cli: &Cli, iface: &str) -> Result<Box<dyn Backend + Send>> {
-    refuse_packet_view(cli)?;
+fn open_ifstats(view: &PacketView, iface: &str) -> Result<Box<dyn Backend + Send>> {
+    refuse_packet_view(view)?;
     let backend = ifstats::IfStatsBackend::open(iface)?;
     warn!("{}", ifstats::UNAVAILABLE);
     Ok(Box::new(backend))

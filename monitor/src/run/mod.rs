@@ -25,6 +25,7 @@ use self::{captures::Captures, mitigation::Mitigation};
 use crate::{
     alert::AlertTracker,
     backend::Backend,
+    backend::select::PacketView,
     cli::Cli,
     config::Config,
     connections,
@@ -83,7 +84,11 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         None => None,
     };
-    let backend = open_backend(&cli, &config, &lists, &iface)?;
+    let view = PacketView {
+        filter: cli.filter.clone(),
+        packet_log_rate: cli.packets.then_some(cli.packets_rate),
+    };
+    let backend = crate::backend::select::open(&view, &config, &lists, &iface)?;
     if let Some(filter) = &cli.filter {
         log::info!("counting only packets that match `{filter}`");
     }
@@ -135,16 +140,6 @@ fn traffic(input: &DetectInput, source: AlertSource) -> Option<Traffic> {
         pps: packets as f64 / input.interval_secs,
         bits_per_sec: bytes as f64 * 8.0 / input.interval_secs,
     })
-}
-
-/// The backend `--backend` names (`auto`: the best this host allows).
-fn open_backend(
-    cli: &Cli,
-    config: &Config,
-    lists: &Lists,
-    iface: &str,
-) -> Result<Box<dyn Backend + Send>> {
-    crate::backend::select::open(cli, config, lists, iface)
 }
 
 #[expect(
