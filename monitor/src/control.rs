@@ -97,6 +97,8 @@ pub struct ControlRequest {
 pub struct ControlSocket {
     path: PathBuf,
     requests: mpsc::Receiver<ControlRequest>,
+    /// The accept loop, until the run takes it to end it at shutdown.
+    accept: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl ControlSocket {
@@ -127,7 +129,7 @@ impl ControlSocket {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
             .with_context(|| format!("failed to restrict {}", path.display()))?;
         let (sender, requests) = mpsc::channel(16);
-        tokio::spawn(async move {
+        let accept = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
                     return;
@@ -140,7 +142,17 @@ impl ControlSocket {
                 });
             }
         });
-        Ok(Self { path, requests })
+        Ok(Self {
+            path,
+            requests,
+            accept: Some(accept),
+        })
+    }
+
+    /// The accept loop's task, for the run to cancel and await at shutdown; dropping
+    /// the socket without taking it cancels it.
+    pub fn take_task(&mut self) -> Option<tokio::task::JoinHandle<()>> {
+        self.accept.take()
     }
 
     /// The next request; pending forever once the accept task is gone.
@@ -154,6 +166,9 @@ impl ControlSocket {
 
 impl Drop for ControlSocket {
     fn drop(&mut self) {
+        if let Some(accept) = &self.accept {
+            accept.abort();
+        }
         let _ = std::fs::remove_file(&self.path);
     }
 }

@@ -60,4 +60,9 @@ pub trait Backend {
     fn packet_log_skipped(&mut self) -> u64 {
         0
     }
+    /// The background tasks the backend runs (its readers), handed over when the run
+    /// ends, for the run to cancel and await under its shutdown deadline.
+    fn tasks(&mut self) -> Vec<tokio::task::JoinHandle<()>> {
+        Vec::new()
+    }
 }

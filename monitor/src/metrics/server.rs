@@ -26,12 +26,15 @@ pub const CONTENT_TYPE_OPENMETRICS: &str =
 /// The running endpoint; dropping it stops the server.
 pub struct MetricsServer {
     pub local_addr: SocketAddr,
-    task: JoinHandle<()>,
+    /// The server, until the run takes it to end it at shutdown.
+    task: Option<JoinHandle<()>>,
 }
 
 impl Drop for MetricsServer {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
     }
 }
 
@@ -45,7 +48,16 @@ impl MetricsServer {
         let local_addr = listener.local_addr()?;
         info!("Prometheus metrics on http://{local_addr}/metrics");
         let task = tokio::spawn(serve(listener, metrics));
-        Ok(Self { local_addr, task })
+        Ok(Self {
+            local_addr,
+            task: Some(task),
+        })
+    }
+
+    /// The serving task, for the run to cancel and await at shutdown; dropping the
+    /// server without taking it cancels it.
+    pub fn take_task(&mut self) -> Option<JoinHandle<()>> {
+        self.task.take()
     }
 }
 

@@ -7,6 +7,7 @@ use anyhow::{Result, bail};
 use log::warn;
 use monitor_common::counters::BanEntry;
 
+use super::tasks::Tasks;
 use crate::{
     backend::Backend,
     config::Config,
@@ -113,11 +114,15 @@ impl Mitigation {
     }
 
     /// The monitor stops: every ban ends with it (the program leaves the interface).
-    pub fn finish(self, now: SystemTime) -> Vec<AlertEvent> {
+    /// The control socket's accept task goes to `tasks`, to be ended with the rest.
+    pub fn finish(self, now: SystemTime, tasks: &mut Tasks) -> Vec<AlertEvent> {
         let Self {
             mut policy,
-            control,
+            mut control,
         } = self;
+        if let Some(accept) = control.take_task() {
+            tasks.own("the control socket", accept);
+        }
         drop(control);
         policy
             .finish(now)

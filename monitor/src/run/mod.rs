@@ -5,46 +5,40 @@
 //! what is queued.
 
 use std::{
-    collections::VecDeque,
-    io::Write as _,
     sync::Arc,
-    time::{Duration, Instant, SystemTime},
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result};
-use log::{debug, warn};
 use tokio::{
-    sync::{Notify, mpsc::Receiver},
+    sync::Notify,
     time::{MissedTickBehavior, interval_at, sleep_until},
 };
 
 mod captures;
 mod mitigation;
+mod packet_log;
+mod pipeline;
+mod signals;
+mod tasks;
 
-use self::{captures::Captures, mitigation::Mitigation};
+use self::{
+    mitigation::Mitigation,
+    pipeline::{Parts, Pipeline},
+    signals::StopSignals,
+    tasks::Tasks,
+};
 use crate::{
-    alert::AlertTracker,
-    backend::Backend,
     backend::select::PacketView,
     cli::Cli,
     config::Config,
-    connections,
     delivery::Delivery,
-    detect::{DetectInput, Detector, Lists},
-    iface,
-    model::{
-        alert::{AlertEvent, AlertSource},
-        packet::PacketRecord,
-        snapshot::Snapshot,
-    },
-    packets,
-    packets::RateCap,
-    poll::{PollWork, RATE_WINDOW},
-    report,
+    detect::{Detector, Lists},
+    iface, report,
     report::RunInfo,
     sink,
-    sink::{Origin, Traffic},
-    sockets::ConnectionScanner,
+    sink::Origin,
+    sockets::{ConnectionScanner, next_scan},
 };
 
 pub async fn run(cli: Cli) -> Result<()> {
@@ -75,15 +69,13 @@ pub async fn run(cli: Cli) -> Result<()> {
     if let Some(path) = &config.export.path {
         extra.push(Box::new(crate::export::Exporter::open(path)?));
     }
-    let _metrics_server = match config.metrics.listen {
-        Some(addr) => {
-            let metrics = crate::metrics::Metrics::new(Some(delivery.stats_source()));
-            let server = crate::metrics::server::MetricsServer::bind(addr, metrics.clone()).await?;
-            extra.push(Box::new(metrics));
-            Some(server)
-        }
-        None => None,
-    };
+    let mut tasks = Tasks::default();
+    if let Some(addr) = config.metrics.listen {
+        let metrics = crate::metrics::Metrics::new(Some(delivery.stats_source()));
+        let mut server = crate::metrics::server::MetricsServer::bind(addr, metrics.clone()).await?;
+        extra.push(Box::new(metrics));
+        tasks.own_all("the metrics server", server.take_task());
+    }
     let view = PacketView {
         filter: cli.filter.clone(),
         packet_log_rate: cli.packets.then_some(cli.packets_rate),
@@ -117,53 +109,39 @@ pub async fn run(cli: Cli) -> Result<()> {
         extra.insert(0, reporter);
         reporter = Box::new(report::tee::Tee(extra));
     }
-    let polled = poll(
-        backend, &cli, &config, &info, detector, reporter, &delivery, mitigation, &quit,
-    )
-    .await;
+    let pipeline = Pipeline::start(Parts {
+        backend,
+        config: &config,
+        info,
+        detector,
+        reporter,
+        delivery: &delivery,
+        mitigation,
+        packet_log_rate: view.packet_log_rate,
+    });
+    let polled = match pipeline {
+        Ok(pipeline) => poll(pipeline, &config, cli.duration, &quit, &mut tasks).await,
+        Err(err) => Err(err),
+    };
+    // One deadline for what is left running: the sinks get their flush timeout, the
+    // readers and servers are cancelled and awaited meanwhile.
+    let deadline = tokio::time::Instant::now() + tasks::SHUTDOWN_DEADLINE;
     delivery.shutdown().await;
+    tasks.shutdown(deadline).await;
     polled
 }
 
-/// What an alert's source sent in the interval: its own rates, or the host's for
-/// `many`. None for a source that sent nothing in it.
-fn traffic(input: &DetectInput, source: AlertSource) -> Option<Traffic> {
-    if input.interval_secs <= 0.0 {
-        return None;
-    }
-    let (packets, bytes) = match source {
-        AlertSource::Ip(ip) => input.sources.get(&ip).map(|c| (c.packets, c.bytes))?,
-        AlertSource::Many => (input.host.total.packets, input.host.total.bytes),
-        AlertSource::Process(_) => return None,
-    };
-    Some(Traffic {
-        pps: packets as f64 / input.interval_secs,
-        bits_per_sec: bytes as f64 * 8.0 / input.interval_secs,
-    })
-}
-
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the loop's parts, each built in `run`"
-)]
+/// Waits for the next event and hands it to the pipeline, until a signal, the
+/// dashboard's quit or `--duration`; then ends the pipeline.
 async fn poll(
-    mut backend: Box<dyn Backend + Send>,
-    cli: &Cli,
+    mut pipeline: Pipeline<'_>,
     config: &Config,
-    info: &RunInfo,
-    mut detector: Detector,
-    mut reporter: Box<dyn report::Reporter + Send>,
-    delivery: &Delivery,
-    mut mitigation: Option<Mitigation>,
+    duration: Option<Duration>,
     quit: &Notify,
+    tasks: &mut Tasks,
 ) -> Result<()> {
     let mut stop = StopSignals::watch()?;
     let interval = config.capture.interval;
-    let mut tracker = AlertTracker::new(&config.alerting);
-    // The connection monitor's alerts have their own tracker: each of its scans is a
-    // whole "interval" for them (what a scan does not find again has cleared), and
-    // the packet intervals in between say nothing about them.
-    let mut connection_tracker = AlertTracker::new(&config.alerting);
     let mut scanner = match config.connections.enabled {
         true => Some(
             ConnectionScanner::start(config.connections.interval)
@@ -171,348 +149,23 @@ async fn poll(
         ),
         false => None,
     };
-    let first: Snapshot = backend.snapshot()?;
-    let started = first.taken;
-    let mut work = PollWork::new(
-        config.detection.port_scan.window,
-        started,
-        config.capture.top,
-        RATE_WINDOW,
-    );
-    // Recent snapshots, oldest first: the last one for the stats line, the newest one
-    // at least RATE_WINDOW old for detection.
-    let mut recent: VecDeque<Snapshot> = VecDeque::from([first]);
-    let mut captures = Captures::start(&config.pcap, backend.as_mut());
-    let mut capture_failures = CaptureFailures::default();
-    let deadline = cli.duration.map(|d| started + d);
+    let started = pipeline.started();
+    let deadline = duration.map(|d| started + d);
     let mut ticker = interval_at((started + interval).into(), interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut packet_log = PacketLog::start(cli, config, backend.as_mut());
-    reporter.start(info);
-
     loop {
         tokio::select! {
             // In this order: a tick due at the deadline is still reported.
             biased;
-            _ = ticker.tick() => match (Instant::now(), backend.snapshot()) {
-                (cycle_started, Ok(current)) => {
-                    let read = cycle_started.elapsed();
-                    // Ticks jitter: a snapshot 0.999 s old is a 1 s window, not too short
-                    // (taking the one before would halve a new flood's rate at 1 s).
-                    let window = RATE_WINDOW.saturating_sub(interval / 2);
-                    let window_start = recent
-                        .iter()
-                        .rev()
-                        .find(|s| current.taken.duration_since(s.taken) >= window)
-                        .unwrap_or(&recent[0]);
-                    let last = recent.back().unwrap_or(&current);
-                    let (findings, epoch) =
-                        work.detect(&mut detector, window_start, last, &current);
-                    if let Some(epoch) = epoch
-                        && let Err(err) = backend.set_scan_epoch(epoch)
-                    {
-                        warn!("failed to start scan epoch {epoch}: {err:#}");
-                    }
-                    let input = work.input();
-                    // Alerts first: they are what someone is waiting for.
-                    let mitigated = match &mut mitigation {
-                        Some(m) => m.on_findings(&findings, backend.as_mut(), SystemTime::now()),
-                        None => Vec::new(),
-                    };
-                    let events = tracker.update(findings, SystemTime::now());
-                    reporter.alerts(info, &events);
-                    for event in &events {
-                        let source_traffic = match event {
-                            AlertEvent::Alert(a) => traffic(input, a.source),
-                            _ => None,
-                        };
-                        delivery.alert(event, source_traffic);
-                    }
-                    report_mitigation(reporter.as_mut(), delivery, info, &mitigated);
-                    if let Some(captures) = &mut captures {
-                        captures.on_alerts(&events, backend.as_mut(), Instant::now());
-                        for done in captures.finished(backend.as_mut()) {
-                            let failures = &mut capture_failures;
-                            report_capture(reporter.as_mut(), delivery, info, &done, failures);
-                        }
-                    }
-                    let last = recent.back().unwrap_or(&current);
-                    reporter.interval(info, &work.interval_stats(last, &current));
-                    if let Some(log) = &mut packet_log {
-                        log.report_skipped(backend.as_mut(), false);
-                    }
-                    // For the scale benchmark (`RUST_LOG=monitor::run=debug`).
-                    debug!(
-                        "poll cycle: {:.1} ms, {} sources (read {:.1} ms)",
-                        cycle_started.elapsed().as_secs_f64() * 1e3,
-                        current.sources.len(),
-                        read.as_secs_f64() * 1e3
-                    );
-                    recent.push_back(current);
-                    // Keep only what the next poll may start its window at: a snapshot
-                    // whose successor will be a window old by then (ticks may come up
-                    // to half an interval early) is not needed. At the default 1 s
-                    // interval only the newest stays: under a flood each is ~17 MB.
-                    let newest = recent.back().map(|s| s.taken).unwrap_or(started);
-                    while recent.len() > 1
-                        && newest.duration_since(recent[1].taken) + interval / 2 >= window
-                    {
-                        if let Some(old) = recent.pop_front() {
-                            backend.recycle(old);
-                        }
-                    }
-                }
-                // Keep going: the next poll may work, and the totals are cumulative.
-                (_, Err(err)) => warn!("failed to read the counters: {err:#}"),
-            },
-            Some(record) = async { packet_log.as_mut()?.records.recv().await },
-                if packet_log.is_some() => {
-                if let Some(log) = &mut packet_log {
-                    log.print(&record);
-                }
-            }
+            _ = ticker.tick() => pipeline.on_tick(),
+            input = pipeline.next_input() => pipeline.on_input(input),
             _ = quit.notified() => break,
-            scan = crate::sockets::next_scan(&mut scanner) => match scan {
-                Ok(listing) => {
-                    let findings =
-                        connections::evaluate(&listing, detector.lists(), &config.connections);
-                    let events = connection_tracker.update(findings, SystemTime::now());
-                    reporter.alerts(info, &events);
-                    for event in &events {
-                        delivery.alert(event, None);
-                    }
-                    if let Some(captures) = &mut captures {
-                        captures.on_alerts(&events, backend.as_mut(), Instant::now());
-                    }
-                }
-                Err(err) => warn!("connection monitor: failed to list the sockets: {err:#}"),
-            },
-            request = async {
-                match &mut mitigation {
-                    Some(m) => m.request().await,
-                    None => std::future::pending().await,
-                }
-            } => {
-                if let Some(m) = &mut mitigation {
-                    let events = m.on_request(request, backend.as_mut(), SystemTime::now());
-                    report_mitigation(reporter.as_mut(), delivery, info, &events);
-                }
-            }
+            scan = next_scan(&mut scanner) => pipeline.on_scan(scan),
             _ = stop.received() => break,
             _ = async { sleep_until(deadline.unwrap_or_else(Instant::now).into()).await },
                 if deadline.is_some() => break,
         }
     }
-
-    // Read once more so that the final totals include the last partial interval; if
-    // that fails, the last good snapshot is still reported.
-    let last = match backend.snapshot() {
-        Ok(last) => last,
-        Err(err) => {
-            warn!("failed to read the final counters, reporting the last good ones: {err:#}");
-            recent.pop_back().expect("at least the first snapshot")
-        }
-    };
-    if let Some(captures) = captures {
-        for done in captures.shutdown(backend.as_mut()).await {
-            report_capture(
-                reporter.as_mut(),
-                delivery,
-                info,
-                &done,
-                &mut capture_failures,
-            );
-        }
-    }
-    if let Some(log) = &mut packet_log {
-        log.drain();
-        log.report_skipped(backend.as_mut(), true);
-    }
-    drop(backend); // detaches the program before we report
-    if let Some(m) = mitigation {
-        let ended = m.finish(SystemTime::now());
-        report_mitigation(reporter.as_mut(), delivery, info, &ended);
-    }
-    let now = SystemTime::now();
-    let mut closing = tracker.finish(now);
-    closing.extend(connection_tracker.finish(now));
-    reporter.alerts(info, &closing);
-    for event in &closing {
-        delivery.alert(event, None);
-    }
-    reporter.finish(info, &last.global, last.taken.duration_since(started));
+    pipeline.finish(tasks).await;
     Ok(())
-}
-
-/// SIGINT and SIGTERM on Unix; Ctrl-C elsewhere (Windows).
-struct StopSignals {
-    #[cfg(unix)]
-    interrupt: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    terminate: tokio::signal::unix::Signal,
-}
-
-impl StopSignals {
-    #[cfg(unix)]
-    fn watch() -> Result<Self> {
-        use tokio::signal::unix::{SignalKind, signal};
-        Ok(Self {
-            interrupt: signal(SignalKind::interrupt()).context("failed to watch SIGINT")?,
-            terminate: signal(SignalKind::terminate()).context("failed to watch SIGTERM")?,
-        })
-    }
-
-    #[cfg(not(unix))]
-    fn watch() -> Result<Self> {
-        Ok(Self {})
-    }
-
-    #[cfg(unix)]
-    async fn received(&mut self) {
-        tokio::select! {
-            _ = self.interrupt.recv() => {}
-            _ = self.terminate.recv() => {}
-        }
-    }
-
-    #[cfg(not(unix))]
-    async fn received(&mut self) {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-/// The capture errors already logged. An unwritable capture directory fails every
-/// capture the same way; the log says so once, not once per alert.
-#[derive(Default)]
-struct CaptureFailures(std::collections::HashSet<String>);
-
-impl CaptureFailures {
-    /// Whether this error (its capture's own file name aside) is new.
-    fn first(&mut self, error: &str, path: &std::path::Path) -> bool {
-        let file = path.display().to_string();
-        self.0.insert(error.replace(&file, "<file>"))
-    }
-}
-
-/// Bans and unbans go where alerts go.
-fn report_mitigation(
-    reporter: &mut (dyn report::Reporter + Send),
-    delivery: &Delivery,
-    info: &RunInfo,
-    events: &[AlertEvent],
-) {
-    if events.is_empty() {
-        return;
-    }
-    reporter.alerts(info, events);
-    for event in events {
-        delivery.alert(event, None);
-    }
-}
-
-/// A capture that ended goes to stdout, and a written one to the sinks as a note
-/// (Discord gets a follow-up naming the file, as predecessor 004 did).
-fn report_capture(
-    reporter: &mut (dyn report::Reporter + Send),
-    delivery: &Delivery,
-    info: &RunInfo,
-    done: &crate::model::capture::CaptureDone,
-    failures: &mut CaptureFailures,
-) {
-    reporter.capture(info, done);
-    if let Some(error) = &done.error {
-        if failures.first(error, &done.path) {
-            warn!(
-                "capture of {} ({}) stopped after {} packets: {error}; monitoring goes on \
-                 (further captures failing this way are reported on stdout, not logged again)",
-                done.source,
-                done.kind.as_str(),
-                done.packets
-            );
-        } else {
-            debug!(
-                "capture of {} ({}) stopped after {} packets: {error}",
-                done.source,
-                done.kind.as_str(),
-                done.packets
-            );
-        }
-    } else {
-        let source = done.target.map_or(AlertSource::Many, AlertSource::Ip);
-        delivery.capture_written(done.kind, source, &done.path, done.packets);
-    }
-}
-
-/// `--packets`: the backend's records, printed within the rate cap, with what was
-/// skipped reported every few seconds (when it grew) and at the end.
-struct PacketLog {
-    records: Receiver<PacketRecord>,
-    cap: RateCap,
-    colour: bool,
-    /// Skipped lines last reported, and when.
-    reported: (u64, Instant),
-}
-
-/// How often a growing skipped count is reported.
-const SKIPPED_EVERY: Duration = Duration::from_secs(5);
-
-impl PacketLog {
-    fn start(cli: &Cli, config: &Config, backend: &mut (dyn Backend + Send)) -> Option<Self> {
-        if !cli.packets {
-            return None;
-        }
-        let Some(records) = backend.packet_log() else {
-            warn!(
-                "the {} backend cannot log packets; --packets is off",
-                backend.name()
-            );
-            return None;
-        };
-        use std::io::IsTerminal as _;
-        let colour = report::use_colour(
-            config.alerting.color,
-            std::io::stdout().is_terminal(),
-            std::env::var_os("NO_COLOR").as_deref(),
-        );
-        Some(Self {
-            records,
-            cap: RateCap::new(cli.packets_rate),
-            colour,
-            reported: (0, Instant::now()),
-        })
-    }
-
-    fn print(&mut self, record: &PacketRecord) {
-        if self.cap.admit(record.timestamp) {
-            emit(&packets::format_line(record, self.colour));
-        }
-    }
-
-    /// Prints what is already queued (the last packets before the stop).
-    fn drain(&mut self) {
-        while let Ok(record) = self.records.try_recv() {
-            self.print(&record);
-        }
-    }
-
-    fn report_skipped(&mut self, backend: &mut (dyn Backend + Send), end: bool) {
-        let backend_skipped = backend.packet_log_skipped();
-        let total = self.cap.skipped + backend_skipped;
-        let due = total > self.reported.0 && self.reported.1.elapsed() >= SKIPPED_EVERY;
-        if end || due {
-            emit(&packets::skipped_line(
-                self.cap.skipped,
-                backend_skipped,
-                end,
-            ));
-            self.reported = (total, Instant::now());
-        }
-    }
-}
-
-fn emit(line: &str) {
-    let mut out = std::io::stdout().lock();
-    if let Err(err) = writeln!(out, "{line}").and_then(|()| out.flush()) {
-        log::error!("failed to write to stdout: {err}");
-    }
 }

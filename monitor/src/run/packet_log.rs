@@ -1,0 +1,93 @@
+//! `--packets`: the backend's packet records printed within the rate cap.
+
+use std::{
+    io::Write as _,
+    time::{Duration, Instant},
+};
+
+use log::warn;
+use tokio::sync::mpsc::Receiver;
+
+use crate::{
+    backend::Backend,
+    config::Config,
+    model::packet::PacketRecord,
+    packets::{self, RateCap},
+    report,
+};
+
+/// `--packets` (at most `rate` lines a second): the backend's records, printed within the rate cap, with what was
+/// skipped reported every few seconds (when it grew) and at the end.
+pub struct PacketLog {
+    pub records: Receiver<PacketRecord>,
+    cap: RateCap,
+    colour: bool,
+    /// Skipped lines last reported, and when.
+    reported: (u64, Instant),
+}
+
+/// How often a growing skipped count is reported.
+const SKIPPED_EVERY: Duration = Duration::from_secs(5);
+
+impl PacketLog {
+    pub fn start(
+        rate: Option<u32>,
+        config: &Config,
+        backend: &mut (dyn Backend + Send),
+    ) -> Option<Self> {
+        let rate = rate?;
+        let Some(records) = backend.packet_log() else {
+            warn!(
+                "the {} backend cannot log packets; --packets is off",
+                backend.name()
+            );
+            return None;
+        };
+        use std::io::IsTerminal as _;
+        let colour = report::use_colour(
+            config.alerting.color,
+            std::io::stdout().is_terminal(),
+            std::env::var_os("NO_COLOR").as_deref(),
+        );
+        Some(Self {
+            records,
+            cap: RateCap::new(rate),
+            colour,
+            reported: (0, Instant::now()),
+        })
+    }
+
+    pub fn print(&mut self, record: &PacketRecord) {
+        if self.cap.admit(record.timestamp) {
+            emit(&packets::format_line(record, self.colour));
+        }
+    }
+
+    /// Prints what is already queued (the last packets before the stop).
+    pub fn drain(&mut self) {
+        while let Ok(record) = self.records.try_recv() {
+            self.print(&record);
+        }
+    }
+
+    pub fn report_skipped(&mut self, backend: &mut (dyn Backend + Send), end: bool) {
+        let backend_skipped = backend.packet_log_skipped();
+        let total = self.cap.skipped + backend_skipped;
+        let due = total > self.reported.0 && self.reported.1.elapsed() >= SKIPPED_EVERY;
+        if end || due {
+            emit(&packets::skipped_line(
+                self.cap.skipped,
+                backend_skipped,
+                end,
+            ));
+            self.reported = (total, Instant::now());
+        }
+    }
+}
+
+fn emit(line: &str) {
+    let mut out = std::io::stdout().lock();
+    if let Err(err) = writeln!(out, "{line}").and_then(|()| out.flush()) {
+        log::error!("failed to write to stdout: {err}");
+    }
+}
