@@ -14,7 +14,7 @@ use std::{
 use monitor::{
     config::{AlertingConfig, DeliveryConfig},
     delivery::Delivery,
-    model::alert::{Alert, AlertEnd, AlertEvent, AlertKind, AlertSource, Severity, Unit},
+    model::alert::{Alert, AlertEnd, AlertEvent, AlertKind, AlertSource, Severity, Target, Unit},
     sink::{Origin, Traffic, WebhookConfig, discord},
 };
 use monitor_tests::http_server::{Reply, TestServer};
@@ -97,7 +97,7 @@ fn syn_flood(source: &str, severity: Severity) -> AlertEvent {
         kind: AlertKind::SynFlood,
         severity,
         source: AlertSource::Ip(source.parse().unwrap()),
-        target: "eth0".into(),
+        target: Target::Interface("eth0".into()),
         value: 52_000.0,
         threshold: 500.0,
         unit: Unit::SynPerSec,
@@ -113,7 +113,7 @@ fn burst_end() -> AlertEvent {
         kind: AlertKind::PpsBurst,
         severity: Severity::Critical,
         source: AlertSource::Many,
-        target: "eth0".into(),
+        target: Target::Interface("eth0".into()),
         peak_value: 600_000.0,
         threshold: 50_000.0,
         unit: Unit::Pps,

@@ -81,14 +81,14 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
-    use crate::model::alert::{Alert, AlertEnd, AlertKind, AlertSource, Unit};
+    use crate::model::alert::{Alert, AlertEnd, AlertKind, AlertSource, Target, Unit};
 
     fn alert(severity: Severity) -> AlertEvent {
         AlertEvent::Alert(Alert {
             kind: AlertKind::SynFlood,
             severity,
             source: AlertSource::Ip("192.0.2.9".parse().unwrap()),
-            target: "eth0".into(),
+            target: Target::Interface("eth0".into()),
             value: 2_000.0,
             threshold: 500.0,
             unit: Unit::SynPerSec,
@@ -121,7 +121,7 @@ mod tests {
             kind: AlertKind::PpsBurst,
             severity: Severity::Critical,
             source: AlertSource::Many,
-            target: "eth0".into(),
+            target: Target::Interface("eth0".into()),
             peak_value: 600_000.0,
             threshold: 50_000.0,
             unit: Unit::Pps,

@@ -18,7 +18,7 @@ use crate::{
     model::{
         alert::{
             Alert, AlertEnd, AlertEvent, AlertKind, AlertSource, Finding, FlowDetails, FlowKey,
-            Severity, Unit,
+            Severity, Target, Unit,
         },
         connection::ConnectionDetails,
     },
@@ -28,7 +28,7 @@ use crate::{
 struct AlertKey {
     kind: AlertKind,
     source: AlertSource,
-    target: String,
+    target: Target,
     flow: Option<FlowKey>,
 }
 
@@ -232,7 +232,7 @@ mod tests {
         Finding {
             kind: AlertKind::SynFlood,
             source: AlertSource::Ip(source.parse::<IpAddr>().unwrap()),
-            target: "eth0".into(),
+            target: Target::Interface("eth0".into()),
             value,
             threshold: 500.0,
             unit: Unit::SynPerSec,

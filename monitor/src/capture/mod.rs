@@ -107,14 +107,14 @@ mod tests {
     };
 
     use super::*;
-    use crate::model::alert::{Severity, Unit};
+    use crate::model::alert::{Severity, Target, Unit};
 
     fn alert(source: AlertSource) -> Alert {
         Alert {
             kind: AlertKind::SynFlood,
             severity: Severity::High,
             source,
-            target: "eth0".into(),
+            target: Target::Interface("eth0".into()),
             value: 1.0,
             threshold: 1.0,
             unit: Unit::SynPerSec,

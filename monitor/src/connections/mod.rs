@@ -30,11 +30,8 @@ use crate::{
     config::ConnectionsConfig,
     detect::Lists,
     model::{
-        alert::{AlertKind, AlertSource, Finding, Unit},
-        connection::{
-            ConnectionDetails, Listing, Socket, SocketDetails, SocketState, Transport,
-            process_label,
-        },
+        alert::{AlertKind, AlertSource, Finding, Target, Unit},
+        connection::{ConnectionDetails, Listing, Socket, SocketDetails, SocketState, Transport},
         format::thousands,
     },
 };
@@ -100,7 +97,7 @@ pub fn blocklisted_connections(listing: &Listing, lists: &Lists) -> Vec<Finding>
             Finding {
                 kind: AlertKind::BlocklistedConnection,
                 source: AlertSource::Ip(remote),
-                target: process_label(pid, name),
+                target: Target::process(pid, name),
                 value: sockets.len() as f64,
                 threshold: 1.0,
                 unit: Unit::Connections,
@@ -157,7 +154,7 @@ pub fn excessive_connections(listing: &Listing, config: &ConnectionsConfig) -> V
             Finding {
                 kind: AlertKind::ExcessiveConnections,
                 source: AlertSource::Process(pid),
-                target: process_label(Some(pid), name),
+                target: Target::process(Some(pid), name),
                 value: count as f64,
                 threshold: limit as f64,
                 unit: Unit::Connections,

@@ -241,7 +241,7 @@ fn a_blocklisted_peer_names_process_socket_and_entry() {
     let found = blocklisted_connections(&listing(sockets), &lists);
     let summary: Vec<(String, String, f64)> = found
         .iter()
-        .map(|f| (f.source.to_string(), f.target.clone(), f.value))
+        .map(|f| (f.source.to_string(), f.target.to_string(), f.value))
         .collect();
     assert_eq!(
         summary,
@@ -338,7 +338,8 @@ fn through_the_tracker_once_then_ended() {
 
 #[test]
 fn labels() {
-    assert_eq!(process_label(Some(7), Some("sshd")), "sshd[7]");
-    assert_eq!(process_label(Some(7), None), "pid 7");
-    assert_eq!(process_label(None, Some("x")), "unknown process");
+    let label = |pid, name| Target::process(pid, name).to_string();
+    assert_eq!(label(Some(7), Some("sshd")), "sshd[7]");
+    assert_eq!(label(Some(7), None), "pid 7");
+    assert_eq!(label(None, Some("x")), "unknown process");
 }

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use crate::{
     config::LargeDownloadConfig,
-    model::alert::{AlertKind, AlertSource, Finding, FlowDetails, FlowKey, Unit},
+    model::alert::{AlertKind, AlertSource, Finding, FlowDetails, FlowKey, Target, Unit},
 };
 
 /// One flow as the backend tracks it. Supply a flow while it carries payload: one that
@@ -44,7 +44,7 @@ pub fn large_download(flow: &FlowRecord, config: &LargeDownloadConfig) -> Option
     Some(Finding {
         kind: AlertKind::LargeDownload,
         source: AlertSource::Ip(key.src.ip().to_canonical()),
-        target: key.dst.to_string(),
+        target: Target::Endpoint(key.dst),
         value: bytes,
         threshold: threshold as f64,
         unit: Unit::Bytes,

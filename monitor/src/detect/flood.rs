@@ -9,7 +9,7 @@ use monitor_common::{GlobalCounters, SourceCounters};
 use crate::{
     config::{HostThresholds, SourceThresholds},
     model::{
-        alert::{AlertKind, AlertSource, Finding, Unit},
+        alert::{AlertKind, AlertSource, Finding, Target, Unit},
         format::thousands,
     },
 };
@@ -26,7 +26,7 @@ fn round(rate: f64) -> f64 {
 fn finding(
     kind: AlertKind,
     source: AlertSource,
-    target: &str,
+    target: &Target,
     value: f64,
     threshold: u64,
     unit: Unit,
@@ -35,7 +35,7 @@ fn finding(
     Finding {
         kind,
         source,
-        target: target.to_owned(),
+        target: target.clone(),
         value: round(value),
         threshold: threshold as f64,
         unit,
@@ -71,7 +71,7 @@ pub fn source_floods(
     traffic: &SourceTraffic<'_>,
     seconds: f64,
     t: &SourceThresholds,
-    target: &str,
+    target: &Target,
 ) -> Vec<Finding> {
     let mut found = Vec::new();
     if seconds <= 0.0 {
@@ -213,7 +213,7 @@ pub fn host_floods(
     sources: &[SourceShare<'_>],
     seconds: f64,
     t: &HostThresholds,
-    target: &str,
+    target: &Target,
 ) -> Vec<Finding> {
     let mut shares = HostShares::default();
     for source in sources {
@@ -272,7 +272,7 @@ pub fn host_floods_summed(
     shares: &HostShares,
     seconds: f64,
     t: &HostThresholds,
-    target: &str,
+    target: &Target,
 ) -> Vec<Finding> {
     let mut found = Vec::new();
     if seconds <= 0.0 {
@@ -361,6 +361,10 @@ pub fn host_floods_summed(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn eth0() -> Target {
+        Target::Interface("eth0".into())
+    }
     use crate::config::Positive;
 
     fn counters(packets: u64, bytes: u64, syn: u64, udp: u64, icmp: u64) -> SourceCounters {
@@ -392,7 +396,7 @@ mod tests {
             &source(delta),
             seconds,
             &SourceThresholds::default(),
-            "eth0",
+            &eth0(),
         )
     }
 
@@ -418,16 +422,16 @@ mod tests {
         let mut traffic = source(&delta);
         let t = SourceThresholds::default();
         assert!(
-            source_floods(&traffic, 1.0, &t, "eth0").is_empty(),
+            source_floods(&traffic, 1.0, &t, &eth0()).is_empty(),
             "no SYN-ACK data: rate only"
         );
         traffic.syn_ack_sent = Some(180);
         assert!(
-            source_floods(&traffic, 1.0, &t, "eth0").is_empty(),
+            source_floods(&traffic, 1.0, &t, &eth0()).is_empty(),
             "handshakes complete"
         );
         traffic.syn_ack_sent = Some(10);
-        let found = source_floods(&traffic, 1.0, &t, "eth0");
+        let found = source_floods(&traffic, 1.0, &t, &eth0());
         assert_eq!(kinds(&found), [AlertKind::SynFlood]);
         assert_eq!((found[0].value, found[0].threshold), (200.0, 100.0));
         assert!(
@@ -439,7 +443,7 @@ mod tests {
             syn_ratio: Positive(50.0),
             ..t
         };
-        assert!(source_floods(&traffic, 1.0, &strict, "eth0").is_empty());
+        assert!(source_floods(&traffic, 1.0, &strict, &eth0()).is_empty());
     }
 
     #[test]
@@ -451,12 +455,12 @@ mod tests {
                 let delta = counters(syn + 10, (syn + 10) * 60, syn, 0, 0);
                 let mut traffic = source(&delta);
                 traffic.syn_ack_sent = Some(0);
-                let without = source_floods(&traffic, seconds, &t, "eth0");
+                let without = source_floods(&traffic, seconds, &t, &eth0());
                 let matters = syn_acks_matter(&delta, seconds, &t);
                 let mut differs = false;
                 for acks in [1, 10, 1_000_000] {
                     traffic.syn_ack_sent = Some(acks);
-                    differs |= source_floods(&traffic, seconds, &t, "eth0") != without;
+                    differs |= source_floods(&traffic, seconds, &t, &eth0()) != without;
                 }
                 assert!(matters || !differs, "{syn} SYNs in {seconds} s");
                 if matters {
@@ -509,7 +513,7 @@ mod tests {
         let mut traffic = source(&fat);
         traffic.ip = "192.168.1.20".parse().unwrap();
         traffic.burst_exempt = true;
-        let found = source_floods(&traffic, 1.0, &SourceThresholds::default(), "eth0");
+        let found = source_floods(&traffic, 1.0, &SourceThresholds::default(), &eth0());
         assert_eq!(kinds(&found), [AlertKind::UdpFlood]);
     }
 
@@ -553,7 +557,7 @@ mod tests {
             })
             .collect();
         let host = host_with(30_000, 1_800_000, 30_000, 0, 0);
-        let found = host_floods(&host, &shares, 0.25, &HostThresholds::default(), "eth0");
+        let found = host_floods(&host, &shares, 0.25, &HostThresholds::default(), &eth0());
         // A SYN flood, not also a packet burst.
         assert_eq!(kinds(&found), [AlertKind::SynFlood]);
         let f = &found[0];
@@ -562,7 +566,7 @@ mod tests {
         assert!(f.message.ends_with("from 30,000 sources"), "{}", f.message);
         // The per-source check finds nothing for any of them.
         let traffic = source(&deltas[0]);
-        assert!(source_floods(&traffic, 0.25, &SourceThresholds::default(), "eth0").is_empty());
+        assert!(source_floods(&traffic, 0.25, &SourceThresholds::default(), &eth0()).is_empty());
     }
 
     #[test]
@@ -575,7 +579,7 @@ mod tests {
             burst_exempt: false,
             named: true,
         }];
-        assert!(host_floods(&host, &named, 1.0, &HostThresholds::default(), "eth0").is_empty());
+        assert!(host_floods(&host, &named, 1.0, &HostThresholds::default(), &eth0()).is_empty());
         let unnamed = [SourceShare {
             named: false,
             ..named[0]
@@ -586,7 +590,7 @@ mod tests {
                 &unnamed,
                 1.0,
                 &HostThresholds::default(),
-                "eth0"
+                &eth0()
             )),
             [AlertKind::SynFlood]
         );
@@ -612,7 +616,7 @@ mod tests {
                 named: false,
             },
         ];
-        assert!(host_floods(&host, &shares, 1.0, &HostThresholds::default(), "eth0").is_empty());
+        assert!(host_floods(&host, &shares, 1.0, &HostThresholds::default(), &eth0()).is_empty());
         let counted = [
             SourceShare {
                 burst_exempt: false,
@@ -620,7 +624,7 @@ mod tests {
             },
             shares[1],
         ];
-        let found = host_floods(&host, &counted, 1.0, &HostThresholds::default(), "eth0");
+        let found = host_floods(&host, &counted, 1.0, &HostThresholds::default(), &eth0());
         assert_eq!(kinds(&found), [AlertKind::PpsBurst, AlertKind::Bandwidth]);
         assert_eq!(found[0].value, 85_000.0);
     }
@@ -628,6 +632,6 @@ mod tests {
     #[test]
     fn busy_but_normal_host_is_quiet() {
         let host = host_with(20_000, 25_000_000, 300, 2_000, 10);
-        assert!(host_floods(&host, &[], 1.0, &HostThresholds::default(), "eth0").is_empty());
+        assert!(host_floods(&host, &[], 1.0, &HostThresholds::default(), &eth0()).is_empty());
     }
 }

@@ -7,7 +7,7 @@ use std::{net::IpAddr, path::Path};
 use crate::{
     config::{ConfigError, ListsConfig},
     model::{
-        alert::{AlertKind, AlertSource, Finding, Unit},
+        alert::{AlertKind, AlertSource, Finding, Target, Unit},
         cidr::{Cidr, CidrSet, parse_list},
     },
 };
@@ -69,7 +69,7 @@ pub struct BlocklistHit {
 
 /// The finding for traffic from or to a blocklisted address; `entry` is the list entry
 /// it matched, when known.
-pub fn blocklisted(hit: &BlocklistHit, entry: Option<Cidr>, target: &str) -> Finding {
+pub fn blocklisted(hit: &BlocklistHit, entry: Option<Cidr>, target: &Target) -> Finding {
     let addr = hit.addr.to_canonical();
     let way = match hit.direction {
         Direction::FromListed => "from",
@@ -84,7 +84,7 @@ pub fn blocklisted(hit: &BlocklistHit, entry: Option<Cidr>, target: &str) -> Fin
     Finding {
         kind: AlertKind::Blocklisted,
         source: AlertSource::Ip(addr),
-        target: target.to_owned(),
+        target: target.clone(),
         value: hit.packets as f64,
         threshold: 1.0,
         unit: Unit::Packets,
@@ -102,6 +102,10 @@ pub fn blocklisted(hit: &BlocklistHit, entry: Option<Cidr>, target: &str) -> Fin
 mod tests {
     use super::*;
 
+    fn eth0() -> Target {
+        Target::Interface("eth0".into())
+    }
+
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
     }
@@ -118,7 +122,7 @@ mod tests {
             packets: 12,
             bytes: 1_234,
         };
-        let f = blocklisted(&hit, Some(cidr("198.51.100.0/24")), "eth0");
+        let f = blocklisted(&hit, Some(cidr("198.51.100.0/24")), &eth0());
         assert_eq!(
             (f.kind, f.source.to_string()),
             (AlertKind::Blocklisted, "198.51.100.23".into())
@@ -132,7 +136,7 @@ mod tests {
             direction: Direction::ToListed,
             ..hit
         };
-        let f = blocklisted(&out, Some(cidr("198.51.100.23")), "eth0");
+        let f = blocklisted(&out, Some(cidr("198.51.100.23")), &eth0());
         assert_eq!(
             f.message,
             "traffic to blocklisted 198.51.100.23: 12 packets, 1,234 bytes"

@@ -12,7 +12,7 @@ use monitor_common::{GlobalCounters, SourceCounters, SourceKey, counters::Tally}
 use crate::{
     config::{Config, DetectionConfig},
     model::{
-        alert::{AlertKind, AlertSource, Finding},
+        alert::{AlertKind, AlertSource, Finding, Target},
         snapshot::Snapshot,
         source_list::SourceList,
     },
@@ -226,7 +226,7 @@ pub struct Detector {
     exclude_private_from_burst: bool,
     lists: Lists,
     /// Names what is attacked in alerts: the monitored interface.
-    target: String,
+    target: Target,
     spike: spike::SpikeDetector,
 }
 
@@ -236,7 +236,7 @@ impl Detector {
             config: config.detection.clone(),
             exclude_private_from_burst: config.lists.exclude_private_from_burst,
             lists,
-            target: target.into(),
+            target: Target::Interface(target.into()),
             spike: spike::SpikeDetector::new(),
         }
     }
@@ -258,7 +258,7 @@ impl Detector {
         if seconds.is_nan() || seconds <= 0.0 {
             return Vec::new();
         }
-        let target = self.target.as_str();
+        let target = &self.target;
         let allowlisted = |ip: IpAddr| self.lists.allowlist.contains(ip);
         let mut found = Vec::new();
 

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 
 use crate::{
     config::PortScanConfig,
-    model::alert::{AlertKind, AlertSource, Finding, Unit},
+    model::alert::{AlertKind, AlertSource, Finding, Target, Unit},
 };
 
 /// What the backend estimates for one source over the last `port_scan.window`.
@@ -23,7 +23,7 @@ pub fn port_scan(
     ip: IpAddr,
     estimate: &ScanEstimate,
     config: &PortScanConfig,
-    target: &str,
+    target: &Target,
 ) -> Option<Finding> {
     let (ports, hosts) = (estimate.distinct_ports, estimate.distinct_hosts);
     let (port_limit, host_limit) = (config.ports.get(), config.hosts.get());
@@ -47,7 +47,7 @@ pub fn port_scan(
     Some(Finding {
         kind: AlertKind::PortScan,
         source: AlertSource::Ip(ip),
-        target: target.to_owned(),
+        target: target.clone(),
         value: f64::from(value),
         threshold: f64::from(threshold),
         unit,
@@ -61,6 +61,10 @@ pub fn port_scan(
 mod tests {
     use super::*;
 
+    fn eth0() -> Target {
+        Target::Interface("eth0".into())
+    }
+
     fn scan(ports: u32, hosts: u32) -> Option<Finding> {
         let estimate = ScanEstimate {
             distinct_ports: ports,
@@ -70,7 +74,7 @@ mod tests {
             "192.0.2.44".parse().unwrap(),
             &estimate,
             &PortScanConfig::default(),
-            "eth0",
+            &eth0(),
         )
     }
 

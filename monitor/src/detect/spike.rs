@@ -8,7 +8,7 @@
 
 use crate::{
     config::SpikeConfig,
-    model::alert::{AlertKind, AlertSource, Finding, Unit},
+    model::alert::{AlertKind, AlertSource, Finding, Target, Unit},
 };
 
 /// Exponentially weighted mean and variance of one rate.
@@ -67,7 +67,7 @@ impl SpikeDetector {
         seconds: f64,
         flood_active: bool,
         config: &SpikeConfig,
-        target: &str,
+        target: &Target,
     ) -> Option<Finding> {
         if seconds <= 0.0 {
             return None;
@@ -118,7 +118,7 @@ impl SpikeDetector {
         Some(Finding {
             kind: AlertKind::Spike,
             source: AlertSource::Many,
-            target: target.to_owned(),
+            target: target.clone(),
             value: (value * 10.0).round() / 10.0,
             threshold: (band * 10.0).round() / 10.0,
             unit,
@@ -134,6 +134,10 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    fn eth0() -> Target {
+        Target::Interface("eth0".into())
+    }
 
     fn config() -> SpikeConfig {
         SpikeConfig::default()
@@ -151,7 +155,7 @@ mod tests {
         for i in 0..intervals {
             let (pps, bps) = normal(i);
             assert!(
-                d.observe(pps, bps, seconds, false, &config(), "eth0")
+                d.observe(pps, bps, seconds, false, &config(), &eth0())
                     .is_none()
             );
         }
@@ -164,11 +168,11 @@ mod tests {
         assert!((d.pps.mean - 2_000.0).abs() < 100.0, "{:?}", d.pps);
         // 30,000 pps is a spike; reported once it has lasted `sustain` (2 s).
         assert!(
-            d.observe(30_000.0, 3_000_000.0, 1.0, false, &config(), "eth0")
+            d.observe(30_000.0, 3_000_000.0, 1.0, false, &config(), &eth0())
                 .is_none()
         );
         let f = d
-            .observe(30_000.0, 3_000_000.0, 1.0, false, &config(), "eth0")
+            .observe(30_000.0, 3_000_000.0, 1.0, false, &config(), &eth0())
             .unwrap();
         assert_eq!(
             (f.kind, f.source, f.unit),
@@ -186,7 +190,7 @@ mod tests {
         let mut d = SpikeDetector::new();
         for _ in 0..59 {
             assert!(
-                d.observe(100_000.0, 1e9, 1.0, false, &config(), "eth0")
+                d.observe(100_000.0, 1e9, 1.0, false, &config(), &eth0())
                     .is_none()
             );
         }
@@ -198,17 +202,17 @@ mod tests {
         let before = d.pps;
         // Ten minutes of a spike: reported throughout, never learned.
         for i in 0..2_400 {
-            let f = d.observe(40_000.0, 3e6, 0.25, false, &config(), "eth0");
+            let f = d.observe(40_000.0, 3e6, 0.25, false, &config(), &eth0());
             assert_eq!(f.is_some(), i >= 7, "interval {i}");
         }
         assert_eq!(d.pps, before);
         // Nor does it learn from traffic under a flood alert, spike or not.
-        d.observe(8_000.0, 3e6, 0.25, true, &config(), "eth0");
+        d.observe(8_000.0, 3e6, 0.25, true, &config(), &eth0());
         assert_eq!(d.pps, before);
         // Back to normal: learning resumes.
         let (pps, bps) = normal(0);
         assert!(
-            d.observe(pps, bps, 0.25, false, &config(), "eth0")
+            d.observe(pps, bps, 0.25, false, &config(), &eth0())
                 .is_none()
         );
         assert!(d.pps.learned_secs > before.learned_secs);
@@ -220,18 +224,18 @@ mod tests {
         let mut d = warmed_up(0.25);
         for _ in 0..4 {
             assert!(
-                d.observe(14_000.0, 20e6, 0.25, false, &config(), "eth0")
+                d.observe(14_000.0, 20e6, 0.25, false, &config(), &eth0())
                     .is_none()
             );
         }
         let (pps, bps) = normal(1);
         assert!(
-            d.observe(pps, bps, 0.25, false, &config(), "eth0")
+            d.observe(pps, bps, 0.25, false, &config(), &eth0())
                 .is_none()
         );
         for _ in 0..4 {
             assert!(
-                d.observe(14_000.0, 20e6, 0.25, false, &config(), "eth0")
+                d.observe(14_000.0, 20e6, 0.25, false, &config(), &eth0())
                     .is_none()
             );
         }
@@ -246,18 +250,18 @@ mod tests {
         for i in 0..120 {
             let (pps, bps) = normal(i);
             assert!(
-                d.observe(pps * 30.0, bps * 30.0, 1.0, false, &cfg, "eth0")
+                d.observe(pps * 30.0, bps * 30.0, 1.0, false, &cfg, &eth0())
                     .is_none()
             );
         }
         // Within its normal wobble, nothing.
         assert!(
-            d.observe(64_000.0, 64e6, 1.0, false, &cfg, "eth0")
+            d.observe(64_000.0, 64e6, 1.0, false, &cfg, &eth0())
                 .is_none()
         );
         // Double the bandwidth at the same packet rate.
         let f = d
-            .observe(60_000.0, 130e6, 1.0, false, &cfg, "eth0")
+            .observe(60_000.0, 130e6, 1.0, false, &cfg, &eth0())
             .unwrap();
         assert_eq!(f.unit, Unit::BytesPerSec);
         assert!(

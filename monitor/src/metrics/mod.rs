@@ -28,7 +28,7 @@ use prometheus_client::{
 use crate::{
     delivery::{SinkStats, SinkStatsSource},
     model::{
-        alert::{AlertEvent, AlertKind, AlertSource, Severity},
+        alert::{AlertEvent, AlertKind, AlertSource, Severity, Target},
         capture::CaptureDone,
         snapshot::CaptureDrops,
     },
@@ -53,7 +53,7 @@ pub struct MetricsState {
     /// Alerts raised since start, by kind and severity.
     pub alerts_raised: BTreeMap<(AlertKind, Severity), u64>,
     /// Alerts raised and not yet ended: (kind, source, target) -> severity.
-    pub active_alerts: HashMap<(AlertKind, AlertSource, String), Severity>,
+    pub active_alerts: HashMap<(AlertKind, AlertSource, Target), Severity>,
     pub captures_written: u64,
     pub captures_failed: u64,
     /// Bans placed since start, unbans by reason, and the sources banned now.

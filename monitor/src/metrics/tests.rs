@@ -4,7 +4,7 @@ use monitor_common::GlobalCounters;
 
 use super::*;
 use crate::{
-    model::alert::{Alert, AlertEnd, Unit as AlertUnit},
+    model::alert::{Alert, AlertEnd, Target, Unit as AlertUnit},
     stats::SourceRate,
 };
 
@@ -23,7 +23,7 @@ fn alert(kind: AlertKind, severity: Severity, source: &str) -> Alert {
         kind,
         severity,
         source: AlertSource::Ip(source.parse().unwrap()),
-        target: "eth0".into(),
+        target: Target::Interface("eth0".into()),
         value: 5_000.0,
         threshold: 500.0,
         unit: AlertUnit::SynPerSec,

@@ -178,7 +178,7 @@ mod tests {
     use std::{num::NonZeroU32, time::UNIX_EPOCH};
 
     use super::*;
-    use crate::model::alert::Unit;
+    use crate::model::alert::{Target, Unit};
 
     const T0: Duration = Duration::from_secs(1_000);
 
@@ -190,7 +190,7 @@ mod tests {
         Finding {
             kind,
             source: AlertSource::Ip(ip.parse().unwrap()),
-            target: "eth0".into(),
+            target: Target::Interface("eth0".into()),
             value: 10_000.0,
             threshold: 4_000.0,
             unit: Unit::Pps,

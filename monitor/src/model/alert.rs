@@ -246,6 +246,78 @@ fn serialize_protocol<S: Serializer>(protocol: &u8, serializer: S) -> Result<S::
     serializer.serialize_str(&protocol_name(*protocol))
 }
 
+/// What an alert is about: the monitored interface, the local endpoint of a flow, or
+/// a local process (the connection monitor's alerts). Shown and serialized as one
+/// string: `eth0`, `192.0.2.10:51234`, `curl[1234]`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Target {
+    Interface(String),
+    Endpoint(SocketAddr),
+    /// `pid` is `None` when no process could be read for the socket.
+    Process {
+        pid: Option<u32>,
+        name: Option<String>,
+    },
+}
+
+impl Target {
+    pub fn process(pid: Option<u32>, name: Option<&str>) -> Self {
+        Self::Process {
+            pid,
+            name: name.map(str::to_owned),
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    /// A process reads `curl[1234]`, `pid 1234` when its name is unknown, `unknown
+    /// process` when the socket's owner could not be read.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Interface(name) => f.write_str(name),
+            Self::Endpoint(addr) => addr.fmt(f),
+            Self::Process {
+                pid: Some(pid),
+                name: Some(name),
+            } => write!(f, "{name}[{pid}]"),
+            Self::Process {
+                pid: Some(pid),
+                name: None,
+            } => write!(f, "pid {pid}"),
+            Self::Process { pid: None, .. } => f.write_str("unknown process"),
+        }
+    }
+}
+
+/// Ordered as shown, so that findings sort as they read.
+impl Ord for Target {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.to_string().cmp(&other.to_string())
+    }
+}
+
+impl PartialOrd for Target {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Compared as shown: `finding.target == "eth0"`.
+impl PartialEq<&str> for Target {
+    fn eq(&self, other: &&str) -> bool {
+        match self {
+            Self::Interface(name) => name == other,
+            _ => self.to_string().as_str() == *other,
+        }
+    }
+}
+
+impl Serialize for Target {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
 /// A condition a detector found in one interval. The tracker decides whether it
 /// becomes an alert.
 #[derive(Clone, Debug, PartialEq)]
@@ -253,7 +325,7 @@ pub struct Finding {
     pub kind: AlertKind,
     pub source: AlertSource,
     /// What is hit: the monitored interface, or the local endpoint of a flow.
-    pub target: String,
+    pub target: Target,
     pub value: f64,
     pub threshold: f64,
     pub unit: Unit,
@@ -276,7 +348,7 @@ pub struct Alert {
     pub kind: AlertKind,
     pub severity: Severity,
     pub source: AlertSource,
-    pub target: String,
+    pub target: Target,
     pub value: f64,
     pub threshold: f64,
     pub unit: Unit,
@@ -296,7 +368,7 @@ pub struct AlertEnd {
     /// The highest severity it reached.
     pub severity: Severity,
     pub source: AlertSource,
-    pub target: String,
+    pub target: Target,
     /// The highest value it reached.
     pub peak_value: f64,
     pub threshold: f64,
@@ -353,7 +425,7 @@ mod tests {
             kind: AlertKind::SynFlood,
             severity: Severity::High,
             source: AlertSource::Ip("192.0.2.9".parse().unwrap()),
-            target: "eth0".into(),
+            target: Target::Interface("eth0".into()),
             value: 2_000.0,
             threshold: 500.0,
             unit: Unit::SynPerSec,
@@ -371,7 +443,7 @@ mod tests {
             kind: AlertKind::PpsBurst,
             severity: Severity::Critical,
             source: AlertSource::Many,
-            target: "eth0".into(),
+            target: Target::Interface("eth0".into()),
             peak_value: 600_000.0,
             threshold: 50_000.0,
             unit: Unit::Pps,

@@ -218,13 +218,3 @@ impl fmt::Display for SocketDetails {
         )
     }
 }
-
-/// How a process is named in an alert's target: `curl[1234]`, `pid 1234` when its name
-/// is unknown, `unknown process` when the socket's owner could not be read.
-pub fn process_label(pid: Option<u32>, name: Option<&str>) -> String {
-    match (pid, name) {
-        (Some(pid), Some(name)) => format!("{name}[{pid}]"),
-        (Some(pid), None) => format!("pid {pid}"),
-        (None, _) => "unknown process".to_owned(),
-    }
-}

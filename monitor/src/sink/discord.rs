@@ -229,7 +229,7 @@ pub fn payload(notice: &Notice, origin: &Origin) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sink::fixtures::*;
+    use crate::{model::alert::Target, sink::fixtures::*};
 
     fn embeds(v: &Value) -> Vec<Embed> {
         v["embeds"]
@@ -351,7 +351,7 @@ mod tests {
         } = &mut notice
         {
             a.message = long.clone();
-            a.target = long.clone();
+            a.target = Target::Interface(long.clone());
         }
         let v = payload(&notice, &origin);
         assert_within_limits(&v);

@@ -55,6 +55,10 @@ pub struct CaptureNote {
 
 /// What every sink receives.
 #[derive(Clone, Debug, PartialEq)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "a few notices a second at most, each moved once into each sink's queue"
+)]
 pub enum Notice {
     Event {
         event: AlertEvent,
@@ -245,7 +249,7 @@ impl Notice {
             } => {
                 facts.push(("Severity", a.severity.as_str().to_owned()));
                 facts.push(("Source", a.source.to_string()));
-                facts.push(("Target", a.target.clone()));
+                facts.push(("Target", a.target.to_string()));
                 facts.push((
                     "Value",
                     format!(
@@ -271,7 +275,7 @@ impl Notice {
             } => {
                 facts.push(("Severity", format!("{} at worst", e.severity.as_str())));
                 facts.push(("Source", e.source.to_string()));
-                facts.push(("Target", e.target.clone()));
+                facts.push(("Target", e.target.to_string()));
                 facts.push((
                     "Peak",
                     format!(
@@ -422,11 +426,10 @@ mod ban_tests;
 #[cfg(test)]
 pub(crate) mod fixtures {
     //! Alerts, ends and captures for the payload tests.
-
     use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
-    use crate::model::alert::{Alert, AlertEnd, FlowDetails, Unit};
+    use crate::model::alert::{Alert, AlertEnd, FlowDetails, Target, Unit};
 
     pub fn origin() -> Origin {
         Origin {
@@ -445,7 +448,7 @@ pub(crate) mod fixtures {
                 kind: AlertKind::SynFlood,
                 severity,
                 source: AlertSource::Ip("192.0.2.9".parse().unwrap()),
-                target: "eth0".into(),
+                target: Target::Interface("eth0".into()),
                 value: 52_000.0,
                 threshold: 500.0,
                 unit: Unit::SynPerSec,
@@ -476,7 +479,7 @@ pub(crate) mod fixtures {
                 kind: AlertKind::LargeDownload,
                 severity: Severity::Low,
                 source: AlertSource::Ip(flow.src),
-                target: "192.0.2.10:51234".into(),
+                target: Target::Endpoint("192.0.2.10:51234".parse().unwrap()),
                 value: 25_000_046.0,
                 threshold: 20_000_000.0,
                 unit: Unit::Bytes,
@@ -495,7 +498,7 @@ pub(crate) mod fixtures {
                 kind: AlertKind::PpsBurst,
                 severity: Severity::Critical,
                 source: AlertSource::Many,
-                target: "eth0".into(),
+                target: Target::Interface("eth0".into()),
                 peak_value: 600_000.0,
                 threshold: 50_000.0,
                 unit: Unit::Pps,
@@ -517,7 +520,7 @@ pub(crate) mod fixtures {
                 kind: AlertKind::BlocklistedConnection,
                 severity: Severity::High,
                 source: AlertSource::Ip("104.22.55.228".parse().unwrap()),
-                target: "curl[4242]".into(),
+                target: Target::process(Some(4242), Some("curl")),
                 value: 1.0,
                 threshold: 1.0,
                 unit: Unit::Connections,
@@ -550,7 +553,7 @@ pub(crate) mod fixtures {
                 kind: AlertKind::ExcessiveConnections,
                 severity: Severity::Medium,
                 source: AlertSource::Process(5678),
-                target: "python3[5678]".into(),
+                target: Target::process(Some(5678), Some("python3")),
                 value: 45.0,
                 threshold: 20.0,
                 unit: Unit::Connections,

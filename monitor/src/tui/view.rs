@@ -478,7 +478,7 @@ mod tests {
     use ratatui::{Terminal, backend::TestBackend};
 
     use super::*;
-    use crate::model::alert::{Alert, Unit};
+    use crate::model::alert::{Alert, Target, Unit};
 
     fn source(ip: &str, pps: f64, bits: f64, syn: f64) -> SourceRate {
         SourceRate {
@@ -597,7 +597,7 @@ mod tests {
             kind: AlertKind::SynFlood,
             severity: Severity::High,
             source: AlertSource::Ip("10.0.0.1".parse().unwrap()),
-            target: "veth0".into(),
+            target: Target::Interface("veth0".into()),
             value: 900.0,
             threshold: 100.0,
             unit: Unit::SynPerSec,
