@@ -3,7 +3,7 @@
 //! empty) or to a JSON-lines file (`.json`, `.jsonl`), one flat object a line with the
 //! same names as the CSV columns. A restarted monitor appends to what is there.
 //!
-//! Columns (the README documents them): `time`, `iface`, `backend`, `interval_secs`;
+//! Columns (docs/metrics.md documents them): `time`, `iface`, `backend`, `interval_secs`;
 //! the cumulative totals of the `stats` JSON line (`packets` ... `fragments`); the
 //! interval's rates (`pps` ... `fragments_per_sec`); the interval's top source
 //! (`top_source`, `top_source_pps`, `top_source_bits_per_sec`; empty when none); the

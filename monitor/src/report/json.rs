@@ -1,5 +1,5 @@
-//! JSON lines: one object per line, each with a `"type"` field. The schema is in the
-//! README; tests parse these lines.
+//! JSON lines: one object per line, each with a `"type"` field. The schema is in
+//! docs/output.md; tests parse these lines.
 
 use std::{io::Write, time::Duration};
 
@@ -14,7 +14,7 @@ use crate::{
     stats::IntervalStats,
 };
 
-/// Cumulative totals, flattened to the names the README documents.
+/// Cumulative totals, flattened to the names docs/output.md documents.
 #[derive(Serialize, Debug, PartialEq, Eq)]
 pub struct Totals {
     pub packets: u64,

@@ -5,8 +5,8 @@
 //! 002's records: `timestamp` (`YYYY-MM-DD HH:MM:SS`, UTC), `pid` (the process of a
 //! connection alert; null for packet alerts: packets have no process), `local_ip`,
 //! `local_port`, `remote_ip`, `remote_port` (null where they do not apply) and
-//! `reason`; connection alerts add `process` and `connections`. The README has the
-//! schema. The generic webhook POSTs the same object.
+//! `reason`; connection alerts add `process` and `connections`. docs/alerting.md has
+//! the schema. The generic webhook POSTs the same object.
 
 use serde_json::{Map, Value, json};
 
