@@ -7,19 +7,14 @@ use std::{
     time::Duration,
 };
 
-use clap::{
-    Args, CommandFactory as _, FromArgMatches as _, Parser, ValueEnum, parser::ValueSource,
-};
-use serde::{Deserialize, Serialize};
-
 use crate::{
-    config::{Config, ConfigError, Fraction, Positive},
+    config::{
+        BackendKind, Config, ConfigError, Fraction, MIN_INTERVAL, MitigateMode, Positive,
+        WebhookConfig, XdpModeArg,
+    },
     detect::lists::Cidr,
-    sink::WebhookConfig,
 };
-
-/// The shortest polling interval: below it, reading the maps costs more than it tells.
-pub const MIN_INTERVAL: Duration = Duration::from_millis(100);
+use clap::{Args, CommandFactory as _, FromArgMatches as _, Parser, parser::ValueSource};
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -370,7 +365,7 @@ pub struct Overrides {
     pub connections_count_inbound: Option<bool>,
     /// Drop blocklisted sources and ban confirmed floods in XDP: on (also `--mitigate` alone), dry-run (count only) or off [config: mitigate.mode]
     #[arg(long = "mitigate", value_name = "MODE", num_args = 0..=1, default_missing_value = "on", help_heading = "Mitigation")]
-    pub mitigate_mode: Option<crate::mitigate::MitigateMode>,
+    pub mitigate_mode: Option<MitigateMode>,
     /// Intervals a source's flood alert must hold before it is banned [config: mitigate.confirm_intervals]
     #[arg(long, value_name = "N", help_heading = "Mitigation")]
     pub mitigate_confirm_intervals: Option<NonZeroU32>,
@@ -523,20 +518,6 @@ impl Overrides {
     }
 }
 
-/// `--backend`: what counts the packets.
-#[derive(ValueEnum, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum BackendKind {
-    /// XDP on Linux with BPF rights, else pcap if it can open the interface, else ifstats
-    Auto,
-    /// The XDP program (Linux; CAP_BPF and CAP_NET_ADMIN)
-    Xdp,
-    /// libpcap (Npcap on Windows): every detector, no BPF rights needed
-    Pcap,
-    /// The interface's packet and byte counters: no capture rights at all, totals only
-    Ifstats,
-}
-
 /// Subcommands; without one, the monitor runs.
 #[derive(clap::Subcommand, Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -553,17 +534,6 @@ pub enum BansCommand {
     /// Lift a ban now; the source is banned again only if its flood holds for the
     /// confirm intervals again
     Unban { address: std::net::IpAddr },
-}
-
-#[derive(ValueEnum, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum XdpModeArg {
-    /// Native (driver) mode, falling back to skb mode with a warning
-    Auto,
-    /// Native (driver) mode only
-    Native,
-    /// Generic (skb) mode only
-    Skb,
 }
 
 /// `--webhook [KIND=]URL`. Not a plain `FromStr` parser: clap would echo a refused
@@ -625,7 +595,6 @@ mod tests {
 
     #[test]
     fn mitigate_alone_means_on_and_bans_takes_the_iface() {
-        use crate::mitigate::MitigateMode;
         let mode = |args: &[&str]| cli(args).config().unwrap().mitigate.mode;
         assert_eq!(mode(&[]), MitigateMode::Off);
         assert_eq!(mode(&["--mitigate"]), MitigateMode::On);
@@ -770,8 +739,8 @@ mod tests {
         );
         let hooks = &every_flag.alerting.webhooks;
         assert_eq!(hooks.len(), 2);
-        assert_eq!(hooks[0].kind(), crate::sink::WebhookKind::Discord);
-        assert_eq!(hooks[1].kind(), crate::sink::WebhookKind::Generic);
+        assert_eq!(hooks[0].kind(), crate::config::WebhookKind::Discord);
+        assert_eq!(hooks[1].kind(), crate::config::WebhookKind::Generic);
     }
 
     #[test]

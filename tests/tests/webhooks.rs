@@ -13,8 +13,8 @@ use std::{
 
 use monitor::{
     alert::{Alert, AlertEnd, AlertEvent, AlertKind, AlertSource, Severity, Unit},
-    config::{AlertingConfig, DeliveryConfig},
-    sink::{Delivery, Origin, Traffic, WebhookConfig, discord},
+    config::{AlertingConfig, DeliveryConfig, WebhookConfig},
+    sink::{Delivery, Origin, Traffic, discord},
 };
 use monitor_tests::http_server::{Reply, TestServer};
 use serde_json::{Value, json};

@@ -14,8 +14,8 @@ use super::{
     software::CountingSetup,
 };
 use crate::{
-    cli::{BackendKind, Cli},
-    config::Config,
+    cli::Cli,
+    config::{BackendKind, Config},
     detect::Lists,
 };
 

@@ -42,7 +42,7 @@ use monitor_common::{
 use super::{Backend, FlowTotals, Snapshot, SourceList};
 use crate::{
     capture::{CaptureTarget, CapturedPacket},
-    cli::XdpModeArg,
+    config::XdpModeArg,
     detect::lists::Cidr,
     iface,
     packets::PacketRecord,

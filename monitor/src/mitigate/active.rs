@@ -8,13 +8,13 @@ use log::warn;
 use monitor_common::counters::BanEntry;
 
 use super::{
-    Decision, MitigateMode, Policy,
+    Decision, Policy,
     control::{self, ControlRequest, ControlSocket, Request},
 };
 use crate::{
     alert::{AlertEvent, BanEvent, Finding, UnbanEvent},
     backend::Backend,
-    config::Config,
+    config::{Config, MitigateMode},
     detect::lists::{Cidr, CidrSet, Lists},
 };
 

@@ -9,9 +9,9 @@ use std::{
 
 use serde::Serialize;
 
-use super::{MitigateConfig, MitigateMode};
 use crate::{
     alert::{AlertKind, AlertSource, Finding},
+    config::{MitigateConfig, MitigateMode},
     detect::lists::CidrSet,
 };
 

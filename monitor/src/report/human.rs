@@ -9,7 +9,7 @@ use super::{Reporter, RunInfo, now_rfc3339};
 use crate::{
     alert::{AlertEvent, human::render},
     capture::CaptureDone,
-    mitigate::MitigateMode,
+    config::MitigateMode,
     stats::IntervalStats,
 };
 

@@ -33,12 +33,12 @@ use tokio::{
 };
 
 use super::{
-    CaptureNote, Notice, Origin, Traffic, WebhookConfig, WebhookKind, discord, generic, json_log,
-    log_file, rate_limit::TokenBucket, slack, teams, truncate,
+    CaptureNote, Notice, Origin, Traffic, discord, generic, json_log, log_file,
+    rate_limit::TokenBucket, slack, teams, truncate,
 };
 use crate::{
     alert::{AlertEvent, AlertKind, AlertSource},
-    config::{AlertingConfig, DeliveryConfig},
+    config::{AlertingConfig, DeliveryConfig, WebhookConfig, WebhookKind},
 };
 
 /// The longest wait between two attempts that a 429 can ask for; past it the notice

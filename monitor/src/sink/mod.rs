@@ -26,10 +26,8 @@ pub mod log_file;
 pub mod rate_limit;
 pub mod slack;
 pub mod teams;
-pub mod webhook;
 
 pub use delivery::{Delivery, SinkStats};
-pub use webhook::{WebhookConfig, WebhookKind, WebhookUrl};
 
 /// Where the monitor runs: named in every message.
 #[derive(Clone, Debug, PartialEq, Eq)]
