@@ -35,11 +35,8 @@ pub struct AlertingConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub json_log: Option<PathBuf>,
     /// Webhooks to POST every alert to: URLs, or tables `{ url, kind }`. Predecessor
-    /// 003's single `webhook_url` is read as one entry.
-    #[serde(
-        alias = "webhook_url",
-        deserialize_with = "super::webhook::deserialize_webhooks"
-    )]
+    /// 003's single `webhook_url` is read as one entry (`load::LEGACY_NAMES`).
+    #[serde(deserialize_with = "super::webhook::deserialize_webhooks")]
     pub webhooks: Vec<WebhookConfig>,
     pub delivery: DeliveryConfig,
 }

@@ -50,10 +50,11 @@ impl Default for CaptureConfig {
 }
 
 /// `--backend`: what counts the packets.
-#[derive(ValueEnum, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(ValueEnum, Serialize, Deserialize, Debug, Default, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum BackendKind {
     /// XDP on Linux with BPF rights, else pcap if it can open the interface, else ifstats
+    #[default]
     Auto,
     /// The XDP program (Linux; CAP_BPF and CAP_NET_ADMIN)
     Xdp,
@@ -63,10 +64,11 @@ pub enum BackendKind {
     Ifstats,
 }
 
-#[derive(ValueEnum, Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(ValueEnum, Serialize, Deserialize, Debug, Default, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum XdpModeArg {
     /// Native (driver) mode, falling back to skb mode with a warning
+    #[default]
     Auto,
     /// Native (driver) mode only
     Native,

@@ -13,16 +13,15 @@ use super::{duration_text, values::nz32};
 pub struct ConnectionsConfig {
     /// Watch the host's sockets at all.
     pub enabled: bool,
-    /// How often the sockets are listed (predecessor 002's `scan_interval`).
+    /// How often the sockets are listed (predecessor 002's `scan_interval`, read as
+    /// this: `load::LEGACY_NAMES`).
     #[serde(
-        alias = "scan_interval",
         serialize_with = "duration_text::serialize",
         deserialize_with = "duration_text::deserialize_interval"
     )]
     pub interval: Duration,
     /// A process holding more connections than this is reported (predecessor 002's
     /// `connection_limit`).
-    #[serde(alias = "connection_limit")]
     pub max_per_process: NonZeroU32,
     /// Count the connections a process accepted on a listening port too, not only
     /// those it opened.

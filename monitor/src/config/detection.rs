@@ -16,8 +16,7 @@ use super::{
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectionConfig {
-    /// Predecessor 003 calls this section `thresholds_per_src`.
-    #[serde(alias = "thresholds_per_src")]
+    /// Predecessor 003 calls this section `thresholds_per_src` (`load::LEGACY_NAMES`).
     pub per_source: SourceThresholds,
     pub host: HostThresholds,
     pub spike: SpikeConfig,

@@ -21,6 +21,13 @@ pub enum ConfigError {
         field: Option<String>,
         message: String,
     },
+    /// A value laid over the file (a command-line flag) that its setting refuses.
+    #[error("invalid value for {setting}: {message}")]
+    Override {
+        /// What gave the value, e.g. `--source-pps`.
+        setting: String,
+        message: String,
+    },
     #[error("{}, line {line}: {message}", path.display())]
     ListEntry {
         path: PathBuf,

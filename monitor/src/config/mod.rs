@@ -4,9 +4,11 @@
 //! overridden by a command-line flag (`cli::Overrides`).
 //!
 //! One file per section of the file (`capture`, `detection`, `lists`, ...), plus how a
-//! file is read (`load`), why one is refused (`error`) and the checked values the
-//! sections share (`values`, `duration_text`). This layer sits below every other
-//! module but the plain data ones: it imports nothing else from the crate.
+//! file is read (`load`), the values laid over it as it is read (`overlay`: the flags,
+//! checked by the same code as the file), why a configuration is refused (`error`) and
+//! the checked values the sections share (`values`, `duration_text`). This layer sits
+//! below every other module but the plain data ones: it imports nothing else from the
+//! crate but `Cidr`.
 //!
 //! The defaults live in the `Default` impls and nowhere else; the shipped
 //! `monitor.example.toml` documents them and a test keeps the two equal. Values are
@@ -26,6 +28,7 @@ mod lists;
 mod load;
 mod metrics;
 mod mitigate;
+mod overlay;
 mod pcap;
 mod values;
 pub mod webhook;

@@ -3,7 +3,6 @@
 
 use std::{
     num::{NonZeroU32, NonZeroU64},
-    str::FromStr,
     time::Duration,
 };
 
@@ -73,16 +72,5 @@ impl TryFrom<u32> for Snaplen {
 impl<'de> Deserialize<'de> for Snaplen {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         Self::try_from(u32::deserialize(deserializer)?).map_err(serde::de::Error::custom)
-    }
-}
-
-impl FromStr for Snaplen {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        let value: u32 = s
-            .parse()
-            .map_err(|_| format!("expected a whole number, got `{s}`"))?;
-        Self::try_from(value)
     }
 }

@@ -253,3 +253,136 @@ fn an_unknown_key_with_line_breaks_is_quoted_on_one_line() {
     let toml_key = toml("\"a\\nb\" = 1").unwrap_err().to_string();
     assert!(!toml_key.contains('\n'), "{toml_key}");
 }
+
+fn laid(text: &str) -> toml::Table {
+    text.parse().unwrap()
+}
+
+fn flag_name(key: &str) -> String {
+    format!("--flag-for-{key}")
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("monitor-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn values_laid_over_a_file_replace_its_own_and_fill_in_the_rest() {
+    let dir = temp_dir("config-laid");
+    let over = laid(
+        "detection.per_source.pps = 9000\ndetection.spike.k_sigma = 2\nmitigate.mode = \"on\"\n",
+    );
+    for (name, text) in [
+        (
+            "monitor.toml",
+            "[detection.per_source]\npps = 8000\nicmp_pps = 700\n",
+        ),
+        (
+            "monitor.yml",
+            "detection:\n  per_source:\n    pps: 8000\n    icmp_pps: 700\n",
+        ),
+        // The old name of the section: the laid value replaces the file's under it.
+        (
+            "old.yml",
+            "detection:\n  thresholds_per_src:\n    pps: 8000\n    icmp_pps: 700\n",
+        ),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        let config = Config::load(Some(&path), &over, &flag_name).unwrap();
+        let source = &config.detection.per_source;
+        assert_eq!(
+            (source.pps.get(), source.icmp_pps.get()),
+            (9_000, 700),
+            "{name}"
+        );
+        assert_eq!(config.detection.spike.k_sigma, Positive(2.0), "{name}");
+        assert_eq!(config.mitigate.mode, MitigateMode::On, "{name}");
+        assert_eq!(config.capture, CaptureConfig::default(), "{name}");
+    }
+    let alone = Config::load(None, &over, &flag_name).unwrap();
+    assert_eq!(alone.detection.per_source.pps.get(), 9_000);
+    assert_eq!(alone.detection.per_source.icmp_pps.get(), 500);
+    assert_eq!(
+        Config::load(None, &toml::Table::new(), &flag_name).unwrap(),
+        Config::default()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_value_laid_over_is_refused_in_the_files_words_naming_what_gave_it() {
+    #[rustfmt::skip]
+    let cases = [
+        ("detection.per_source.pps = 0", "--flag-for-detection.per_source.pps", "invalid value: integer `0`, expected a whole number above 0"),
+        ("capture.interval = \"10ms\"", "--flag-for-capture.interval", "10ms is below the 100ms minimum"),
+        ("capture.top = 2.5", "--flag-for-capture.top", "invalid type: floating point `2.5`, expected a whole number"),
+        ("lists.blocklist = [\"10.0.0.0/33\"]", "--flag-for-lists.blocklist", "prefix length must be 0 to 32"),
+        ("alerting.webhooks = [\"ftp://x.example/s3cr3t\"]", "--flag-for-alerting.webhooks", "the scheme must be http or https"),
+        ("capture.nope = 1", "--flag-for-capture.nope", "unknown field `nope`"),
+    ];
+    let dir = temp_dir("config-refused");
+    let file = dir.join("monitor.toml");
+    std::fs::write(&file, "[detection.per_source]\nbytes_per_sec = 5\n").unwrap();
+    for (over, flag, words) in cases {
+        for path in [None, Some(file.as_path())] {
+            let err = Config::load(path, &laid(over), &flag_name).unwrap_err();
+            let shown = err.to_string();
+            assert!(
+                shown.starts_with(&format!("invalid value for {flag}: ")),
+                "{shown}"
+            );
+            assert!(shown.contains(words), "{shown}");
+            assert!(!shown.contains("s3cr3t"), "{shown}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_file_value_laid_over_is_still_checked_and_errors_keep_their_line() {
+    let dir = temp_dir("config-replaced");
+    let path = dir.join("monitor.toml");
+    std::fs::write(
+        &path,
+        "[capture]\ntop = 3\n[detection.per_source]\npps = 0\n",
+    )
+    .unwrap();
+    let over = laid("detection.per_source.pps = 9000");
+    let err = Config::load(Some(&path), &over, &flag_name)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("monitor.toml, line 4, field `detection.per_source.pps`"),
+        "{err}"
+    );
+    std::fs::write(&path, "[capture]\ntop = 3\nbackend = \"fast\"\n").unwrap();
+    let err = Config::load(Some(&path), &over, &flag_name)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("monitor.toml, line 3, field `capture.backend`: unknown variant `fast`"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn paths_laid_over_stay_as_given() {
+    let dir = temp_dir("config-paths");
+    let path = dir.join("monitor.toml");
+    std::fs::write(
+        &path,
+        "[lists]\nblocklist_files = [\"a.txt\"]\nallowlist_files = [\"b.txt\"]\n[alerting]\nlog = \"alerts.log\"\n",
+    )
+    .unwrap();
+    let over = laid("lists.blocklist_files = [\"c.txt\"]\nexport.path = \"stats.csv\"");
+    let config = Config::load(Some(&path), &over, &flag_name).unwrap();
+    assert_eq!(config.lists.blocklist_files, [PathBuf::from("c.txt")]);
+    assert_eq!(config.lists.allowlist_files, [dir.join("b.txt")]);
+    assert_eq!(config.alerting.log, Some(dir.join("alerts.log")));
+    assert_eq!(config.export.path, Some(PathBuf::from("stats.csv")));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

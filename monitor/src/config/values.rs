@@ -1,10 +1,7 @@
 //! Numbers the settings check as they are read: non-zero constants for the defaults,
 //! and finite floats above zero (`Positive`) or in (0, 1] (`Fraction`).
 
-use std::{
-    num::{NonZeroU32, NonZeroU64},
-    str::FromStr,
-};
+use std::num::{NonZeroU32, NonZeroU64};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -75,15 +72,6 @@ macro_rules! checked_float {
         impl<'de> Deserialize<'de> for $ty {
             fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
                 Self::try_from(f64::deserialize(deserializer)?).map_err(serde::de::Error::custom)
-            }
-        }
-
-        impl FromStr for $ty {
-            type Err = String;
-
-            fn from_str(s: &str) -> Result<Self, String> {
-                let value: f64 = s.parse().map_err(|_| format!("`{s}` is not a number"))?;
-                Self::try_from(value)
             }
         }
     };
