@@ -109,7 +109,7 @@ pub fn csv_header() -> String {
             backend: "",
             description: String::new(),
             interval: Duration::ZERO,
-            mitigation: crate::mitigate::MitigateMode::Off,
+            mitigation: crate::config::MitigateMode::Off,
         },
         &IntervalStats {
             seconds: 0.0,
@@ -245,7 +245,7 @@ mod tests {
             backend: "xdp",
             description: "xdp (native mode) on eth0".into(),
             interval: Duration::from_secs(1),
-            mitigation: crate::mitigate::MitigateMode::Off,
+            mitigation: crate::config::MitigateMode::Off,
         };
         let mut totals = GlobalCounters::default();
         totals.total.packets = 120;

@@ -12,10 +12,10 @@ use std::{
 };
 
 use monitor::{
-    config::{AlertingConfig, DeliveryConfig},
+    config::{AlertingConfig, DeliveryConfig, WebhookConfig},
     delivery::Delivery,
     model::alert::{Alert, AlertEnd, AlertEvent, AlertKind, AlertSource, Severity, Target, Unit},
-    sink::{Origin, Traffic, WebhookConfig, discord},
+    sink::{Origin, Traffic, discord},
 };
 use monitor_tests::http_server::{Reply, TestServer};
 use serde_json::{Value, json};

@@ -13,7 +13,11 @@ use super::{
     pcap::{PcapBackend, PcapSetup},
     software::CountingSetup,
 };
-use crate::{cli::BackendKind, config::Config, detect::Lists, model::filter::Filter};
+use crate::{
+    config::{BackendKind, Config},
+    detect::Lists,
+    model::filter::Filter,
+};
 
 /// What the backend shows of each packet besides counting it: `--filter` (count and log
 /// only the matching packets) and `--packets` (the packet log, at most this many lines

@@ -41,7 +41,7 @@ use monitor_common::{
 
 use super::Backend;
 use crate::{
-    cli::XdpModeArg,
+    config::XdpModeArg,
     iface,
     model::{
         capture::{CaptureTarget, CapturedPacket},

@@ -13,11 +13,8 @@ use super::{
     retry::{Outcome, RetryAction, RetryPolicy},
 };
 use crate::{
-    config::DeliveryConfig,
-    sink::{
-        Notice, Origin, WebhookConfig, WebhookKind, discord, generic, rate_limit::TokenBucket,
-        slack, teams,
-    },
+    config::{DeliveryConfig, WebhookConfig, WebhookKind},
+    sink::{Notice, Origin, discord, generic, rate_limit::TokenBucket, slack, teams},
 };
 
 pub(super) struct WebhookSink {

@@ -14,7 +14,7 @@ fn run() -> RunInfo {
         backend: "xdp",
         description: "xdp (native mode) on eth0".into(),
         interval: Duration::from_secs(1),
-        mitigation: crate::mitigate::MitigateMode::On,
+        mitigation: crate::config::MitigateMode::On,
     }
 }
 

@@ -7,11 +7,13 @@ use std::{
     time::{Duration, SystemTime},
 };
 
-use super::{MitigateConfig, MitigateMode};
-use crate::model::{
-    alert::{AlertKind, AlertSource, Finding},
-    ban::{Ban, UnbanReason},
-    cidr::CidrSet,
+use crate::{
+    config::{MitigateConfig, MitigateMode},
+    model::{
+        alert::{AlertKind, AlertSource, Finding},
+        ban::{Ban, UnbanReason},
+        cidr::CidrSet,
+    },
 };
 
 /// What the policy decided in one interval; the loop applies it to the kernel and

@@ -8,7 +8,7 @@ use monitor_common::GlobalCounters;
 use super::{Reporter, RunInfo};
 use crate::{
     alert::human::render,
-    mitigate::MitigateMode,
+    config::MitigateMode,
     model::{
         alert::AlertEvent,
         capture::CaptureDone,

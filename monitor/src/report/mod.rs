@@ -23,7 +23,7 @@ pub struct RunInfo {
     pub description: String,
     pub interval: Duration,
     /// Whether dropped counts are drops or, in dry-run, would-be drops.
-    pub mitigation: crate::mitigate::MitigateMode,
+    pub mitigation: crate::config::MitigateMode,
 }
 
 pub trait Reporter {

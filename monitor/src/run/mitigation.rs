@@ -10,11 +10,10 @@ use monitor_common::counters::BanEntry;
 use super::tasks::Tasks;
 use crate::{
     backend::Backend,
-    config::Config,
-    control,
-    control::{ControlRequest, ControlSocket, Request},
-    detect::lists::Lists,
-    mitigate::{Decision, MitigateMode, Policy, never_dropped},
+    config::{Config, MitigateMode},
+    control::{self, ControlRequest, ControlSocket, Request},
+    detect::Lists,
+    mitigate::{Decision, Policy, never_dropped},
     model::{
         alert::{AlertEvent, Finding},
         ban::{BanEvent, UnbanEvent},

@@ -9,10 +9,7 @@ use log::warn;
 use tokio::sync::mpsc::Receiver;
 
 use crate::{
-    backend::Backend,
-    config::Config,
-    model::packet::PacketRecord,
-    packets::{self, RateCap},
+    backend::Backend, config::Config, model::packet::PacketRecord, packets, packets::RateCap,
     report,
 };
 

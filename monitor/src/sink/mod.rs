@@ -23,9 +23,6 @@ pub mod log_file;
 pub mod rate_limit;
 pub mod slack;
 pub mod teams;
-pub mod webhook;
-
-pub use webhook::{WebhookConfig, WebhookKind, WebhookUrl};
 
 /// Where the monitor runs: named in every message.
 #[derive(Clone, Debug, PartialEq, Eq)]
