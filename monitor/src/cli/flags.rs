@@ -79,7 +79,7 @@ pub(super) const SECTIONS: &[(Option<&str>, &[Flag])] = &[
         flag("backend", Takes::Choice { name: "BACKEND", values: values_of::<BackendKind>, alone: None }, "capture.backend", "What counts the packets: XDP (Linux, BPF rights), libpcap, or the interface's own counters; auto takes the best this host allows"),
         flag("bpf", one("FILTER"), "capture.bpf", "Capture filter for the pcap backend, in libpcap's syntax, e.g. \"tcp or udp or icmp\" [default: every packet]"),
         flag("xdp-mode", Takes::Choice { name: "XDP_MODE", values: values_of::<XdpModeArg>, alone: None }, "capture.xdp_mode", "XDP attach mode: native (driver) with a fallback to skb, or force one"),
-        flag("max-sources", one("MAX_SOURCES"), "capture.max_sources", "Size of the per-source table in the kernel (sources tracked at once, LRU)"),
+        flag("max-sources", one("MAX_SOURCES"), "capture.max_sources", "Size of the per-source table (sources tracked at once; when full, the least recently seen are forgotten, in the kernel per set of 8)"),
         flag("top", one("TOP"), "capture.top", "How many top sources each stats line lists"),
     ]),
     (Some("Per-source thresholds"), &[
@@ -135,7 +135,7 @@ pub(super) const SECTIONS: &[(Option<&str>, &[Flag])] = &[
     (Some("Alert sinks"), &[
         flag("server-name", one("NAME"), "alerting.server_name", "The name webhooks show for this machine [default: the hostname]"),
         flag("log", one("PATH"), "alerting.log", "Append a timestamped line per alert to this file"),
-        flag("json-log", one("PATH"), "alerting.json_log", "Append a JSON object per alert to this file (schema in the README)"),
+        flag("json-log", one("PATH"), "alerting.json_log", "Append a JSON object per alert to this file (schema in docs/alerting.md)"),
         flag("webhook", Takes::Webhooks, "alerting.webhooks", "POST every alert to this webhook; repeatable. The kind (discord, slack, teams, generic) is inferred from the URL, or given as KIND=URL"),
     ]),
     (Some("Exports and metrics"), &[

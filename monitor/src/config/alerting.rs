@@ -31,7 +31,7 @@ pub struct AlertingConfig {
     /// relative to the configuration file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<PathBuf>,
-    /// Append a JSON object per alert to this file (schema in the README).
+    /// Append a JSON object per alert to this file (schema in docs/alerting.md).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub json_log: Option<PathBuf>,
     /// Webhooks to POST every alert to: URLs, or tables `{ url, kind }`. Predecessor

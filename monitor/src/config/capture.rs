@@ -29,7 +29,8 @@ pub struct CaptureConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bpf: Option<String>,
     pub xdp_mode: XdpModeArg,
-    /// Sources the kernel tracks at once (an LRU table).
+    /// Sources tracked at once: a full table forgets its least recently seen sources (in
+    /// the kernel's set-associative table, per set of 8).
     pub max_sources: NonZeroU32,
     /// Top sources listed on each stats line.
     pub top: usize,
