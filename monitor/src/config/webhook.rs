@@ -8,11 +8,11 @@
 
 use std::{fmt, str::FromStr};
 
-use reqwest::Url;
 use serde::{
     Deserialize, Deserializer, Serialize, Serializer,
     de::{self, MapAccess, SeqAccess, Visitor, value::MapAccessDeserializer},
 };
+use url::Url;
 
 /// What a webhook endpoint expects.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

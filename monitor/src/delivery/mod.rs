@@ -20,6 +20,7 @@
 
 mod files;
 mod post;
+mod rate_limit;
 mod retry;
 mod webhook;
 

@@ -10,11 +10,12 @@ use serde_json::Value;
 
 use super::{
     post::Endpoint,
+    rate_limit::TokenBucket,
     retry::{Outcome, RetryAction, RetryPolicy},
 };
 use crate::{
     config::{DeliveryConfig, WebhookConfig, WebhookKind},
-    sink::{Notice, Origin, discord, generic, rate_limit::TokenBucket, slack, teams},
+    sink::{Notice, Origin, discord, generic, slack, teams},
 };
 
 pub(super) struct WebhookSink {

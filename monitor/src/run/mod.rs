@@ -16,6 +16,7 @@ use tokio::{
 };
 
 mod captures;
+mod host;
 mod mitigation;
 mod packet_log;
 mod pipeline;
@@ -36,7 +37,6 @@ use crate::{
     detect::{Detector, Lists},
     iface, report,
     report::RunInfo,
-    sink,
     sink::Origin,
     sockets::{ConnectionScanner, next_scan},
 };
@@ -58,7 +58,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             .alerting
             .server_name
             .clone()
-            .unwrap_or_else(sink::hostname),
+            .unwrap_or_else(host::hostname),
         iface: iface.clone(),
     };
     let delivery =

@@ -20,7 +20,6 @@ pub mod discord;
 pub mod generic;
 pub mod json_log;
 pub mod log_file;
-pub mod rate_limit;
 pub mod slack;
 pub mod teams;
 
@@ -396,27 +395,6 @@ pub fn truncate(text: &str, max: usize) -> String {
     cut
 }
 
-/// This machine's name, for `alerting.server_name`'s default (Windows keeps it in
-/// `COMPUTERNAME`).
-#[cfg(not(unix))]
-pub fn hostname() -> String {
-    std::env::var("COMPUTERNAME").unwrap_or_else(|_| "unknown host".to_owned())
-}
-
-/// This machine's hostname, for `alerting.server_name`'s default.
-#[cfg(unix)]
-pub fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it
-    // when the name fits (and the last byte stays 0 otherwise).
-    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len() - 1) } == 0;
-    let len = buf.iter().position(|&b| b == 0).unwrap_or(0);
-    match std::str::from_utf8(&buf[..len]) {
-        Ok(name) if ok && !name.is_empty() => name.to_owned(),
-        _ => "unknown host".to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod ban_tests;
 
@@ -633,7 +611,6 @@ mod tests {
             flow.last().unwrap().1,
             "tcp 198.51.100.7:443 → 192.0.2.10:51234, 25.0 MB in 3s"
         );
-        assert!(!hostname().is_empty());
         let facts = blocklisted_connection().facts(&origin());
         let tail: Vec<_> = facts.iter().rev().take(2).rev().cloned().collect();
         assert_eq!(
