@@ -1,5 +1,7 @@
-//! `cargo xtask layers`: the import graph between the monitor crate's top-level
-//! modules, checked against its layers. Each module may import from its own layer and
+//! `cargo xtask layers`: the import graph between the top-level modules of the monitor
+//! and monitor-core crates (one graph: monitor reaches core's modules at the same
+//! paths), checked against their layers. The crate boundary already keeps I/O out of
+//! the lower layers; this keeps the order inside each crate. Each module may import from its own layer and
 //! those below it, never above, and the graph has no cycle. Test code (`tests.rs`,
 //! `*_tests.rs`, and what follows a file's `#[cfg(test)]`) may reach further and is
 //! left out.
@@ -81,16 +83,23 @@ fn non_test_code(text: &str) -> String {
         .join("\n")
 }
 
-/// Every top-level module named after `crate::` in `text`, in `use` trees too
-/// (`use crate::{a::X, b::{Y, Z}}` names `a` and `b`).
+/// Every top-level module named after `crate::` or `monitor_core::` in `text`, in
+/// `use` trees too (`use crate::{a::X, b::{Y, Z}}` names `a` and `b`).
 fn imported_modules(text: &str) -> BTreeSet<String> {
     let mut found = BTreeSet::new();
-    for (at, _) in text.match_indices("crate::") {
+    let paths = text
+        .match_indices("crate::")
+        .map(|(at, _)| (at, "crate::".len()))
+        .chain(
+            text.match_indices("monitor_core::")
+                .map(|(at, _)| (at, "monitor_core::".len())),
+        );
+    for (at, len) in paths {
         let before = text[..at].chars().next_back();
         if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
             continue; // `monitor_crate::`, `$crate::`...
         }
-        let rest = &text[at + "crate::".len()..];
+        let rest = &text[at + len..];
         if let Some(tree) = rest.strip_prefix('{') {
             for name in tree_heads(tree) {
                 found.insert(name);
@@ -146,12 +155,27 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// The import graph of the crate whose sources are in `src`.
-pub fn graph(src: &Path) -> Result<Graph> {
+/// The import graph of the crates whose sources are in `srcs`.
+pub fn graph(srcs: &[PathBuf]) -> Result<Graph> {
+    let mut graph = Graph::new();
+    for src in srcs {
+        add_crate(src, &mut graph)?;
+    }
+    Ok(graph)
+}
+
+/// The crates the graph covers, from the workspace root.
+pub fn sources(workspace: &Path) -> Vec<PathBuf> {
+    ["monitor-core/src", "monitor/src"]
+        .iter()
+        .map(|dir| workspace.join(dir))
+        .collect()
+}
+
+fn add_crate(src: &Path, graph: &mut Graph) -> Result<()> {
     let mut files = Vec::new();
     rust_files(src, &mut files)?;
     files.sort();
-    let mut graph = Graph::new();
     for file in files {
         let Some(module) = module_of(src, &file) else {
             continue;
@@ -177,7 +201,7 @@ pub fn graph(src: &Path) -> Result<Graph> {
         }
         imports.remove("");
     }
-    Ok(graph)
+    Ok(())
 }
 
 /// What breaks the layering: a module in no layer, an import from a higher layer, a
@@ -258,7 +282,7 @@ pub fn render(graph: &Graph) -> String {
 
 /// `cargo xtask layers`: prints the graph, fails on a violation.
 pub fn check(workspace: &Path) -> Result<()> {
-    let graph = graph(&workspace.join("monitor/src"))?;
+    let graph = graph(&sources(workspace))?;
     print!("{}", render(&graph));
     let broken = violations(&graph);
     if !broken.is_empty() {
@@ -304,7 +328,7 @@ mod tests {
         let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
             .parent()
             .expect("workspace");
-        let graph = graph(&workspace.join("monitor/src")).expect("graph");
+        let graph = graph(&sources(workspace)).expect("graph");
         let broken = violations(&graph);
         assert!(
             broken.is_empty(),
