@@ -4,7 +4,7 @@
 use std::{
     collections::HashMap,
     net::{IpAddr, SocketAddr},
-    time::{Instant, SystemTime},
+    time::{Duration, Instant, SystemTime},
 };
 
 use anyhow::{Result, bail};
@@ -29,6 +29,15 @@ pub mod source_list;
 pub mod xdp;
 
 pub use source_list::SourceList;
+
+/// Captured packets waiting for the capture writer, in every backend; more are lost
+/// to the capture (counted and logged).
+const CAPTURE_QUEUE: usize = 65_536;
+/// Packet-log lines waiting for the printer, in every backend; more are counted as
+/// skipped.
+const PACKET_LOG_QUEUE: usize = 4_096;
+/// A followed large flow that has not grown for this long is let go, in every backend.
+const QUIET_FLOW: Duration = Duration::from_secs(30);
 
 /// Per-source maps. Their keys are addresses a spoofed flood chooses, so the hasher is
 /// seeded at random (foldhash's `RandomState`), but it is not std's SipHash: hashing

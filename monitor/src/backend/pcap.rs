@@ -23,7 +23,7 @@ use log::{debug, warn};
 use pcap::{Active, Capture, Direction, Linktype};
 
 use super::{
-    Backend, CaptureDrops, Snapshot,
+    Backend, CAPTURE_QUEUE, CaptureDrops, PACKET_LOG_QUEUE, Snapshot,
     software::{Counters, CountingSetup, SnappedFrame},
 };
 use crate::{
@@ -44,11 +44,6 @@ const READ_TIMEOUT_MS: i32 = 100;
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(1);
 /// How often the thread reads libpcap's drop counters.
 const STATS_EVERY: Duration = Duration::from_millis(250);
-/// Captured packets waiting for the writer (as the XDP backend's queue).
-const CAPTURE_QUEUE: usize = 65_536;
-/// Packet-log lines waiting for the printer (as the XDP backend's queue); more are
-/// counted as skipped.
-const PACKET_LOG_QUEUE: usize = 4_096;
 /// At most one drop warning this often, however hard the flood.
 const WARN_EVERY: Duration = Duration::from_secs(5);
 /// What the second capture keeps of the packets the host sends: TCP SYN-ACKs over

@@ -32,6 +32,7 @@ use monitor_common::{
         BLOCKLIST_EXEMPT, BanEntry, CaptureMeta, FlowCounters, FlowKey, LargeFlowEvent, Settings,
         Tally,
     },
+    limits::{DEFAULT_MAX_BANS, MIN_BLOCKLIST_ENTRIES, MIN_DROPPED_SOURCES},
     names,
     source_table::{
         Counts, SOURCE_TABLE_WAYS, TableEntry, read_entry, source_set_start, source_table_sets,
@@ -39,7 +40,9 @@ use monitor_common::{
     view::{PacketFilter, PacketLogEvent, PacketLogState, VIEW_FILTER, VIEW_LOG, class_from_u8},
 };
 
-use super::{Backend, FlowTotals, Snapshot, SourceList};
+use super::{
+    Backend, CAPTURE_QUEUE, FlowTotals, PACKET_LOG_QUEUE, QUIET_FLOW, Snapshot, SourceList,
+};
 use crate::{
     capture::{CaptureTarget, CapturedPacket},
     cli::XdpModeArg,
@@ -47,12 +50,6 @@ use crate::{
     iface,
     packets::PacketRecord,
 };
-
-/// Room in the kernel's blocklist trie at the least. An LPM trie allocates per entry,
-/// so unused room costs nothing; a longer list gets room for all of it.
-const MIN_BLOCKLIST_CAPACITY: u32 = 65_536;
-/// A followed large flow that has not grown for this long is let go.
-const QUIET_FLOW: Duration = Duration::from_secs(30);
 
 /// The compiled XDP object, built by `build.rs`.
 pub static EBPF_OBJECT: &[u8] =
@@ -88,15 +85,8 @@ pub fn check_privileges() -> Result<()> {
 
 /// Loads the object into the kernel (maps created, programs not yet loaded).
 pub fn load_object(max_sources: u32) -> Result<Ebpf> {
-    load_object_sized(max_sources, MIN_BLOCKLIST_CAPACITY, DEFAULT_MAX_BANS)
+    load_object_sized(max_sources, MIN_BLOCKLIST_ENTRIES, DEFAULT_MAX_BANS)
 }
-
-/// Sources whose drops are counted one by one, at the least (least recently dropped
-/// evicted; the host-wide total counts every drop).
-const DROPPED_SOURCES_CAPACITY: u32 = 4_096;
-
-/// Room in BANS when the caller does not say (`load_object`).
-const DEFAULT_MAX_BANS: u32 = 1_024;
 
 fn load_object_sized(max_sources: u32, blocklist_capacity: u32, max_bans: u32) -> Result<Ebpf> {
     EbpfLoader::new()
@@ -105,12 +95,9 @@ fn load_object_sized(max_sources: u32, blocklist_capacity: u32, max_bans: u32) -
         .map_max_entries(names::SYN_ACKS_SENT, max_sources)
         // Banned sources and blocklisted ones seen dropping, not every source: it is read
         // whole each poll, and a hash map of 65,536 took 30-70 ms to read.
-        .map_max_entries(
-            names::DROPPED_SOURCES,
-            DROPPED_SOURCES_CAPACITY.max(max_bans),
-        )
+        .map_max_entries(names::DROPPED_SOURCES, MIN_DROPPED_SOURCES.max(max_bans))
         .map_max_entries(names::BANS, max_bans.max(1))
-        .map_max_entries("BLOCKLIST", blocklist_capacity.max(MIN_BLOCKLIST_CAPACITY))
+        .map_max_entries("BLOCKLIST", blocklist_capacity.max(MIN_BLOCKLIST_ENTRIES))
         .load(EBPF_OBJECT)
         .map_err(|err| match &err {
             EbpfError::MapError(MapError::CreateError { io_error, .. })
@@ -376,8 +363,6 @@ pub struct KernelSetup<'a> {
 /// Perf buffer pages per CPU for captured packets (4 MiB each with 4 KiB pages):
 /// room for a quarter second of a 100k pps flood at the default snap length.
 const CAPTURE_PAGES_PER_CPU: usize = 1024;
-/// Captured packets waiting for the writer.
-const CAPTURE_QUEUE: usize = 65_536;
 
 pub struct XdpBackend {
     ebpf: Ebpf,
@@ -883,9 +868,6 @@ pub fn read_packet_log_state(ebpf: &Ebpf) -> Result<PacketLogState> {
             ..sum
         }))
 }
-
-/// Lines waiting for the printer; more are counted as skipped.
-const PACKET_LOG_QUEUE: usize = 4_096;
 
 /// One task drains the packet-log ring into a bounded queue; a full queue drops the
 /// record (counted in `queue_full`) rather than hold up the ring.

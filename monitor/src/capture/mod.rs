@@ -20,7 +20,7 @@ use crate::{
 pub mod writer;
 
 /// Captures the kernel can follow at once (its CAPTURE_TARGETS table).
-pub const MAX_ACTIVE_CAPTURES: usize = 64;
+pub const MAX_ACTIVE_CAPTURES: usize = monitor_common::limits::MAX_CAPTURE_TARGETS as usize;
 
 /// One packet as the backend captured it.
 #[derive(Clone, Debug, PartialEq, Eq)]
