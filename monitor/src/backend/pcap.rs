@@ -62,6 +62,16 @@ const PRIVILEGE_HINT: &str = if cfg!(windows) {
      sudo setcap cap_net_raw,cap_net_admin+ep <path to monitor>"
 };
 
+/// The `--bpf` filter libpcap refused: the user's to fix, so `auto` stops on it
+/// instead of falling back to another backend.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid --bpf filter `{filter}`")]
+pub struct InvalidFilter {
+    filter: String,
+    #[source]
+    source: pcap::Error,
+}
+
 /// What the pcap backend needs besides the interface.
 #[derive(Clone, Debug)]
 pub struct PcapSetup {
@@ -165,7 +175,10 @@ impl PcapBackend {
         if let Some(filter) = &setup.filter {
             incoming
                 .filter(filter, true)
-                .with_context(|| format!("invalid --bpf filter `{filter}`"))?;
+                .map_err(|source| InvalidFilter {
+                    filter: filter.clone(),
+                    source,
+                })?;
         }
         let sent = open_capture(iface, COUNTING_SNAPLEN)
             .and_then(|c| {

@@ -111,46 +111,77 @@ impl AttachedMode {
     }
 }
 
-/// Attaches the loaded `program` to `iface` as `--xdp-mode` asks (through a BPF link,
-/// so a killed monitor leaves nothing attached): `auto` tries native mode first and
-/// falls back to skb mode, unless the interface is taken.
+/// Why one attach failed. Being busy is told apart: another program on the interface
+/// is a reason to stop, not to try the other mode.
+#[derive(Debug, thiserror::Error)]
+enum AttachError {
+    #[error(
+        "interface `{iface}` already has an XDP program attached \
+         (is another monitor running on it?)"
+    )]
+    Busy {
+        iface: String,
+        #[source]
+        source: ProgramError,
+    },
+    #[error("failed to attach XDP to `{iface}` in {mode} mode")]
+    Failed {
+        iface: String,
+        mode: &'static str,
+        #[source]
+        source: ProgramError,
+    },
+}
+
+/// Attaches `program` to `iface` in `mode` (through a BPF link, so a killed monitor
+/// leaves nothing attached).
+fn attach_in(
+    program: &mut Xdp,
+    iface: &str,
+    mode: XdpMode,
+    label: &'static str,
+) -> Result<(), AttachError> {
+    program.attach(iface, mode).map(drop).map_err(|err| {
+        let busy = matches!(&err, ProgramError::SyscallError(e) if e.io_error.raw_os_error() == Some(libc::EBUSY));
+        let iface = iface.to_owned();
+        if busy {
+            AttachError::Busy { iface, source: err }
+        } else {
+            AttachError::Failed {
+                iface,
+                mode: label,
+                source: err,
+            }
+        }
+    })
+}
+
+/// Attaches the loaded `program` to `iface` as `--xdp-mode` asks: `auto` tries native
+/// mode first and falls back to skb mode, unless the interface is taken.
 pub(super) fn attach_program(
     program: &mut Xdp,
     iface: &str,
     mode: XdpModeArg,
 ) -> Result<AttachedMode> {
-    let attach = |program: &mut Xdp, mode: XdpMode, label: &str| {
-        program.attach(iface, mode).map_err(|err| {
-            let busy = matches!(&err, ProgramError::SyscallError(e) if e.io_error.raw_os_error() == Some(libc::EBUSY));
-            let err = anyhow!(err);
-            if busy {
-                err.context(format!(
-                    "interface `{iface}` already has an XDP program attached \
-                     (is another monitor running on it?)"
-                ))
-            } else {
-                err.context(format!("failed to attach XDP to `{iface}` in {label} mode"))
-            }
-        })
-    };
     Ok(match mode {
         XdpModeArg::Native => {
-            attach(program, XdpMode::Driver, "native")
-                .map_err(|e| anyhow!("{e:#}; try --xdp-mode skb"))?;
+            attach_in(program, iface, XdpMode::Driver, "native")
+                .map_err(|e| anyhow!("{:#}; try --xdp-mode skb", anyhow!(e)))?;
             AttachedMode::Native
         }
         XdpModeArg::Skb => {
-            attach(program, XdpMode::Skb, "skb")?;
+            attach_in(program, iface, XdpMode::Skb, "skb")?;
             AttachedMode::Skb
         }
-        XdpModeArg::Auto => match attach(program, XdpMode::Driver, "native") {
-            Ok(_) => AttachedMode::Native,
-            Err(native) if format!("{native:#}").contains("already has an XDP program") => {
-                return Err(native);
-            }
+        XdpModeArg::Auto => match attach_in(program, iface, XdpMode::Driver, "native") {
+            Ok(()) => AttachedMode::Native,
+            Err(busy @ AttachError::Busy { .. }) => return Err(busy.into()),
             Err(native) => {
-                warn!("{native:#}; falling back to generic (skb) mode, which is slower");
-                attach(program, XdpMode::Skb, "skb")?;
+                warn!(
+                    "{:#}; falling back to generic (skb) mode, which is slower",
+                    anyhow!(native)
+                );
+                attach_in(program, iface, XdpMode::Skb, "skb")?;
                 AttachedMode::Skb
             }
         },
