@@ -326,7 +326,9 @@ async fn poll(
         log.drain();
         log.report_skipped(backend.as_mut(), true);
     }
+    let tasks = backend.shutdown();
     drop(backend); // detaches the program before we report
+    join_backend_tasks(tasks).await;
     if let Some(m) = mitigation {
         let ended = m.finish(SystemTime::now());
         report_mitigation(reporter.as_mut(), delivery, info, &ended);
@@ -340,6 +342,21 @@ async fn poll(
     }
     reporter.finish(info, &last.global, last.taken.duration_since(started));
     Ok(())
+}
+
+/// How long the backend's tasks and threads get to stop, all together.
+const BACKEND_TASKS_DEADLINE: Duration = Duration::from_secs(1);
+
+/// Awaits the tasks `Backend::shutdown` handed over, until BACKEND_TASKS_DEADLINE;
+/// aborts those still running then.
+async fn join_backend_tasks(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    let deadline = tokio::time::Instant::now() + BACKEND_TASKS_DEADLINE;
+    for mut task in tasks {
+        if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+            task.abort();
+            debug!("a backend task did not stop within {BACKEND_TASKS_DEADLINE:?}; aborted");
+        }
+    }
 }
 
 /// SIGINT and SIGTERM on Unix; Ctrl-C elsewhere (Windows).

@@ -128,4 +128,11 @@ pub trait Backend {
     fn packet_log_skipped(&mut self) -> u64 {
         0
     }
+    /// Tells every task and thread the backend started to stop, and hands over their
+    /// handles: the caller awaits them under its deadline and aborts whatever is still
+    /// running at it. The streams (`captured_packets`, `packet_log`) end with them, so
+    /// it comes after their last reads. Called once, from within the async runtime.
+    fn shutdown(&mut self) -> Vec<tokio::task::JoinHandle<()>> {
+        Vec::new()
+    }
 }

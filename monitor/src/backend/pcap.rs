@@ -408,14 +408,25 @@ impl DropCounter {
     }
 }
 
-impl Drop for PcapBackend {
-    fn drop(&mut self) {
+impl PcapBackend {
+    /// Tells the capture threads to stop.
+    fn stop_threads(&self) {
         self.shared.stop.store(true, Ordering::Relaxed);
         // A read waiting for a packet that never comes (in immediate mode libpcap may
         // wait past its timeout) returns at once when the loop is broken.
         for breaker in &self.breakers {
             breaker.breakloop();
         }
+    }
+}
+
+/// Stops the capture threads and waits for them a while, unless `shutdown` took them.
+impl Drop for PcapBackend {
+    fn drop(&mut self) {
+        if self.threads.is_empty() {
+            return;
+        }
+        self.stop_threads();
         let give_up = Instant::now() + SHUTDOWN_WAIT;
         while self.threads.iter().any(|t| !t.is_finished()) && Instant::now() < give_up {
             std::thread::sleep(Duration::from_millis(10));
@@ -476,6 +487,24 @@ impl Backend for PcapBackend {
 
     fn packet_log_skipped(&mut self) -> u64 {
         self.shared.packet_log_skipped.load(Ordering::Relaxed)
+    }
+
+    /// One task that waits for the capture threads to stop and joins them; aborted at
+    /// the caller's deadline, it leaves them behind.
+    fn shutdown(&mut self) -> Vec<tokio::task::JoinHandle<()>> {
+        if self.threads.is_empty() {
+            return Vec::new();
+        }
+        self.stop_threads();
+        let threads = std::mem::take(&mut self.threads);
+        vec![tokio::spawn(async move {
+            while threads.iter().any(|t| !t.is_finished()) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            for thread in threads {
+                let _ = thread.join();
+            }
+        })]
     }
 }
 

@@ -26,6 +26,7 @@ use monitor_common::{
     names,
     view::VIEW_LOG,
 };
+use tokio::task::JoinHandle;
 
 use super::{Backend, Snapshot, SourceList};
 use crate::{
@@ -69,6 +70,8 @@ pub struct XdpBackend {
     syn_acks: Option<MappedTable<u64>>,
     /// Packet-log records dropped because the printer's queue was full.
     packet_log_queue_full: Arc<AtomicU64>,
+    /// The reader tasks started (kernel log, captures, packet log), for `shutdown`.
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl XdpBackend {
@@ -81,7 +84,7 @@ impl XdpBackend {
             (setup.blocklist.len() + setup.exempt.len()) as u32,
             setup.max_bans,
         )?;
-        let _kernel_log = readers::start_kernel_log(&mut ebpf);
+        let tasks = readers::start_kernel_log(&mut ebpf).into_iter().collect();
         let settings = setup.settings();
         configure(&mut ebpf, setup.blocklist, &settings)?;
         if setup.mitigation != 0 {
@@ -114,6 +117,7 @@ impl XdpBackend {
             source_table,
             syn_acks,
             packet_log_queue_full: Arc::default(),
+            tasks,
         })
     }
 
@@ -195,7 +199,10 @@ impl Backend for XdpBackend {
 
     fn captured_packets(&mut self) -> Option<tokio::sync::mpsc::Receiver<CapturedPacket>> {
         match readers::start_capture_readers(&mut self.ebpf) {
-            Ok((packets, _readers)) => Some(packets),
+            Ok((packets, tasks)) => {
+                self.tasks.extend(tasks);
+                Some(packets)
+            }
             Err(err) => {
                 warn!("triggered captures are off: {err:#}");
                 None
@@ -209,7 +216,10 @@ impl Backend for XdpBackend {
         }
         let queue_full = self.packet_log_queue_full.clone();
         match readers::start_packet_log_reader(&mut self.ebpf, queue_full) {
-            Ok((records, _reader)) => Some(records),
+            Ok((records, task)) => {
+                self.tasks.push(task);
+                Some(records)
+            }
             Err(err) => {
                 warn!("the packet log is off: {err:#}");
                 None
@@ -225,5 +235,12 @@ impl Backend for XdpBackend {
                 0
             });
         kernel + self.packet_log_queue_full.load(Ordering::Relaxed)
+    }
+
+    /// The readers wait on the kernel's buffers and stop only when cancelled.
+    fn shutdown(&mut self) -> Vec<JoinHandle<()>> {
+        let tasks = std::mem::take(&mut self.tasks);
+        tasks.iter().for_each(JoinHandle::abort);
+        tasks
     }
 }
