@@ -1,5 +1,5 @@
-//! What the kernel program and userspace agree on: the map layouts and the packet
-//! decoding rules. `no_std` so the XDP program can use it; the same code decodes
+//! What the kernel program and userspace agree on: the map layouts and sizes, and the
+//! packet decoding rules. `no_std` so the XDP program can use it; the same code decodes
 //! frames for the pcap backend and is unit-tested on the host.
 #![no_std]
 // The BPF target has no compare-and-swap in `core::sync::atomic` (see `atomic`).
@@ -16,6 +16,7 @@ mod atomic;
 pub mod counters;
 pub mod decode;
 pub mod frame;
+pub mod limits;
 pub mod source_table;
 pub mod view;
 
@@ -25,6 +26,7 @@ pub mod builder;
 pub use counters::{GlobalCounters, SourceCache, SourceCounters, SourceKey, SourceSlot};
 pub use decode::{Addr, Class, Family, PacketInfo, decode};
 pub use frame::Frame;
+pub use limits::DEFAULT_MAX_SOURCES;
 
 /// Names of the maps and programs in the compiled object; userspace looks them up by
 /// these, so they live here next to the types they hold.
@@ -50,6 +52,3 @@ pub mod names {
     pub const PACKET_LOG: &str = "PACKET_LOG";
     pub const PACKET_LOG_STATE: &str = "PACKET_LOG_STATE";
 }
-
-/// Default size of the per-source table (entries), overridable at load time.
-pub const DEFAULT_MAX_SOURCES: u32 = 65_536;

@@ -24,6 +24,10 @@ use monitor_common::{
     },
     decode,
     decode::{Addr, MAX_HEADER_OFFSET, decode_ip},
+    limits::{
+        DEFAULT_MAX_BANS, MAX_CAPTURE_TARGETS, MAX_FLOWS, MAX_LISTED_DESTINATIONS,
+        MIN_BLOCKLIST_ENTRIES, MIN_DROPPED_SOURCES,
+    },
     source_table::{SourceEntry, SynAckEntry, flush_into},
     view::{PacketLogEvent, PacketLogState, VIEW_FILTER, VIEW_LOG},
 };
@@ -48,17 +52,17 @@ static SETTINGS: Array<Settings> = Array::with_max_entries(1, 0);
 /// Blocklisted prefixes (IPv4 as IPv4-mapped, prefix + 96); the value is the entry's
 /// index in userspace's list.
 #[map(name = "BLOCKLIST")]
-static BLOCKLIST: LpmTrie<[u8; 16], u32> = LpmTrie::with_max_entries(65_536, 0);
+static BLOCKLIST: LpmTrie<[u8; 16], u32> = LpmTrie::with_max_entries(MIN_BLOCKLIST_ENTRIES, 0);
 
 /// Traffic to blocklisted destinations, per destination.
 #[map(name = "BLOCKLISTED_DESTINATIONS")]
 static BLOCKLISTED_DESTINATIONS: LruPerCpuHashMap<SourceKey, DestinationCounters> =
-    LruPerCpuHashMap::with_max_entries(4_096, 0);
+    LruPerCpuHashMap::with_max_entries(MAX_LISTED_DESTINATIONS, 0);
 
 /// Inbound payload per flow, for packets of at least MIN_FLOW_PAYLOAD bytes. Not
 /// per-CPU: RSS keeps a flow on one CPU, so its updates do not race in practice.
 #[map(name = "FLOWS")]
-static FLOWS: LruHashMap<FlowKey, FlowCounters> = LruHashMap::with_max_entries(16_384, 0);
+static FLOWS: LruHashMap<FlowKey, FlowCounters> = LruHashMap::with_max_entries(MAX_FLOWS, 0);
 
 /// A LargeFlowEvent the moment a flow's payload reaches the threshold.
 #[map(name = "LARGE_FLOWS")]
@@ -67,7 +71,7 @@ static LARGE_FLOWS: RingBuf = RingBuf::with_byte_size(64 * 1024, 0);
 /// Sources being captured, each with its capture id; the unspecified address (::)
 /// stands for every source (a distributed flood).
 #[map(name = "CAPTURE_TARGETS")]
-static CAPTURE_TARGETS: HashMap<SourceKey, u32> = HashMap::with_max_entries(64, 0);
+static CAPTURE_TARGETS: HashMap<SourceKey, u32> = HashMap::with_max_entries(MAX_CAPTURE_TARGETS, 0);
 
 /// Captured packets: a CaptureMeta, then the packet's first bytes (appended by the
 /// kernel, so the program copies nothing itself).
@@ -86,14 +90,15 @@ static PACKET_LOG_STATE: PerCpuArray<PacketLogState> = PerCpuArray::with_max_ent
 /// reaches it through the monitor's control socket). Resized at load time to the ban
 /// cap.
 #[map(name = "BANS")]
-static BANS: HashMap<SourceKey, BanEntry> = HashMap::with_max_entries(1_024, 0);
+static BANS: HashMap<SourceKey, BanEntry> = HashMap::with_max_entries(DEFAULT_MAX_BANS, 0);
 
 /// Frames dropped by mitigation per source (in dry-run: those that would have been).
-/// Per CPU: a banned flood is dropped on every CPU at once. Resized at load time (4,096
-/// or the ban cap): LRU, so a blocklisted random-source flood keeps the latest.
+/// Per CPU: a banned flood is dropped on every CPU at once. Resized at load time
+/// (MIN_DROPPED_SOURCES or the ban cap): LRU, so a blocklisted random-source flood
+/// keeps the latest.
 #[map(name = "DROPPED_SOURCES")]
 static DROPPED_SOURCES: LruPerCpuHashMap<SourceKey, Tally> =
-    LruPerCpuHashMap::with_max_entries(4_096, 0);
+    LruPerCpuHashMap::with_max_entries(MIN_DROPPED_SOURCES, 0);
 
 #[xdp]
 pub fn monitor(ctx: XdpContext) -> u32 {

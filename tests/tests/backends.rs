@@ -331,3 +331,67 @@ fn auto_falls_back_to_what_the_rights_allow() {
     assert!(stderr.contains("backend pcap not possible"), "{stderr}");
     assert_eq!(stderr.matches("are unavailable").count(), 1, "{stderr}");
 }
+
+/// Every task and thread a backend starts ends at `shutdown`, within the monitor's
+/// one-second deadline: the XDP backend's readers (kernel log, one per CPU for
+/// captures, the packet log) wait on the kernel's buffers until cancelled; the pcap
+/// backend's capture threads stop at their next read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backends_tasks_end_at_shutdown() {
+    use monitor::{
+        backend::{
+            Backend,
+            pcap::{PcapBackend, PcapSetup},
+            software::CountingSetup,
+            xdp::{KernelSetup, XdpBackend},
+        },
+        config::XdpModeArg,
+    };
+
+    require_kernel!();
+    let net = TestNet::new().expect("test network");
+    let all_end = |tasks: Vec<tokio::task::JoinHandle<()>>| async move {
+        tokio::time::timeout(Duration::from_secs(1), async {
+            for task in tasks {
+                let _ = task.await;
+            }
+        })
+        .await
+        .is_ok()
+    };
+
+    let setup = KernelSetup {
+        max_sources: 1_024,
+        max_bans: 16,
+        packet_log_rate: Some(10),
+        ..KernelSetup::default()
+    };
+    let mut xdp = XdpBackend::attach(&net.host_if, XdpModeArg::Auto, &setup).expect("attach");
+    let _captured = xdp.captured_packets().expect("capture readers");
+    let _records = xdp.packet_log().expect("packet log reader");
+    let tasks = xdp.shutdown();
+    let cpus = aya::util::online_cpus().expect("online CPUs").len();
+    assert!(tasks.len() > cpus, "{} tasks for {cpus} CPUs", tasks.len());
+    assert!(all_end(tasks).await, "an XDP reader outlived the deadline");
+    assert!(xdp.shutdown().is_empty(), "handed over once");
+    drop(xdp);
+
+    let setup = PcapSetup {
+        counting: CountingSetup {
+            max_sources: std::num::NonZeroUsize::new(1_024).unwrap(),
+            blocklist: Default::default(),
+            large_flow_bytes: 0,
+            filter: None,
+        },
+        filter: None,
+        capture_snaplen: 96,
+        packet_log_rate: None,
+    };
+    let mut pcap = PcapBackend::open(&net.host_if, &setup).expect("open pcap");
+    let tasks = pcap.shutdown();
+    assert_eq!(tasks.len(), 1, "one task joins the capture threads");
+    assert!(
+        all_end(tasks).await,
+        "a capture thread outlived the deadline"
+    );
+}

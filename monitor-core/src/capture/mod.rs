@@ -19,7 +19,7 @@ use crate::{
 };
 
 /// Captures the kernel can follow at once (its CAPTURE_TARGETS table).
-pub const MAX_ACTIVE_CAPTURES: usize = 64;
+pub const MAX_ACTIVE_CAPTURES: usize = monitor_common::limits::MAX_CAPTURE_TARGETS as usize;
 
 /// `<kind>_<source>_<UTC time>.pcap`; an IPv6 source's colons become dashes so the
 /// name is valid on every file system.

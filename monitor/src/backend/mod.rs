@@ -1,7 +1,7 @@
 //! Where the counters come from. Every backend yields the same [`Snapshot`]: the
 //! cumulative host-wide counters and per-source counters at one instant.
 
-use std::net::IpAddr;
+use std::{net::IpAddr, time::Duration};
 
 use anyhow::{Result, bail};
 use monitor_common::counters::BanEntry;
@@ -20,6 +20,15 @@ pub mod select;
 pub mod software;
 #[cfg(target_os = "linux")]
 pub mod xdp;
+
+/// Captured packets waiting for the capture writer, in every backend; more are lost
+/// to the capture (counted and logged).
+const CAPTURE_QUEUE: usize = 65_536;
+/// Packet-log lines waiting for the printer, in every backend; more are counted as
+/// skipped.
+const PACKET_LOG_QUEUE: usize = 4_096;
+/// A followed large flow that has not grown for this long is let go, in every backend.
+const QUIET_FLOW: Duration = Duration::from_secs(30);
 
 pub trait Backend {
     /// Short name for reports: `xdp`, `pcap`, `ifstats`.
@@ -60,9 +69,11 @@ pub trait Backend {
     fn packet_log_skipped(&mut self) -> u64 {
         0
     }
-    /// The background tasks the backend runs (its readers), handed over when the run
-    /// ends, for the run to cancel and await under its shutdown deadline.
-    fn tasks(&mut self) -> Vec<tokio::task::JoinHandle<()>> {
+    /// Tells every task and thread the backend started to stop, and hands over their
+    /// handles: the caller awaits them under its deadline and aborts whatever is still
+    /// running at it. The streams (`captured_packets`, `packet_log`) end with them, so
+    /// it comes after their last reads. Called once, from within the async runtime.
+    fn shutdown(&mut self) -> Vec<tokio::task::JoinHandle<()>> {
         Vec::new()
     }
 }

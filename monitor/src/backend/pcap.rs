@@ -23,7 +23,7 @@ use log::{debug, warn};
 use pcap::{Active, Capture, Direction, Linktype};
 
 use super::{
-    Backend,
+    Backend, CAPTURE_QUEUE, PACKET_LOG_QUEUE,
     software::{Counters, CountingSetup, SnappedFrame},
 };
 use crate::{
@@ -48,11 +48,6 @@ const READ_TIMEOUT_MS: i32 = 100;
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(1);
 /// How often the thread reads libpcap's drop counters.
 const STATS_EVERY: Duration = Duration::from_millis(250);
-/// Captured packets waiting for the writer (as the XDP backend's queue).
-const CAPTURE_QUEUE: usize = 65_536;
-/// Packet-log lines waiting for the printer (as the XDP backend's queue); more are
-/// counted as skipped.
-const PACKET_LOG_QUEUE: usize = 4_096;
 /// At most one drop warning this often, however hard the flood.
 const WARN_EVERY: Duration = Duration::from_secs(5);
 /// What the second capture keeps of the packets the host sends: TCP SYN-ACKs over
@@ -70,6 +65,16 @@ const PRIVILEGE_HINT: &str = if cfg!(windows) {
     "run as root (sudo), or grant the binary the capabilities: \
      sudo setcap cap_net_raw,cap_net_admin+ep <path to monitor>"
 };
+
+/// The `--bpf` filter libpcap refused: the user's to fix, so `auto` stops on it
+/// instead of falling back to another backend.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid --bpf filter `{filter}`")]
+pub struct InvalidFilter {
+    filter: String,
+    #[source]
+    source: pcap::Error,
+}
 
 /// What the pcap backend needs besides the interface.
 #[derive(Clone, Debug)]
@@ -174,7 +179,10 @@ impl PcapBackend {
         if let Some(filter) = &setup.filter {
             incoming
                 .filter(filter, true)
-                .with_context(|| format!("invalid --bpf filter `{filter}`"))?;
+                .map_err(|source| InvalidFilter {
+                    filter: filter.clone(),
+                    source,
+                })?;
         }
         let sent = open_capture(iface, COUNTING_SNAPLEN)
             .and_then(|c| {
@@ -404,14 +412,25 @@ impl DropCounter {
     }
 }
 
-impl Drop for PcapBackend {
-    fn drop(&mut self) {
+impl PcapBackend {
+    /// Tells the capture threads to stop.
+    fn stop_threads(&self) {
         self.shared.stop.store(true, Ordering::Relaxed);
         // A read waiting for a packet that never comes (in immediate mode libpcap may
         // wait past its timeout) returns at once when the loop is broken.
         for breaker in &self.breakers {
             breaker.breakloop();
         }
+    }
+}
+
+/// Stops the capture threads and waits for them a while, unless `shutdown` took them.
+impl Drop for PcapBackend {
+    fn drop(&mut self) {
+        if self.threads.is_empty() {
+            return;
+        }
+        self.stop_threads();
         let give_up = Instant::now() + SHUTDOWN_WAIT;
         while self.threads.iter().any(|t| !t.is_finished()) && Instant::now() < give_up {
             std::thread::sleep(Duration::from_millis(10));
@@ -472,6 +491,24 @@ impl Backend for PcapBackend {
 
     fn packet_log_skipped(&mut self) -> u64 {
         self.shared.packet_log_skipped.load(Ordering::Relaxed)
+    }
+
+    /// One task that waits for the capture threads to stop and joins them; aborted at
+    /// the caller's deadline, it leaves them behind.
+    fn shutdown(&mut self) -> Vec<tokio::task::JoinHandle<()>> {
+        if self.threads.is_empty() {
+            return Vec::new();
+        }
+        self.stop_threads();
+        let threads = std::mem::take(&mut self.threads);
+        vec![tokio::spawn(async move {
+            while threads.iter().any(|t| !t.is_finished()) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            for thread in threads {
+                let _ = thread.join();
+            }
+        })]
     }
 }
 

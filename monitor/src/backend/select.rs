@@ -10,7 +10,7 @@ use log::{info, warn};
 
 use super::{
     Backend, ifstats,
-    pcap::{PcapBackend, PcapSetup},
+    pcap::{InvalidFilter, PcapBackend, PcapSetup},
     software::CountingSetup,
 };
 use crate::{
@@ -83,9 +83,7 @@ fn auto(
             Ok(Box::new(backend))
         }
         // A filter the user got wrong is theirs to fix, not a reason to fall back.
-        Err(why) if config.capture.bpf.is_some() && format!("{why:#}").contains("--bpf") => {
-            Err(why)
-        }
+        Err(why) if why.chain().any(|e| e.is::<InvalidFilter>()) => Err(why),
         Err(why) => {
             warn!("backend pcap not possible ({why:#}); falling back to the interface counters");
             open_ifstats(view, iface)

@@ -9,7 +9,7 @@ use std::{
     collections::HashMap,
     net::SocketAddr,
     num::NonZeroUsize,
-    time::{Duration, Instant, SystemTime},
+    time::{Instant, SystemTime},
 };
 
 use lru::LruCache;
@@ -17,21 +17,17 @@ use monitor_common::{
     Class, Frame, GlobalCounters, PacketInfo, SourceCounters, SourceKey,
     counters::{FlowKey, MIN_FLOW_PAYLOAD, Tally},
     decode::decode_ip,
+    limits::{MAX_FLOWS, MAX_LISTED_DESTINATIONS},
     view::PacketFilter,
 };
 
+use super::QUIET_FLOW;
 use crate::model::{
     capture::CaptureTarget,
     cidr::CidrSet,
     snapshot::{FlowTotals, Snapshot},
     source_list::SourceList,
 };
-
-/// Sizes of the XDP program's tables of destinations and flows (monitor-ebpf).
-const LISTED_DESTINATIONS: usize = 4_096;
-const FLOWS: usize = 16_384;
-/// A large flow that has not grown for this long is no longer reported (as XDP's).
-const QUIET_FLOW: Duration = Duration::from_secs(30);
 
 /// A captured frame: `len` bytes on the wire, of which `data` holds the first (the
 /// capture's snap length). The decoder bounds its reads by `data` and takes lengths
@@ -116,8 +112,8 @@ impl Counters {
         Self {
             global: GlobalCounters::default(),
             sources: LruCache::new(setup.max_sources),
-            listed_destinations: LruCache::new(cap(LISTED_DESTINATIONS)),
-            flows: LruCache::new(cap(FLOWS)),
+            listed_destinations: LruCache::new(cap(MAX_LISTED_DESTINATIONS as usize)),
+            flows: LruCache::new(cap(MAX_FLOWS as usize)),
             syn_acks_sent: LruCache::new(setup.max_sources),
             // As the XDP backend: epoch 1 from the start, so zeroed sketches are stale.
             scan_epoch: 1,

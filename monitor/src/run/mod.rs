@@ -74,7 +74,9 @@ pub async fn run(cli: Cli) -> Result<()> {
         let metrics = crate::metrics::Metrics::new(Some(delivery.stats_source()));
         let mut server = crate::metrics::server::MetricsServer::bind(addr, metrics.clone()).await?;
         extra.push(Box::new(metrics));
-        tasks.own_all("the metrics server", server.take_task());
+        if let Some(task) = server.take_task() {
+            tasks.own("the metrics server", task);
+        }
     }
     let view = PacketView {
         filter: cli.filter.clone(),

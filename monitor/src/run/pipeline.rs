@@ -294,7 +294,7 @@ impl<'a> Pipeline<'a> {
             log.drain();
             log.report_skipped(self.backend.as_mut(), true);
         }
-        tasks.own_all("a backend reader", self.backend.tasks());
+        tasks.own_stopping("a backend task", self.backend.shutdown());
         let Self {
             backend,
             info,

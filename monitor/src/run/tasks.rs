@@ -1,43 +1,69 @@
-//! Every background task the run owns (the backend's readers, the control socket's
-//! accept loop, the metrics server), ended together at shutdown: each is cancelled,
-//! then awaited, all under one deadline, so none outlives the run unseen.
+//! Every background task the run owns (the backend's readers and threads, the control
+//! socket's accept loop, the metrics server), ended together at shutdown under one
+//! deadline, so none outlives the run unseen: a task that runs until told is cancelled;
+//! one already told to stop (the backend's, through `Backend::shutdown`) is given until
+//! the deadline to finish, then cancelled.
 
 use std::time::Duration;
 
-use log::warn;
+use log::debug;
 use tokio::{task::JoinHandle, time::Instant};
 
-/// How long the owned tasks get, together, to end once cancelled.
-pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(2);
+/// How long the owned tasks get, together, to end.
+pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(1);
+
+struct Owned {
+    name: &'static str,
+    handle: JoinHandle<()>,
+    /// Cancelled at shutdown, rather than awaited until the deadline.
+    cancel: bool,
+}
 
 #[derive(Default)]
-pub struct Tasks(Vec<(&'static str, JoinHandle<()>)>);
+pub struct Tasks(Vec<Owned>);
 
 impl Tasks {
+    /// A task that runs until cancelled (a server, an accept loop).
     pub fn own(&mut self, name: &'static str, handle: JoinHandle<()>) {
-        self.0.push((name, handle));
+        self.0.push(Owned {
+            name,
+            handle,
+            cancel: true,
+        });
     }
 
-    pub fn own_all(
+    /// Tasks already told to stop: awaited at shutdown, cancelled at the deadline.
+    pub fn own_stopping(
         &mut self,
         name: &'static str,
         handles: impl IntoIterator<Item = JoinHandle<()>>,
     ) {
         for handle in handles {
-            self.own(name, handle);
+            self.0.push(Owned {
+                name,
+                handle,
+                cancel: false,
+            });
         }
     }
 
-    /// Cancels every task, then waits for each to end until `deadline`; one that has not
-    /// ended by then is named in a warning (it is dropped with the runtime).
+    /// Cancels the tasks that run until told, then waits for every task until
+    /// `deadline`; one still running then is cancelled, and named in the debug log.
     pub async fn shutdown(mut self, deadline: Instant) {
         let tasks = std::mem::take(&mut self.0);
-        for (_, handle) in &tasks {
-            handle.abort();
+        for task in tasks.iter().filter(|t| t.cancel) {
+            task.handle.abort();
         }
-        for (name, handle) in tasks {
-            if tokio::time::timeout_at(deadline, handle).await.is_err() {
-                warn!("{name} did not end within the shutdown deadline");
+        for mut task in tasks {
+            if tokio::time::timeout_at(deadline, &mut task.handle)
+                .await
+                .is_err()
+            {
+                task.handle.abort();
+                debug!(
+                    "{} did not stop within {SHUTDOWN_DEADLINE:?}; aborted",
+                    task.name
+                );
             }
         }
     }
@@ -46,8 +72,8 @@ impl Tasks {
 /// A run that fails before its shutdown still cancels what it started.
 impl Drop for Tasks {
     fn drop(&mut self) {
-        for (_, handle) in &self.0 {
-            handle.abort();
+        for task in &self.0 {
+            task.handle.abort();
         }
     }
 }
@@ -57,17 +83,47 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn every_task_is_cancelled_and_awaited() {
+    async fn every_task_is_ended_by_the_deadline() {
         let mut tasks = Tasks::default();
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (server_tx, server_rx) = tokio::sync::oneshot::channel::<()>();
         tasks.own(
             "a task that never ends by itself",
             tokio::spawn(async move {
-                let _guard = tx; // dropped when the task is cancelled
+                let _guard = server_tx; // dropped when the task is cancelled
                 std::future::pending::<()>().await;
             }),
         );
-        tasks.shutdown(Instant::now() + SHUTDOWN_DEADLINE).await;
-        assert!(rx.await.is_err(), "the task's state was dropped: it ended");
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        tasks.own_stopping(
+            "a task finishing its work",
+            [tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let _ = stopping_tx.send(());
+            })],
+        );
+        let (stuck_tx, stuck_rx) = tokio::sync::oneshot::channel::<()>();
+        tasks.own_stopping(
+            "a task that ignored its stop",
+            [tokio::spawn(async move {
+                let _guard = stuck_tx;
+                std::future::pending::<()>().await;
+            })],
+        );
+        let started = Instant::now();
+        tasks.shutdown(started + Duration::from_millis(500)).await;
+        assert!(server_rx.await.is_err(), "the server was cancelled");
+        assert_eq!(
+            stopping_rx.await,
+            Ok(()),
+            "the stopping task finished its work"
+        );
+        assert!(
+            stuck_rx.await.is_err(),
+            "the stuck task was cancelled at the deadline"
+        );
+        assert!(
+            started.elapsed() >= Duration::from_millis(500),
+            "it was given until the deadline"
+        );
     }
 }
