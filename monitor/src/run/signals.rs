@@ -1,6 +1,6 @@
 //! What stops the monitor from outside: SIGINT and SIGTERM on Unix, Ctrl-C elsewhere.
 
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 
 /// SIGINT and SIGTERM on Unix; Ctrl-C elsewhere (Windows).
 pub struct StopSignals {
@@ -13,6 +13,7 @@ pub struct StopSignals {
 impl StopSignals {
     #[cfg(unix)]
     pub fn watch() -> Result<Self> {
+        use anyhow::Context as _;
         use tokio::signal::unix::{SignalKind, signal};
         Ok(Self {
             interrupt: signal(SignalKind::interrupt()).context("failed to watch SIGINT")?,
