@@ -249,7 +249,7 @@ fn serialize_protocol<S: Serializer>(protocol: &u8, serializer: S) -> Result<S::
 /// What an alert is about: the monitored interface, the local endpoint of a flow, or
 /// a local process (the connection monitor's alerts). Shown and serialized as one
 /// string: `eth0`, `192.0.2.10:51234`, `curl[1234]`.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug)]
 pub enum Target {
     Interface(String),
     Endpoint(SocketAddr),
@@ -289,10 +289,36 @@ impl fmt::Display for Target {
     }
 }
 
-/// Ordered as shown, so that findings sort as they read.
+/// Targets are compared, ordered and hashed as they are shown, as the strings they
+/// replaced were: alerts keep their order and their identity (a process whose name is
+/// unknown is "pid 1234" either way). An interface, the target of nearly every alert,
+/// is compared without formatting.
+impl Target {
+    fn shown(&self) -> std::borrow::Cow<'_, str> {
+        match self {
+            Self::Interface(name) => std::borrow::Cow::Borrowed(name),
+            other => std::borrow::Cow::Owned(other.to_string()),
+        }
+    }
+}
+
+impl PartialEq for Target {
+    fn eq(&self, other: &Self) -> bool {
+        self.shown() == other.shown()
+    }
+}
+
+impl Eq for Target {}
+
+impl std::hash::Hash for Target {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.shown().hash(state);
+    }
+}
+
 impl Ord for Target {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.to_string().cmp(&other.to_string())
+        self.shown().cmp(&other.shown())
     }
 }
 
@@ -305,10 +331,7 @@ impl PartialOrd for Target {
 /// Compared as shown: `finding.target == "eth0"`.
 impl PartialEq<&str> for Target {
     fn eq(&self, other: &&str) -> bool {
-        match self {
-            Self::Interface(name) => name == other,
-            _ => self.to_string().as_str() == *other,
-        }
+        self.shown() == *other
     }
 }
 
@@ -466,5 +489,23 @@ mod tests {
         assert_eq!(Unit::BytesPerSec.format(20_000_000.0), "160.0 Mbit/s");
         assert_eq!(Unit::Bytes.format(25_300_000.0), "25.3 MB");
         assert_eq!(Unit::SynPerSec.format(1_500.0), "1,500 SYN/s");
+    }
+
+    #[test]
+    fn targets_read_compare_and_sort_as_the_strings_they_replaced() {
+        let eth0 = Target::Interface("eth0".into());
+        let flow = Target::Endpoint("192.0.2.10:51234".parse().unwrap());
+        let curl = Target::process(Some(100), Some("curl"));
+        let unnamed = Target::process(Some(7), None);
+        let unknown = Target::process(None, Some("x"));
+        assert_eq!(
+            [&eth0, &flow, &curl, &unnamed, &unknown].map(ToString::to_string),
+            ["eth0", "192.0.2.10:51234", "curl[100]", "pid 7", "unknown process"]
+        );
+        assert_eq!(unknown, Target::process(None, None), "both read `unknown process`");
+        let mut sorted = vec![unknown.clone(), unnamed.clone(), flow.clone(), curl.clone()];
+        sorted.sort();
+        assert_eq!(sorted, [flow, curl, unnamed, unknown], "in string order");
+        assert_eq!(serde_json::to_value(&eth0).unwrap(), "eth0");
     }
 }
