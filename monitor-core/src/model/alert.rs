@@ -500,9 +500,19 @@ mod tests {
         let unknown = Target::process(None, Some("x"));
         assert_eq!(
             [&eth0, &flow, &curl, &unnamed, &unknown].map(ToString::to_string),
-            ["eth0", "192.0.2.10:51234", "curl[100]", "pid 7", "unknown process"]
+            [
+                "eth0",
+                "192.0.2.10:51234",
+                "curl[100]",
+                "pid 7",
+                "unknown process"
+            ]
         );
-        assert_eq!(unknown, Target::process(None, None), "both read `unknown process`");
+        assert_eq!(
+            unknown,
+            Target::process(None, None),
+            "both read `unknown process`"
+        );
         let mut sorted = vec![unknown.clone(), unnamed.clone(), flow.clone(), curl.clone()];
         sorted.sort();
         assert_eq!(sorted, [flow, curl, unnamed, unknown], "in string order");

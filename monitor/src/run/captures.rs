@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::tasks::Tasks;
 use crate::{
     capture::CapturePlanner,
     capture_writer,
@@ -87,12 +88,24 @@ impl Captures {
         self.planner.finished(capture);
     }
 
-    /// Closes the captures still open (their files stay valid) and reports them.
-    pub async fn shutdown(mut self, backend: &mut dyn crate::backend::Backend) -> Vec<CaptureDone> {
+    /// Closes the captures still open (their files stay valid) and reports them. A
+    /// writer still busy after five seconds (a slow disk) goes to `tasks`, to be ended
+    /// with the rest at the shutdown deadline.
+    pub async fn shutdown(
+        mut self,
+        backend: &mut dyn crate::backend::Backend,
+        tasks: &mut Tasks,
+    ) -> Vec<CaptureDone> {
         // Closing the start channel makes the writer close what is open, then end.
         let (closed, _) = tokio::sync::mpsc::unbounded_channel();
         drop(std::mem::replace(&mut self.starts, closed));
-        let _ = tokio::time::timeout(Duration::from_secs(5), &mut self.writer).await;
-        self.finished(backend)
+        let ended = tokio::time::timeout(Duration::from_secs(5), &mut self.writer)
+            .await
+            .is_ok();
+        let done = self.finished(backend);
+        if !ended {
+            tasks.own_stopping("the capture writer", [self.writer]);
+        }
+        done
     }
 }

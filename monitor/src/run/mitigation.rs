@@ -21,9 +21,10 @@ use crate::{
     },
 };
 
+/// The ban policy applied to the backend. The operator's control socket comes with it
+/// from [`Mitigation::start`], for the polling loop to wait on.
 pub struct Mitigation {
     policy: Policy,
-    control: ControlSocket,
 }
 
 fn seconds(time: SystemTime) -> u64 {
@@ -33,13 +34,14 @@ fn seconds(time: SystemTime) -> u64 {
 }
 
 impl Mitigation {
-    /// `None` when mitigation is off. Fails when the backend cannot drop packets.
+    /// `None` when mitigation is off; else the mitigation and its control socket. Fails
+    /// when the backend cannot drop packets.
     pub fn start(
         config: &Config,
         lists: &Lists,
         iface: &str,
         backend: &dyn Backend,
-    ) -> Result<Option<Self>> {
+    ) -> Result<Option<(Self, ControlSocket)>> {
         if config.mitigate.mode == MitigateMode::Off {
             return Ok(None);
         }
@@ -57,10 +59,10 @@ impl Mitigation {
             );
         }
         let never_ban = CidrSet::new(never_dropped(config, lists));
-        Ok(Some(Self {
+        let mitigation = Self {
             policy: Policy::new(&config.mitigate, never_ban),
-            control: ControlSocket::listen(iface)?,
-        }))
+        };
+        Ok(Some((mitigation, ControlSocket::listen(iface)?)))
     }
 
     /// One interval's findings: bans placed and ended.
@@ -75,11 +77,6 @@ impl Mitigation {
             .into_iter()
             .filter_map(|d| apply(d, backend))
             .collect()
-    }
-
-    /// The next operator request (pending while there is none).
-    pub async fn request(&mut self) -> ControlRequest {
-        self.control.next().await
     }
 
     /// Answers an operator request; an unban is also an event.
@@ -112,18 +109,19 @@ impl Mitigation {
         }
     }
 
-    /// The monitor stops: every ban ends with it (the program leaves the interface).
-    /// The control socket's accept task goes to `tasks`, to be ended with the rest.
-    pub fn finish(self, now: SystemTime, tasks: &mut Tasks) -> Vec<AlertEvent> {
-        let Self {
-            mut policy,
-            mut control,
-        } = self;
-        if let Some(accept) = control.take_task() {
+    /// The monitor stops: the control socket closes (its accept task goes to `tasks`, to
+    /// be ended with the rest), and every ban ends (the program leaves the interface).
+    pub fn finish(
+        mut self,
+        mut control: Option<ControlSocket>,
+        now: SystemTime,
+        tasks: &mut Tasks,
+    ) -> Vec<AlertEvent> {
+        if let Some(accept) = control.as_mut().and_then(ControlSocket::take_task) {
             tasks.own("the control socket", accept);
         }
         drop(control);
-        policy
+        self.policy
             .finish(now)
             .into_iter()
             .filter_map(|decision| match decision {

@@ -25,7 +25,7 @@ mod tasks;
 
 use self::{
     mitigation::Mitigation,
-    pipeline::{Parts, Pipeline},
+    pipeline::{Inputs, Parts, Pipeline},
     signals::StopSignals,
     tasks::Tasks,
 };
@@ -111,7 +111,17 @@ pub async fn run(cli: Cli) -> Result<()> {
         extra.insert(0, reporter);
         reporter = Box::new(report::tee::Tee(extra));
     }
-    let pipeline = Pipeline::start(Parts {
+    // Before the first snapshot, as the loop's other inputs: a failure here stops the
+    // monitor before it reports its start.
+    let stop = StopSignals::watch()?;
+    let scanner = match config.connections.enabled {
+        true => Some(
+            ConnectionScanner::start(config.connections.interval)
+                .context("failed to start the connection monitor")?,
+        ),
+        false => None,
+    };
+    let started = Pipeline::start(Parts {
         backend,
         config: &config,
         info,
@@ -121,36 +131,51 @@ pub async fn run(cli: Cli) -> Result<()> {
         mitigation,
         packet_log_rate: view.packet_log_rate,
     });
-    let polled = match pipeline {
-        Ok(pipeline) => poll(pipeline, &config, cli.duration, &quit, &mut tasks).await,
+    let polled = match started {
+        Ok((pipeline, inputs)) => {
+            let events = Events {
+                inputs,
+                scanner,
+                stop,
+                quit: &quit,
+            };
+            event_loop(pipeline, events, &config, cli.duration, &mut tasks).await;
+            Ok(())
+        }
         Err(err) => Err(err),
     };
-    // One deadline for what is left running: the sinks get their flush timeout, the
-    // readers and servers are cancelled and awaited meanwhile.
+    // One deadline for what is left running: the sinks flush (within their own timeout)
+    // while the servers are cancelled and the backend's tasks finish.
     let deadline = tokio::time::Instant::now() + tasks::SHUTDOWN_DEADLINE;
-    delivery.shutdown().await;
-    tasks.shutdown(deadline).await;
+    tokio::join!(delivery.shutdown(), tasks.shutdown(deadline));
     polled
+}
+
+/// What the loop waits on besides its ticks.
+struct Events<'a> {
+    inputs: Inputs,
+    scanner: Option<ConnectionScanner>,
+    stop: StopSignals,
+    /// Notified when the dashboard's operator quits.
+    quit: &'a Notify,
 }
 
 /// Waits for the next event and hands it to the pipeline, until a signal, the
 /// dashboard's quit or `--duration`; then ends the pipeline.
-async fn poll(
+async fn event_loop(
     mut pipeline: Pipeline<'_>,
+    events: Events<'_>,
     config: &Config,
     duration: Option<Duration>,
-    quit: &Notify,
     tasks: &mut Tasks,
-) -> Result<()> {
-    let mut stop = StopSignals::watch()?;
+) {
+    let Events {
+        mut inputs,
+        mut scanner,
+        mut stop,
+        quit,
+    } = events;
     let interval = config.capture.interval;
-    let mut scanner = match config.connections.enabled {
-        true => Some(
-            ConnectionScanner::start(config.connections.interval)
-                .context("failed to start the connection monitor")?,
-        ),
-        false => None,
-    };
     let started = pipeline.started();
     let deadline = duration.map(|d| started + d);
     let mut ticker = interval_at((started + interval).into(), interval);
@@ -160,14 +185,20 @@ async fn poll(
             // In this order: a tick due at the deadline is still reported.
             biased;
             _ = ticker.tick() => pipeline.on_tick(),
-            input = pipeline.next_input() => pipeline.on_input(input),
+            Some(record) = async { inputs.packets.as_mut()?.recv().await },
+                if inputs.packets.is_some() => pipeline.on_packet(&record),
             _ = quit.notified() => break,
             scan = next_scan(&mut scanner) => pipeline.on_scan(scan),
+            request = async {
+                match &mut inputs.control {
+                    Some(control) => control.next().await,
+                    None => std::future::pending().await,
+                }
+            } => pipeline.on_request(request),
             _ = stop.received() => break,
             _ = async { sleep_until(deadline.unwrap_or_else(Instant::now).into()).await },
                 if deadline.is_some() => break,
         }
     }
-    pipeline.finish(tasks).await;
-    Ok(())
+    pipeline.finish(inputs, tasks).await;
 }

@@ -13,10 +13,10 @@ use crate::{
     report,
 };
 
-/// `--packets` (at most `rate` lines a second): the backend's records, printed within the rate cap, with what was
-/// skipped reported every few seconds (when it grew) and at the end.
+/// `--packets` (at most `rate` lines a second): the backend's records, printed within
+/// the rate cap, with what was skipped reported every few seconds (when it grew) and at
+/// the end. The records' stream is the polling loop's to wait on.
 pub struct PacketLog {
-    pub records: Receiver<PacketRecord>,
     cap: RateCap,
     colour: bool,
     /// Skipped lines last reported, and when.
@@ -31,7 +31,7 @@ impl PacketLog {
         rate: Option<u32>,
         config: &Config,
         backend: &mut (dyn Backend + Send),
-    ) -> Option<Self> {
+    ) -> Option<(Self, Receiver<PacketRecord>)> {
         let rate = rate?;
         let Some(records) = backend.packet_log() else {
             warn!(
@@ -46,23 +46,23 @@ impl PacketLog {
             std::io::stdout().is_terminal(),
             std::env::var_os("NO_COLOR").as_deref(),
         );
-        Some(Self {
-            records,
+        let log = Self {
             cap: RateCap::new(rate),
             colour,
             reported: (0, Instant::now()),
-        })
+        };
+        Some((log, records))
     }
 
     pub fn print(&mut self, record: &PacketRecord) {
         if self.cap.admit(record.timestamp) {
-            emit(&packets::format_line(record, self.colour));
+            print_line(&packets::format_line(record, self.colour));
         }
     }
 
     /// Prints what is already queued (the last packets before the stop).
-    pub fn drain(&mut self) {
-        while let Ok(record) = self.records.try_recv() {
+    pub fn drain(&mut self, records: &mut Receiver<PacketRecord>) {
+        while let Ok(record) = records.try_recv() {
             self.print(&record);
         }
     }
@@ -72,7 +72,7 @@ impl PacketLog {
         let total = self.cap.skipped + backend_skipped;
         let due = total > self.reported.0 && self.reported.1.elapsed() >= SKIPPED_EVERY;
         if end || due {
-            emit(&packets::skipped_line(
+            print_line(&packets::skipped_line(
                 self.cap.skipped,
                 backend_skipped,
                 end,
@@ -82,7 +82,7 @@ impl PacketLog {
     }
 }
 
-fn emit(line: &str) {
+fn print_line(line: &str) {
     let mut out = std::io::stdout().lock();
     if let Err(err) = writeln!(out, "{line}").and_then(|()| out.flush()) {
         log::error!("failed to write to stdout: {err}");

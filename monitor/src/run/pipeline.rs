@@ -10,6 +10,7 @@ use std::{
 
 use anyhow::Result;
 use log::{debug, warn};
+use tokio::sync::mpsc::Receiver;
 
 use super::{captures::Captures, mitigation::Mitigation, packet_log::PacketLog, tasks::Tasks};
 use crate::{
@@ -17,7 +18,7 @@ use crate::{
     backend::Backend,
     config::Config,
     connections,
-    control::ControlRequest,
+    control::{ControlRequest, ControlSocket},
     delivery::Delivery,
     detect::{DetectInput, Detector},
     model::{
@@ -32,12 +33,11 @@ use crate::{
     sink::Traffic,
 };
 
-/// What arrives besides the ticks and the scans.
-pub enum Input {
-    /// A packet for `--packets`.
-    Packet(PacketRecord),
-    /// An operator's request on the control socket (`monitor bans`).
-    Request(ControlRequest),
+/// What the polling loop waits on besides the ticks and the scans, each in its own
+/// branch: the records of `--packets`, and the operator's control socket.
+pub struct Inputs {
+    pub packets: Option<Receiver<PacketRecord>>,
+    pub control: Option<ControlSocket>,
 }
 
 /// The parts of a pipeline, each built in `run`.
@@ -48,7 +48,8 @@ pub struct Parts<'a> {
     pub detector: Detector,
     pub reporter: Box<dyn Reporter + Send>,
     pub delivery: &'a Delivery,
-    pub mitigation: Option<Mitigation>,
+    /// With its control socket.
+    pub mitigation: Option<(Mitigation, ControlSocket)>,
     /// `--packets`: at most this many lines a second.
     pub packet_log_rate: Option<u32>,
 }
@@ -78,8 +79,8 @@ pub struct Pipeline<'a> {
 
 impl<'a> Pipeline<'a> {
     /// Takes the first snapshot, starts captures and the packet log, and reports the
-    /// start.
-    pub fn start(parts: Parts<'a>) -> Result<Self> {
+    /// start; the inputs are the polling loop's to wait on.
+    pub fn start(parts: Parts<'a>) -> Result<(Self, Inputs)> {
         let Parts {
             mut backend,
             config,
@@ -99,9 +100,17 @@ impl<'a> Pipeline<'a> {
             RATE_WINDOW,
         );
         let captures = Captures::start(&config.pcap, backend.as_mut());
-        let packet_log = PacketLog::start(packet_log_rate, config, backend.as_mut());
+        let (packet_log, packets) =
+            match PacketLog::start(packet_log_rate, config, backend.as_mut()) {
+                Some((log, records)) => (Some(log), Some(records)),
+                None => (None, None),
+            };
+        let (mitigation, control) = match mitigation {
+            Some((mitigation, control)) => (Some(mitigation), Some(control)),
+            None => (None, None),
+        };
         reporter.start(&info);
-        Ok(Self {
+        let pipeline = Self {
             backend,
             config,
             info,
@@ -117,7 +126,8 @@ impl<'a> Pipeline<'a> {
             captures,
             capture_failures: CaptureFailures::default(),
             packet_log,
-        })
+        };
+        Ok((pipeline, Inputs { packets, control }))
     }
 
     /// When the first snapshot was taken: the run's start.
@@ -203,44 +213,7 @@ impl<'a> Pipeline<'a> {
         }
     }
 
-    /// The next record of `--packets` or request on the control socket, the records
-    /// first; pending while there is neither (the packet log or mitigation off).
-    pub async fn next_input(&mut self) -> Input {
-        let Self {
-            packet_log,
-            mitigation,
-            ..
-        } = self;
-        let packet = async {
-            match packet_log {
-                Some(log) => match log.records.recv().await {
-                    Some(record) => record,
-                    None => std::future::pending().await,
-                },
-                None => std::future::pending().await,
-            }
-        };
-        let request = async {
-            match mitigation {
-                Some(m) => m.request().await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            biased;
-            record = packet => Input::Packet(record),
-            request = request => Input::Request(request),
-        }
-    }
-
-    pub fn on_input(&mut self, input: Input) {
-        match input {
-            Input::Packet(record) => self.on_packet(&record),
-            Input::Request(request) => self.on_request(request),
-        }
-    }
-
-    fn on_packet(&mut self, record: &PacketRecord) {
+    pub fn on_packet(&mut self, record: &PacketRecord) {
         if let Some(log) = &mut self.packet_log {
             log.print(record);
         }
@@ -263,7 +236,8 @@ impl<'a> Pipeline<'a> {
         }
     }
 
-    fn on_request(&mut self, request: ControlRequest) {
+    /// An operator's request on the control socket.
+    pub fn on_request(&mut self, request: ControlRequest) {
         if let Some(m) = &mut self.mitigation {
             let events = m.on_request(request, self.backend.as_mut(), SystemTime::now());
             if !events.is_empty() {
@@ -275,7 +249,11 @@ impl<'a> Pipeline<'a> {
     /// The run ends: the last partial interval, the captures still open, the packet
     /// log's tail, the backend detached (with the tasks it owns handed to `tasks`),
     /// bans and alerts closed, and the final totals.
-    pub async fn finish(mut self, tasks: &mut Tasks) {
+    pub async fn finish(mut self, inputs: Inputs, tasks: &mut Tasks) {
+        let Inputs {
+            mut packets,
+            control,
+        } = inputs;
         // Read once more so that the final totals include the last partial interval; if
         // that fails, the last good snapshot is still reported.
         let last = match self.backend.snapshot() {
@@ -286,12 +264,12 @@ impl<'a> Pipeline<'a> {
             }
         };
         if let Some(captures) = self.captures.take() {
-            for done in captures.shutdown(self.backend.as_mut()).await {
+            for done in captures.shutdown(self.backend.as_mut(), tasks).await {
                 self.report_capture(&done);
             }
         }
-        if let Some(log) = &mut self.packet_log {
-            log.drain();
+        if let (Some(log), Some(records)) = (&mut self.packet_log, &mut packets) {
+            log.drain(records);
             log.report_skipped(self.backend.as_mut(), true);
         }
         tasks.own_stopping("a backend task", self.backend.shutdown());
@@ -309,7 +287,7 @@ impl<'a> Pipeline<'a> {
         drop(backend); // detaches the program before we report
         let reporter = reporter.as_mut();
         if let Some(m) = mitigation {
-            let ended = m.finish(SystemTime::now(), tasks);
+            let ended = m.finish(control, SystemTime::now(), tasks);
             if !ended.is_empty() {
                 emit(reporter, delivery, &info, &ended, None);
             }

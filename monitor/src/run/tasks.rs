@@ -61,7 +61,7 @@ impl Tasks {
             {
                 task.handle.abort();
                 debug!(
-                    "{} did not stop within {SHUTDOWN_DEADLINE:?}; aborted",
+                    "{} had not stopped by the shutdown deadline; aborted",
                     task.name
                 );
             }

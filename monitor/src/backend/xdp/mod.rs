@@ -248,3 +248,11 @@ impl Backend for XdpBackend {
         tasks
     }
 }
+
+/// Dropped without `shutdown` (a failed start, a test): the readers are cancelled all
+/// the same, as the pcap backend stops its threads.
+impl Drop for XdpBackend {
+    fn drop(&mut self) {
+        self.tasks.iter().for_each(JoinHandle::abort);
+    }
+}
