@@ -316,24 +316,23 @@ impl Flag {
     }
 }
 
-/// `text` as a number or true/false when the setting's default is one (`"2.5"` for a
-/// whole number is refused by the setting as a float, as in the file); as text
-/// otherwise, which the setting checks too.
+/// `text` as a number or true/false when the setting's default is one, read as Rust
+/// reads numbers (`9000`, `0.5`; not TOML's `0x10` or `1_000`, which the flags never
+/// took): `"2.5"` for a whole number is refused by the setting as a float, as in the
+/// file. As text otherwise, which the setting checks too.
 fn scalar(text: &str, default: Option<&toml::Value>) -> toml::Value {
-    let typed = |value: &toml::Value| {
-        matches!(
-            value,
-            toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_)
-        )
+    let number = || {
+        text.parse::<i64>()
+            .map(toml::Value::Integer)
+            .or_else(|_| text.parse::<f64>().map(toml::Value::Float))
+            .ok()
     };
-    if default.is_some_and(typed) {
-        if let Ok(value) = text.parse::<toml::Value>() {
-            if typed(&value) {
-                return value;
-            }
-        }
-    }
-    toml::Value::String(text.to_owned())
+    let typed = match default {
+        Some(toml::Value::Integer(_) | toml::Value::Float(_)) => number(),
+        Some(toml::Value::Boolean(_)) => text.parse::<bool>().ok().map(toml::Value::Boolean),
+        _ => None,
+    };
+    typed.unwrap_or_else(|| toml::Value::String(text.to_owned()))
 }
 
 /// `--webhook [KIND=]URL` as the file writes it: the URL, or `{ url, kind }`. The

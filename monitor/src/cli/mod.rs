@@ -232,6 +232,29 @@ mod tests {
         );
     }
 
+    /// Numbers as the typed parsers read them before flags became values: TOML's other
+    /// spellings are refused.
+    #[test]
+    fn numbers_are_read_as_rust_reads_them() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_args_from(std::iter::once("monitor").chain(args.iter().copied()))
+        };
+        assert_eq!(cli(&["--top", "16"]).config().unwrap().capture.top, 16);
+        assert_eq!(
+            cli(&["--spike-alpha", "1"])
+                .config()
+                .unwrap()
+                .detection
+                .spike
+                .alpha
+                .get(),
+            1.0
+        );
+        for refused in ["0x10", "1_000", "0o17", "16.0"] {
+            assert!(parse(&["--top", refused]).is_err(), "--top {refused}");
+        }
+    }
+
     /// The capture flags keep clap defaults (for `--help` and `run.rs`); they must be
     /// the configuration's defaults, or the help would lie.
     #[test]
