@@ -129,17 +129,24 @@ impl ControlSocket {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
             .with_context(|| format!("failed to restrict {}", path.display()))?;
         let (sender, requests) = mpsc::channel(16);
+        // The connections' tasks belong to the accept task: ending it ends them.
         let accept = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
             loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let sender = sender.clone();
-                tokio::spawn(async move {
-                    if let Err(err) = serve(stream, sender).await {
-                        log::debug!("control connection: {err:#}");
+                tokio::select! {
+                    accepted = listener.accept() => {
+                        let Ok((stream, _)) = accepted else {
+                            return;
+                        };
+                        let sender = sender.clone();
+                        connections.spawn(async move {
+                            if let Err(err) = serve(stream, sender).await {
+                                log::debug!("control connection: {err:#}");
+                            }
+                        });
                     }
-                });
+                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                }
             }
         });
         Ok(Self {

@@ -18,6 +18,7 @@ pub mod capture_writer;
 pub mod control;
 pub mod delivery;
 pub mod export;
+pub mod host;
 pub mod iface;
 pub mod metrics;
 pub mod report;

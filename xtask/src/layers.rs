@@ -40,6 +40,7 @@ pub const LAYERS: &[(&str, &[&str])] = &[
             "control",
             "delivery",
             "export",
+            "host",
             "iface",
             "metrics",
             "report",
@@ -77,23 +78,27 @@ fn is_test_file(file: &Path) -> bool {
 /// may name a module it does not import).
 fn non_test_code(text: &str) -> String {
     let code = text.find("\n#[cfg(test)]").map_or(text, |at| &text[..at]);
+    // A `//` after a `:` is a URL in a string (`"http://..."`), not a comment.
     code.lines()
-        .map(|line| line.find("//").map_or(line, |at| &line[..at]))
+        .map(|line| {
+            let comment = line
+                .match_indices("//")
+                .find(|(at, _)| !line[..*at].ends_with(':'))
+                .map(|(at, _)| at);
+            comment.map_or(line, |at| &line[..at])
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
 
-/// Every top-level module named after `crate::` or `monitor_core::` in `text`, in
-/// `use` trees too (`use crate::{a::X, b::{Y, Z}}` names `a` and `b`).
-fn imported_modules(text: &str) -> BTreeSet<String> {
+/// Every top-level module named after one of `roots` (`crate::`, `monitor_core::`) in
+/// `text`, in `use` trees too (`use crate::{a::X, b::{Y, Z}}` names `a` and `b`).
+fn imported_modules(text: &str, roots: &[&str]) -> BTreeSet<String> {
     let mut found = BTreeSet::new();
-    let paths = text
-        .match_indices("crate::")
-        .map(|(at, _)| (at, "crate::".len()))
-        .chain(
-            text.match_indices("monitor_core::")
-                .map(|(at, _)| (at, "monitor_core::".len())),
-        );
+    let paths = roots.iter().flat_map(|root| {
+        text.match_indices(root)
+            .map(move |(at, _)| (at, root.len()))
+    });
     for (at, len) in paths {
         let before = text[..at].chars().next_back();
         if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
@@ -186,7 +191,7 @@ fn add_crate(src: &Path, graph: &mut Graph) -> Result<()> {
         }
         let text = std::fs::read_to_string(&file)
             .with_context(|| format!("failed to read {}", file.display()))?;
-        for target in imported_modules(&non_test_code(&text)) {
+        for target in imported_modules(&non_test_code(&text), &["crate::", "monitor_core::"]) {
             if target != module {
                 imports.insert(target);
             }
@@ -194,12 +199,8 @@ fn add_crate(src: &Path, graph: &mut Graph) -> Result<()> {
     }
     // main.rs reaches the library as `monitor::`, not `crate::`.
     if let Ok(text) = std::fs::read_to_string(src.join("main.rs")) {
-        let imports = graph.entry("main".into()).or_default();
-        let code = non_test_code(&text);
-        for (at, _) in code.match_indices("monitor::") {
-            imports.insert(ident(&code[at + "monitor::".len()..]));
-        }
-        imports.remove("");
+        let imports = imported_modules(&non_test_code(&text), &["monitor::"]);
+        graph.entry("main".into()).or_default().extend(imports);
     }
     Ok(())
 }
@@ -300,7 +301,7 @@ mod tests {
     fn use_trees_and_inline_paths_name_their_modules() {
         let text = "use crate::{\n    model::{alert::X, ban::Y},\n    config::Config,\n};\n\
                     fn f() { crate::detect::run(); monitor_crate::x(); }";
-        let found: Vec<_> = imported_modules(text).into_iter().collect();
+        let found: Vec<_> = imported_modules(text, &["crate::"]).into_iter().collect();
         assert_eq!(found, ["config", "detect", "model"]);
     }
 

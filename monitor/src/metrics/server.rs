@@ -61,9 +61,16 @@ impl MetricsServer {
     }
 }
 
+/// Accepts and serves connections; the connections' tasks belong to this one, so
+/// ending it (at shutdown) ends them too, keep-alive ones included.
 async fn serve(listener: TcpListener, metrics: Metrics) {
+    let mut connections = tokio::task::JoinSet::new();
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let (stream, peer) = match accepted {
             Ok(accepted) => accepted,
             Err(err) => {
                 // Out of file descriptors and the like: try again shortly.
@@ -73,7 +80,7 @@ async fn serve(listener: TcpListener, metrics: Metrics) {
             }
         };
         let metrics = metrics.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let service = service_fn(move |request| {
                 let metrics = metrics.clone();
                 async move { Ok::<_, Infallible>(respond(&request, &metrics)) }

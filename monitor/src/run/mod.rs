@@ -16,7 +16,6 @@ use tokio::{
 };
 
 mod captures;
-mod host;
 mod mitigation;
 mod packet_log;
 mod pipeline;
@@ -58,7 +57,7 @@ pub async fn run(cli: Cli) -> Result<()> {
             .alerting
             .server_name
             .clone()
-            .unwrap_or_else(host::hostname),
+            .unwrap_or_else(crate::host::hostname),
         iface: iface.clone(),
     };
     let delivery =
@@ -201,4 +200,7 @@ async fn event_loop(
         }
     }
     pipeline.finish(inputs, tasks).await;
+    if let Some(scanner) = scanner {
+        tasks.own_stopping("the connection scanner", [scanner.shutdown()]);
+    }
 }

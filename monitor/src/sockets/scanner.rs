@@ -16,15 +16,19 @@ use crate::model::connection::Listing;
 
 pub struct ConnectionScanner {
     scans: mpsc::Receiver<Result<Listing>>,
+    /// Dropped to stop the thread at once, even in the middle of its wait.
+    stop: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
 }
 
 impl ConnectionScanner {
-    /// Starts scanning now and then every `interval`. The thread ends at its next send
-    /// after the scanner is dropped.
+    /// Starts scanning now and then every `interval`. The thread ends when the scanner
+    /// is shut down or dropped (within a scan, if one is under way).
     pub fn start(interval: Duration) -> Result<Self> {
         // One listing waiting at most: a loop that falls behind gets the newest state,
         // not a backlog.
         let (tx, scans) = mpsc::channel(1);
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
         let mut warned = false;
         if let Some(missing) = super::missing_rights() {
             warned = true;
@@ -35,7 +39,7 @@ impl ConnectionScanner {
                  does not count them"
             );
         }
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("connections".into())
             .spawn(move || {
                 loop {
@@ -64,10 +68,33 @@ impl ConnectionScanner {
                     if tx.blocking_send(listing).is_err() {
                         break;
                     }
-                    std::thread::sleep(interval.saturating_sub(started.elapsed()));
+                    let wait = interval.saturating_sub(started.elapsed());
+                    match stopped.recv_timeout(wait) {
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                        // The scanner is gone.
+                        _ => break,
+                    }
                 }
             })?;
-        Ok(Self { scans })
+        Ok(Self {
+            scans,
+            stop,
+            thread,
+        })
+    }
+
+    /// Stops the thread and hands over a task that joins it, for the run to await under
+    /// its shutdown deadline.
+    pub fn shutdown(self) -> tokio::task::JoinHandle<()> {
+        let Self {
+            scans,
+            stop,
+            thread,
+        } = self;
+        drop((scans, stop));
+        tokio::task::spawn_blocking(move || {
+            let _ = thread.join();
+        })
     }
 
     /// The next listing (or the error of a failed scan).
