@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use monitor::config::{Config, ConfigError, Format};
+use monitor_core::config::{Config, ConfigError, Format};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&selector, rest)) = data.split_first() else {
