@@ -19,6 +19,10 @@ use crate::config::{BackendKind, Config, ConfigError, XdpModeArg};
     version,
     about = "Network traffic monitor and DDoS detector (XDP counters at line rate)"
 )]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "command-line switches, one field each as clap parses them"
+)]
 pub struct Cli {
     // First, so that the capture flags lead `--help`.
     #[command(flatten)]

@@ -12,7 +12,7 @@ use crate::{
 
 /// Triggered capture while the monitor runs: the planner, the writer task and the
 /// channels between them and the polling loop.
-pub struct Captures {
+pub(super) struct Captures {
     planner: CapturePlanner,
     starts: tokio::sync::mpsc::UnboundedSender<CaptureStart>,
     finished: tokio::sync::mpsc::UnboundedReceiver<CaptureDone>,
@@ -21,7 +21,10 @@ pub struct Captures {
 
 impl Captures {
     /// `None` when captures are off or the backend cannot capture.
-    pub fn start(config: &PcapConfig, backend: &mut dyn crate::backend::Backend) -> Option<Self> {
+    pub(super) fn start(
+        config: &PcapConfig,
+        backend: &mut dyn crate::backend::Backend,
+    ) -> Option<Self> {
         if !config.enabled {
             return None;
         }
@@ -44,7 +47,7 @@ impl Captures {
     }
 
     /// Starts a capture for each new alert whose source is not already being captured.
-    pub fn on_alerts(
+    pub(super) fn on_alerts(
         &mut self,
         events: &[crate::model::alert::AlertEvent],
         backend: &mut dyn crate::backend::Backend,
@@ -71,7 +74,10 @@ impl Captures {
     }
 
     /// Captures that ended since the last call; their sources are disarmed.
-    pub fn finished(&mut self, backend: &mut dyn crate::backend::Backend) -> Vec<CaptureDone> {
+    pub(super) fn finished(
+        &mut self,
+        backend: &mut dyn crate::backend::Backend,
+    ) -> Vec<CaptureDone> {
         let mut done = Vec::new();
         while let Ok(capture) = self.finished.try_recv() {
             self.retire(&capture, backend);
@@ -88,7 +94,10 @@ impl Captures {
     }
 
     /// Closes the captures still open (their files stay valid) and reports them.
-    pub async fn shutdown(mut self, backend: &mut dyn crate::backend::Backend) -> Vec<CaptureDone> {
+    pub(super) async fn shutdown(
+        mut self,
+        backend: &mut dyn crate::backend::Backend,
+    ) -> Vec<CaptureDone> {
         // Closing the start channel makes the writer close what is open, then end.
         let (closed, _) = tokio::sync::mpsc::unbounded_channel();
         drop(std::mem::replace(&mut self.starts, closed));

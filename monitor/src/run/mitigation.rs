@@ -21,7 +21,7 @@ use crate::{
     },
 };
 
-pub struct Mitigation {
+pub(super) struct Mitigation {
     policy: Policy,
     control: ControlSocket,
 }
@@ -34,7 +34,7 @@ fn seconds(time: SystemTime) -> u64 {
 
 impl Mitigation {
     /// `None` when mitigation is off. Fails when the backend cannot drop packets.
-    pub fn start(
+    pub(super) fn start(
         config: &Config,
         lists: &Lists,
         iface: &str,
@@ -64,7 +64,7 @@ impl Mitigation {
     }
 
     /// One interval's findings: bans placed and ended.
-    pub fn on_findings(
+    pub(super) fn on_findings(
         &mut self,
         findings: &[Finding],
         backend: &mut dyn Backend,
@@ -78,12 +78,12 @@ impl Mitigation {
     }
 
     /// The next operator request (pending while there is none).
-    pub async fn request(&mut self) -> ControlRequest {
+    pub(super) async fn request(&mut self) -> ControlRequest {
         self.control.next().await
     }
 
     /// Answers an operator request; an unban is also an event.
-    pub fn on_request(
+    pub(super) fn on_request(
         &mut self,
         request: ControlRequest,
         backend: &mut dyn Backend,
@@ -114,7 +114,7 @@ impl Mitigation {
 
     /// The monitor stops: every ban ends with it (the program leaves the interface).
     /// The control socket's accept task goes to `tasks`, to be ended with the rest.
-    pub fn finish(self, now: SystemTime, tasks: &mut Tasks) -> Vec<AlertEvent> {
+    pub(super) fn finish(self, now: SystemTime, tasks: &mut Tasks) -> Vec<AlertEvent> {
         let Self {
             mut policy,
             mut control,

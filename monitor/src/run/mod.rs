@@ -144,12 +144,13 @@ async fn poll(
 ) -> Result<()> {
     let mut stop = StopSignals::watch()?;
     let interval = config.capture.interval;
-    let mut scanner = match config.connections.enabled {
-        true => Some(
+    let mut scanner = if config.connections.enabled {
+        Some(
             ConnectionScanner::start(config.connections.interval)
                 .context("failed to start the connection monitor")?,
-        ),
-        false => None,
+        )
+    } else {
+        None
     };
     let started = pipeline.started();
     let deadline = duration.map(|d| started + d);
@@ -161,10 +162,10 @@ async fn poll(
             biased;
             _ = ticker.tick() => pipeline.on_tick(),
             input = pipeline.next_input() => pipeline.on_input(input),
-            _ = quit.notified() => break,
+            () = quit.notified() => break,
             scan = next_scan(&mut scanner) => pipeline.on_scan(scan),
-            _ = stop.received() => break,
-            _ = async { sleep_until(deadline.unwrap_or_else(Instant::now).into()).await },
+            () = stop.received() => break,
+            () = async { sleep_until(deadline.unwrap_or_else(Instant::now).into()).await },
                 if deadline.is_some() => break,
         }
     }

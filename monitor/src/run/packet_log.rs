@@ -15,7 +15,7 @@ use crate::{
 
 /// `--packets` (at most `rate` lines a second): the backend's records, printed within the rate cap, with what was
 /// skipped reported every few seconds (when it grew) and at the end.
-pub struct PacketLog {
+pub(super) struct PacketLog {
     pub records: Receiver<PacketRecord>,
     cap: RateCap,
     colour: bool,
@@ -27,11 +27,13 @@ pub struct PacketLog {
 const SKIPPED_EVERY: Duration = Duration::from_secs(5);
 
 impl PacketLog {
-    pub fn start(
+    pub(super) fn start(
         rate: Option<u32>,
         config: &Config,
         backend: &mut (dyn Backend + Send),
     ) -> Option<Self> {
+        use std::io::IsTerminal as _;
+
         let rate = rate?;
         let Some(records) = backend.packet_log() else {
             warn!(
@@ -40,7 +42,6 @@ impl PacketLog {
             );
             return None;
         };
-        use std::io::IsTerminal as _;
         let colour = report::use_colour(
             config.alerting.color,
             std::io::stdout().is_terminal(),
@@ -54,20 +55,20 @@ impl PacketLog {
         })
     }
 
-    pub fn print(&mut self, record: &PacketRecord) {
+    pub(super) fn print(&mut self, record: &PacketRecord) {
         if self.cap.admit(record.timestamp) {
             emit(&packets::format_line(record, self.colour));
         }
     }
 
     /// Prints what is already queued (the last packets before the stop).
-    pub fn drain(&mut self) {
+    pub(super) fn drain(&mut self) {
         while let Ok(record) = self.records.try_recv() {
             self.print(&record);
         }
     }
 
-    pub fn report_skipped(&mut self, backend: &mut (dyn Backend + Send), end: bool) {
+    pub(super) fn report_skipped(&mut self, backend: &mut (dyn Backend + Send), end: bool) {
         let backend_skipped = backend.packet_log_skipped();
         let total = self.cap.skipped + backend_skipped;
         let due = total > self.reported.0 && self.reported.1.elapsed() >= SKIPPED_EVERY;

@@ -33,7 +33,7 @@ use crate::{
 };
 
 /// What arrives besides the ticks and the scans.
-pub enum Input {
+pub(super) enum Input {
     /// A packet for `--packets`.
     Packet(PacketRecord),
     /// An operator's request on the control socket (`monitor bans`).
@@ -41,7 +41,7 @@ pub enum Input {
 }
 
 /// The parts of a pipeline, each built in `run`.
-pub struct Parts<'a> {
+pub(super) struct Parts<'a> {
     pub backend: Box<dyn Backend + Send>,
     pub config: &'a Config,
     pub info: RunInfo,
@@ -53,7 +53,7 @@ pub struct Parts<'a> {
     pub packet_log_rate: Option<u32>,
 }
 
-pub struct Pipeline<'a> {
+pub(super) struct Pipeline<'a> {
     backend: Box<dyn Backend + Send>,
     config: &'a Config,
     info: RunInfo,
@@ -68,7 +68,7 @@ pub struct Pipeline<'a> {
     connection_tracker: AlertTracker,
     work: PollWork,
     /// Recent snapshots, oldest first: the last one for the stats line, the newest one
-    /// at least RATE_WINDOW old for detection.
+    /// at least `RATE_WINDOW` old for detection.
     recent: VecDeque<Snapshot>,
     started: Instant,
     captures: Option<Captures>,
@@ -79,7 +79,7 @@ pub struct Pipeline<'a> {
 impl<'a> Pipeline<'a> {
     /// Takes the first snapshot, starts captures and the packet log, and reports the
     /// start.
-    pub fn start(parts: Parts<'a>) -> Result<Self> {
+    pub(super) fn start(parts: Parts<'a>) -> Result<Self> {
         let Parts {
             mut backend,
             config,
@@ -121,12 +121,12 @@ impl<'a> Pipeline<'a> {
     }
 
     /// When the first snapshot was taken: the run's start.
-    pub fn started(&self) -> Instant {
+    pub(super) fn started(&self) -> Instant {
         self.started
     }
 
     /// One interval: read the counters, detect, alert, mitigate, capture, report.
-    pub fn on_tick(&mut self) {
+    pub(super) fn on_tick(&mut self) {
         let cycle_started = Instant::now();
         let current = match self.backend.snapshot() {
             Ok(current) => current,
@@ -205,7 +205,7 @@ impl<'a> Pipeline<'a> {
 
     /// The next record of `--packets` or request on the control socket, the records
     /// first; pending while there is neither (the packet log or mitigation off).
-    pub async fn next_input(&mut self) -> Input {
+    pub(super) async fn next_input(&mut self) -> Input {
         let Self {
             packet_log,
             mitigation,
@@ -233,7 +233,7 @@ impl<'a> Pipeline<'a> {
         }
     }
 
-    pub fn on_input(&mut self, input: Input) {
+    pub(super) fn on_input(&mut self, input: Input) {
         match input {
             Input::Packet(record) => self.on_packet(&record),
             Input::Request(request) => self.on_request(request),
@@ -247,7 +247,7 @@ impl<'a> Pipeline<'a> {
     }
 
     /// One scan of the host's sockets by the connection monitor.
-    pub fn on_scan(&mut self, scan: Result<Listing>) {
+    pub(super) fn on_scan(&mut self, scan: Result<Listing>) {
         match scan {
             Ok(listing) => {
                 let findings = connections::evaluate(
@@ -275,7 +275,7 @@ impl<'a> Pipeline<'a> {
     /// The run ends: the last partial interval, the captures still open, the packet
     /// log's tail, the backend detached (with the tasks it owns handed to `tasks`),
     /// bans and alerts closed, and the final totals.
-    pub async fn finish(mut self, tasks: &mut Tasks) {
+    pub(super) async fn finish(mut self, tasks: &mut Tasks) {
         // Read once more so that the final totals include the last partial interval; if
         // that fails, the last good snapshot is still reported.
         let last = match self.backend.snapshot() {

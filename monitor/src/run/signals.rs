@@ -1,9 +1,11 @@
 //! What stops the monitor from outside: SIGINT and SIGTERM on Unix, Ctrl-C elsewhere.
 
-use anyhow::{Context as _, Result};
+#[cfg(unix)]
+use anyhow::Context as _;
+use anyhow::Result;
 
 /// SIGINT and SIGTERM on Unix; Ctrl-C elsewhere (Windows).
-pub struct StopSignals {
+pub(super) struct StopSignals {
     #[cfg(unix)]
     interrupt: tokio::signal::unix::Signal,
     #[cfg(unix)]
@@ -12,7 +14,7 @@ pub struct StopSignals {
 
 impl StopSignals {
     #[cfg(unix)]
-    pub fn watch() -> Result<Self> {
+    pub(super) fn watch() -> Result<Self> {
         use tokio::signal::unix::{SignalKind, signal};
         Ok(Self {
             interrupt: signal(SignalKind::interrupt()).context("failed to watch SIGINT")?,
@@ -21,12 +23,12 @@ impl StopSignals {
     }
 
     #[cfg(not(unix))]
-    pub fn watch() -> Result<Self> {
+    pub(super) fn watch() -> Result<Self> {
         Ok(Self {})
     }
 
     #[cfg(unix)]
-    pub async fn received(&mut self) {
+    pub(super) async fn received(&mut self) {
         tokio::select! {
             _ = self.interrupt.recv() => {}
             _ = self.terminate.recv() => {}
@@ -34,7 +36,7 @@ impl StopSignals {
     }
 
     #[cfg(not(unix))]
-    pub async fn received(&mut self) {
+    pub(super) async fn received(&mut self) {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
