@@ -257,11 +257,6 @@ pub fn scan_port_bit(port: u16) -> usize {
     (mix32(u32::from(port)) as usize) & (SCAN_PORT_BITS - 1)
 }
 
-#[inline(always)]
-pub fn scan_host_bit(dst: &Addr) -> usize {
-    (mix32(fold_host(dst)) as usize) & (SCAN_HOST_BITS - 1)
-}
-
 /// A destination address folded to the 32 bits its sketch bit is hashed from.
 #[inline(always)]
 fn fold_host(dst: &Addr) -> u32 {
