@@ -1,5 +1,5 @@
 //! Compiles the XDP program (`monitor-ebpf`) for `bpfel-unknown-none` with aya-build
-//! and leaves the object in OUT_DIR, where `backend::xdp` embeds it.
+//! and leaves the object in `OUT_DIR`, where `backend::xdp` embeds it.
 
 use std::{env, path::Path};
 

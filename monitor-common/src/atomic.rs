@@ -18,7 +18,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 ///
 /// `word` is valid, aligned, and accessed only atomically by others.
 #[inline(always)]
-pub unsafe fn compare_exchange(word: *mut u64, current: u64, new: u64) -> bool {
+pub(crate) unsafe fn compare_exchange(word: *mut u64, current: u64, new: u64) -> bool {
     #[cfg(target_arch = "bpf")]
     {
         use core::intrinsics::{AtomicOrdering, atomic_cxchg};
@@ -45,7 +45,7 @@ pub unsafe fn compare_exchange(word: *mut u64, current: u64, new: u64) -> bool {
 ///
 /// As for [`compare_exchange`].
 #[inline(always)]
-pub unsafe fn load(word: *const u64) -> u64 {
+pub(crate) unsafe fn load(word: *const u64) -> u64 {
     // An aligned 8-byte load is atomic on the CPUs BPF runs on; the verifier has no
     // atomic load before CPU v4.
     #[cfg(target_arch = "bpf")]
@@ -64,7 +64,7 @@ pub unsafe fn load(word: *const u64) -> u64 {
 /// copy without holding anything (a seqlock's writer, once it holds the word). BPF's
 /// compare-and-swap is a full barrier already.
 #[inline(always)]
-pub fn writes_after_this() {
+pub(crate) fn writes_after_this() {
     #[cfg(not(target_arch = "bpf"))]
     core::sync::atomic::fence(Ordering::Release);
 }

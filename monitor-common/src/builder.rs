@@ -85,12 +85,14 @@ impl Packet {
     }
 
     /// Adds a VLAN tag (outermost first): 0x8100 for 802.1Q, 0x88a8 for 802.1ad.
+    #[must_use]
     pub fn vlan(mut self, tpid: u16) -> Self {
         self.vlan_tpids.push(tpid);
         self
     }
 
     /// IPv4 header length in 32-bit words; options are zero-filled.
+    #[must_use]
     pub fn ihl(mut self, words: u8) -> Self {
         if let Ip::V4 { ihl, .. } = &mut self.ip {
             *ihl = words;
@@ -99,6 +101,7 @@ impl Packet {
     }
 
     /// IPv4 fragment: offset in 8-byte units and the more-fragments flag.
+    #[must_use]
     pub fn fragment(mut self, offset: u16, more: bool) -> Self {
         match &mut self.ip {
             Ip::V4 { fragment, .. } => *fragment = (offset, more),
@@ -109,6 +112,7 @@ impl Packet {
 
     /// Adds an IPv6 extension header (hop-by-hop 0, routing 43, destination options 60,
     /// fragment 44 with offset 0).
+    #[must_use]
     pub fn ext(mut self, proto: u8) -> Self {
         if let Ip::V6 { ext, .. } = &mut self.ip {
             ext.push((proto, 0));
@@ -117,6 +121,7 @@ impl Packet {
     }
 
     /// Bytes of zero payload after the L4 header.
+    #[must_use]
     pub fn payload(mut self, len: usize) -> Self {
         self.payload = len;
         self

@@ -20,6 +20,7 @@ impl Tally {
         self.bytes += bytes;
     }
 
+    #[must_use]
     pub fn merged(self, other: Self) -> Self {
         Self {
             packets: self.packets.wrapping_add(other.packets),
@@ -90,6 +91,7 @@ impl GlobalCounters {
     }
 
     /// Field-by-field sum: how userspace folds the per-CPU copies into one.
+    #[must_use]
     pub fn merged(self, o: Self) -> Self {
         Self {
             total: self.total.merged(o.total),
@@ -159,7 +161,7 @@ pub struct Settings {
     pub blocklist_generation: u64,
     /// Inbound payload bytes at which a flow is reported as a large download; 0: off.
     pub large_flow_bytes: u64,
-    /// Entries in CAPTURE_TARGETS; 0 (no capture armed) skips the capture path.
+    /// Entries in `CAPTURE_TARGETS`; 0 (no capture armed) skips the capture path.
     pub captures_armed: u64,
     /// Bytes of each captured packet copied to userspace.
     pub capture_snaplen: u64,
@@ -213,12 +215,16 @@ pub const MAX_CAPTURE_SNAPLEN: u32 = 4_096;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CaptureMeta {
-    /// The capture this packet belongs to (CAPTURE_TARGETS' value).
+    /// The capture this packet belongs to (`CAPTURE_TARGETS`' value).
     pub capture_id: u32,
     /// Length of the packet on the wire.
     pub len: u32,
     /// Bytes of it that follow this header.
     pub caplen: u32,
+    #[expect(
+        clippy::pub_underscore_fields,
+        reason = "explicit padding, so that the Pod type has none implicit; public so that other crates can build the struct"
+    )]
     pub _pad: u32,
     /// `bpf_ktime_get_ns` when the hook saw it.
     pub ts_ns: u64,
@@ -251,11 +257,6 @@ pub fn scan_port_bit(port: u16) -> usize {
     (mix32(u32::from(port)) as usize) & (SCAN_PORT_BITS - 1)
 }
 
-#[inline(always)]
-pub fn scan_host_bit(dst: &Addr) -> usize {
-    (mix32(fold_host(dst)) as usize) & (SCAN_HOST_BITS - 1)
-}
-
 /// A destination address folded to the 32 bits its sketch bit is hashed from.
 #[inline(always)]
 fn fold_host(dst: &Addr) -> u32 {
@@ -284,6 +285,10 @@ impl Probe {
 
     /// The probe as one non-zero word (zero stands for none).
     #[inline(always)]
+    #[expect(
+        clippy::trivially_copy_pass_by_ref,
+        reason = "by value, the XDP program compiles to other instructions (its stack slots move)"
+    )]
     fn key(&self) -> u64 {
         let port = match self.port {
             Some(port) => 1 << 16 | u64::from(port),
@@ -362,6 +367,10 @@ impl SourceCounters {
 
     /// Adds a probe to the scan sketch of `epoch`.
     #[inline(always)]
+    #[expect(
+        clippy::trivially_copy_pass_by_ref,
+        reason = "by value, the XDP program compiles to other instructions (its stack slots move)"
+    )]
     fn sketch(&mut self, probe: &Probe, epoch: u64) {
         if self.scan_epoch != epoch {
             self.scan_epoch = epoch;
@@ -377,6 +386,7 @@ impl SourceCounters {
 
     /// Field-by-field sum; the scan sketch of the newer epoch wins, two of the same
     /// epoch are joined. How per-CPU copies and cache slots fold into one.
+    #[must_use]
     pub fn merged(self, o: Self) -> Self {
         let (scan_epoch, scan_ports, scan_hosts) = match self.scan_epoch.cmp(&o.scan_epoch) {
             core::cmp::Ordering::Greater => (self.scan_epoch, self.scan_ports, self.scan_hosts),
@@ -463,6 +473,10 @@ pub struct SourceCache {
 }
 
 impl Default for SourceCache {
+    #[expect(
+        clippy::large_stack_arrays,
+        reason = "the per-CPU map value's size (32 KiB); only host tests build one"
+    )]
     fn default() -> Self {
         const EMPTY: SourceSlot = SourceSlot {
             key: SourceKey {
@@ -554,6 +568,10 @@ pub struct FlowKey {
     pub src_port: u16,
     pub dst_port: u16,
     pub protocol: u8,
+    #[expect(
+        clippy::pub_underscore_fields,
+        reason = "explicit padding, so that the Pod type has none implicit; public so that other crates can build the struct"
+    )]
     pub _pad: [u8; 3],
 }
 
@@ -581,7 +599,7 @@ pub const MIN_FLOW_PAYLOAD: u32 = 128;
 pub struct FlowCounters {
     pub payload_bytes: u64,
     pub packets: u64,
-    /// `bpf_ktime_get_ns` (CLOCK_MONOTONIC) of the first packet followed.
+    /// `bpf_ktime_get_ns` (`CLOCK_MONOTONIC`) of the first packet followed.
     pub first_seen_ns: u64,
     /// Non-zero once the flow has been reported as large.
     pub reported: u64,

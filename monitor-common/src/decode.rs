@@ -285,6 +285,10 @@ impl PacketInfo {
     }
 }
 
+#[expect(
+    clippy::missing_fields_in_debug,
+    reason = "shows the decoded fields, not the packed words they are read from"
+)]
 impl core::fmt::Debug for PacketInfo {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("PacketInfo")
@@ -485,6 +489,10 @@ impl L4 {
     }
 
     #[inline(always)]
+    #[expect(
+        clippy::trivially_copy_pass_by_ref,
+        reason = "by value, the XDP program compiles to other instructions (its stack slots move)"
+    )]
     const fn ports(&self) -> [u8; 4] {
         ((self.0 >> 16) as u32).to_ne_bytes()
     }

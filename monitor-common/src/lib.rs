@@ -6,7 +6,14 @@
 #![cfg_attr(
     target_arch = "bpf",
     feature(core_intrinsics),
-    allow(internal_features)
+    allow(
+        internal_features,
+        reason = "`atomic_cxchg` is the BPF target's only compare-and-swap"
+    )
+)]
+#![expect(
+    clippy::inline_always,
+    reason = "the XDP program runs this code: the verifier needs it inlined into the program"
 )]
 
 #[cfg(any(test, feature = "std"))]
@@ -37,7 +44,7 @@ pub mod names {
     /// The per-source table (`source_table`), a `BPF_F_MMAPABLE` array of `SourceEntry`.
     pub const SOURCE_TABLE: &str = "SOURCE_TABLE";
     pub const MONITOR_PROGRAM: &str = "monitor";
-    /// A program that only returns XDP_PASS: the baseline for cost-per-packet benchmarks.
+    /// A program that only returns `XDP_PASS`: the baseline for cost-per-packet benchmarks.
     pub const PASS_PROGRAM: &str = "pass_only";
     /// TC egress classifier counting the SYN-ACKs the host sends.
     pub const EGRESS_PROGRAM: &str = "egress";

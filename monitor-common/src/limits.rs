@@ -4,7 +4,7 @@
 //! more captures than the kernel can follow. One home, so the two sides cannot drift.
 //! Sizes only the kernel cares about (its ring buffers) stay beside their maps.
 
-/// Entries in the per-source table (SOURCE_TABLE, and SYN_ACKS_SENT of the same
+/// Entries in the per-source table (`SOURCE_TABLE`, and `SYN_ACKS_SENT` of the same
 /// shape) unless `--max-sources` says otherwise.
 pub const DEFAULT_MAX_SOURCES: u32 = 65_536;
 
@@ -13,21 +13,21 @@ pub const DEFAULT_MAX_SOURCES: u32 = 65_536;
 /// of it.
 pub const MIN_BLOCKLIST_ENTRIES: u32 = 65_536;
 
-/// Blocklisted destinations followed at once (BLOCKLISTED_DESTINATIONS), least
+/// Blocklisted destinations followed at once (`BLOCKLISTED_DESTINATIONS`), least
 /// recently seen evicted.
 pub const MAX_LISTED_DESTINATIONS: u32 = 4_096;
 
 /// Flows whose payload is followed at once (FLOWS), least recently seen evicted.
 pub const MAX_FLOWS: u32 = 16_384;
 
-/// Captures the kernel can follow at once (CAPTURE_TARGETS).
+/// Captures the kernel can follow at once (`CAPTURE_TARGETS`).
 pub const MAX_CAPTURE_TARGETS: u32 = 64;
 
 /// Room in BANS when the loader is not given a ban cap (the object as compiled, and
 /// `load_object`); the monitor itself sizes it to `mitigate.max_bans`.
 pub const DEFAULT_MAX_BANS: u32 = 1_024;
 
-/// Sources whose drops are counted one by one (DROPPED_SOURCES), at the least: the
+/// Sources whose drops are counted one by one (`DROPPED_SOURCES`), at the least: the
 /// least recently dropped is evicted, and the host-wide total counts every drop.
 /// Userspace makes room for every ban when the ban cap is higher.
 pub const MIN_DROPPED_SOURCES: u32 = 4_096;

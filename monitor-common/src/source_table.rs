@@ -41,6 +41,7 @@ pub const FLUSH_ATTEMPTS: u32 = 8;
 
 /// What an entry counts: counts that add up.
 pub trait Counts: Copy {
+    #[must_use]
     fn merged(self, other: Self) -> Self;
 }
 
@@ -82,7 +83,7 @@ pub type SynAckEntry = TableEntry<u64>;
 pub fn source_table_sets(entries: u32) -> u64 {
     let sets = (entries / SOURCE_TABLE_WAYS).max(1);
     // The largest power of two not above `sets`.
-    1u64 << (31 - sets.leading_zeros())
+    1u64 << sets.ilog2()
 }
 
 /// Index of the first entry of `key`'s set, in a table of `sets` sets.

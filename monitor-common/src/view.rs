@@ -31,6 +31,10 @@ pub struct PacketFilter {
     pub port: u16,
     /// A [`Class`] as `u8`: `Tcp`, `Udp` or `Icmp` (ICMP and ICMPv6).
     pub class: u8,
+    #[expect(
+        clippy::pub_underscore_fields,
+        reason = "explicit padding, so that the Pod type has none implicit; public so that other crates can build the struct"
+    )]
     pub _pad: u8,
 }
 
@@ -68,7 +72,7 @@ impl PacketFilter {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PacketLogEvent {
-    /// `bpf_ktime_get_ns` (CLOCK_MONOTONIC) when the hook saw it.
+    /// `bpf_ktime_get_ns` (`CLOCK_MONOTONIC`) when the hook saw it.
     pub ts_ns: u64,
     pub src: Addr,
     pub dst: Addr,
@@ -83,6 +87,10 @@ pub struct PacketLogEvent {
     pub tcp_flags: u8,
     /// 4 or 6.
     pub family: u8,
+    #[expect(
+        clippy::pub_underscore_fields,
+        reason = "explicit padding, so that the Pod type has none implicit; public so that other crates can build the struct"
+    )]
     pub _pad: u32,
 }
 

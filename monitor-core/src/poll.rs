@@ -111,7 +111,7 @@ impl PollWork {
 
 #[cfg(test)]
 mod tests {
-    use std::net::IpAddr;
+    use std::{collections::HashMap, net::IpAddr};
 
     use monitor_common::{
         GlobalCounters, SourceCounters,
@@ -152,7 +152,7 @@ mod tests {
     /// alone, a scanner, a blocklisted source (198.51.100.0/24), and quiet sources.
     fn snapshot(start: Instant, second: u32) -> Snapshot {
         let mut host = GlobalCounters::default();
-        let mut sources: std::collections::HashMap<IpAddr, SourceCounters> = Default::default();
+        let mut sources: HashMap<IpAddr, SourceCounters> = HashMap::new();
         let mut send = |src: [u8; 4], ports: std::ops::Range<u16>| {
             let counters = sources.entry(IpAddr::from(src)).or_default();
             for port in ports {
@@ -187,11 +187,11 @@ mod tests {
             taken: start + Duration::from_secs(second.into()),
             global: host,
             sources: sources.into_iter().collect(),
-            listed_destinations: Default::default(),
+            listed_destinations: HashMap::new(),
             large_flows: Vec::new(),
             syn_acks_sent: Some(answered),
             capture_drops: None,
-            dropped: Default::default(),
+            dropped: HashMap::new(),
         }
     }
 
@@ -222,6 +222,8 @@ mod tests {
 
     #[test]
     fn shared_work_finds_and_ranks_as_each_part_on_its_own() {
+        use crate::model::alert::AlertKind::*;
+
         let start = Instant::now();
         let polls: Vec<Snapshot> = (0..5).map(|s| snapshot(start, s)).collect();
         let (mut shared_detector, mut own_detector) = (detector(), detector());
@@ -270,7 +272,6 @@ mod tests {
             assert_eq!(stats.top_sources.len(), 5, "poll {to}");
         }
         // The script raised what it should: the comparison was not between nothings.
-        use crate::model::alert::AlertKind::*;
         assert_eq!(
             kinds[0],
             [

@@ -2,6 +2,10 @@
 //! counting in `monitor-common::counters`, both unit-tested on the host.
 #![no_std]
 #![no_main]
+#![expect(
+    clippy::inline_always,
+    reason = "helpers are inlined into the program: the verifier checks one function"
+)]
 
 use aya_ebpf::{
     bindings::{BPF_F_MMAPABLE, TC_ACT_UNSPEC, xdp_action},
@@ -41,7 +45,7 @@ static GLOBAL_COUNTERS: PerCpuArray<GlobalCounters> = PerCpuArray::with_max_entr
 static SOURCE_TABLE: Array<SourceEntry> =
     Array::with_max_entries(DEFAULT_MAX_SOURCES, BPF_F_MMAPABLE);
 
-/// Per-source counts not yet in SOURCE_TABLE (see `SourceCache` for why).
+/// Per-source counts not yet in `SOURCE_TABLE` (see `SourceCache` for why).
 #[map(name = "SOURCE_CACHE")]
 static SOURCE_CACHE: PerCpuArray<SourceCache> = PerCpuArray::with_max_entries(1, 0);
 
@@ -59,12 +63,12 @@ static BLOCKLIST: LpmTrie<[u8; 16], u32> = LpmTrie::with_max_entries(MIN_BLOCKLI
 static BLOCKLISTED_DESTINATIONS: LruPerCpuHashMap<SourceKey, DestinationCounters> =
     LruPerCpuHashMap::with_max_entries(MAX_LISTED_DESTINATIONS, 0);
 
-/// Inbound payload per flow, for packets of at least MIN_FLOW_PAYLOAD bytes. Not
+/// Inbound payload per flow, for packets of at least `MIN_FLOW_PAYLOAD` bytes. Not
 /// per-CPU: RSS keeps a flow on one CPU, so its updates do not race in practice.
 #[map(name = "FLOWS")]
 static FLOWS: LruHashMap<FlowKey, FlowCounters> = LruHashMap::with_max_entries(MAX_FLOWS, 0);
 
-/// A LargeFlowEvent the moment a flow's payload reaches the threshold.
+/// A `LargeFlowEvent` the moment a flow's payload reaches the threshold.
 #[map(name = "LARGE_FLOWS")]
 static LARGE_FLOWS: RingBuf = RingBuf::with_byte_size(64 * 1024, 0);
 
@@ -73,12 +77,12 @@ static LARGE_FLOWS: RingBuf = RingBuf::with_byte_size(64 * 1024, 0);
 #[map(name = "CAPTURE_TARGETS")]
 static CAPTURE_TARGETS: HashMap<SourceKey, u32> = HashMap::with_max_entries(MAX_CAPTURE_TARGETS, 0);
 
-/// Captured packets: a CaptureMeta, then the packet's first bytes (appended by the
+/// Captured packets: a `CaptureMeta`, then the packet's first bytes (appended by the
 /// kernel, so the program copies nothing itself).
 #[map(name = "CAPTURED")]
 static CAPTURED: PerfEventArray<CaptureMeta> = PerfEventArray::new(0);
 
-/// The packet log (`--packets`): one PacketLogEvent per logged packet.
+/// The packet log (`--packets`): one `PacketLogEvent` per logged packet.
 #[map(name = "PACKET_LOG")]
 static PACKET_LOG: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
 
@@ -94,20 +98,20 @@ static BANS: HashMap<SourceKey, BanEntry> = HashMap::with_max_entries(DEFAULT_MA
 
 /// Frames dropped by mitigation per source (in dry-run: those that would have been).
 /// Per CPU: a banned flood is dropped on every CPU at once. Resized at load time
-/// (MIN_DROPPED_SOURCES or the ban cap): LRU, so a blocklisted random-source flood
+/// (`MIN_DROPPED_SOURCES` or the ban cap): LRU, so a blocklisted random-source flood
 /// keeps the latest.
 #[map(name = "DROPPED_SOURCES")]
 static DROPPED_SOURCES: LruPerCpuHashMap<SourceKey, Tally> =
     LruPerCpuHashMap::with_max_entries(MIN_DROPPED_SOURCES, 0);
 
 #[xdp]
-pub fn monitor(ctx: XdpContext) -> u32 {
+fn monitor(ctx: XdpContext) -> u32 {
     count(&ctx)
 }
 
 /// SYN-ACKs this host sends, per destination: what the SYN:SYN-ACK ratio compares a
 /// source's SYNs with. Counted on egress, which XDP does not see. A table like
-/// SOURCE_TABLE, of the same size: under a SYN flood on an open port the host answers
+/// `SOURCE_TABLE`, of the same size: under a SYN flood on an open port the host answers
 /// every spoofed source, and a hash map of them took as long to read as the sources.
 #[map(name = "SYN_ACKS_SENT")]
 static SYN_ACKS_SENT: Array<SynAckEntry> =
@@ -115,7 +119,7 @@ static SYN_ACKS_SENT: Array<SynAckEntry> =
 
 /// TC egress: counts the SYN-ACKs the host sends; every packet continues unchanged.
 #[classifier]
-pub fn egress(ctx: TcContext) -> i32 {
+fn egress(ctx: TcContext) -> i32 {
     let frame = PacketFrame {
         start: ctx.data(),
         end: ctx.data_end(),
@@ -141,7 +145,7 @@ pub fn egress(ctx: TcContext) -> i32 {
 
 /// Baseline for the cost-per-packet benchmark: the cheapest possible XDP program.
 #[xdp]
-pub fn pass_only(_ctx: XdpContext) -> u32 {
+fn pass_only(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_PASS
 }
 
@@ -216,7 +220,7 @@ unsafe fn load<const W: usize>(at: usize) -> [u8; W] {
     }
 }
 
-/// Counts the packet; the verdict is XDP_PASS unless mitigation drops its source.
+/// Counts the packet; the verdict is `XDP_PASS` unless mitigation drops its source.
 #[inline(always)]
 fn count(ctx: &XdpContext) -> u32 {
     let frame = PacketFrame {
@@ -477,7 +481,7 @@ fn flush(ctx: &XdpContext, slot: &SourceSlot, sets: u64) {
 
 #[cfg(not(test))]
 #[panic_handler]
-fn panic(_info: &core::panic::PanicInfo) -> ! {
+fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
     loop {}
 }
 

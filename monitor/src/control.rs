@@ -223,6 +223,10 @@ struct BanLine {
 }
 
 /// The answer to `list`: one JSON line per ban.
+#[expect(
+    single_use_lifetimes,
+    reason = "`'_` is not allowed in an `impl Trait` argument yet"
+)]
 pub fn list_answer<'a>(bans: impl Iterator<Item = &'a Ban>) -> String {
     bans.map(|ban| {
         let line = BanLine {

@@ -4,13 +4,13 @@
 /// This machine's name, for `alerting.server_name`'s default (Windows keeps it in
 /// `COMPUTERNAME`).
 #[cfg(not(unix))]
-pub fn hostname() -> String {
+pub(super) fn hostname() -> String {
     std::env::var("COMPUTERNAME").unwrap_or_else(|_| "unknown host".to_owned())
 }
 
 /// This machine's hostname, for `alerting.server_name`'s default.
 #[cfg(unix)]
-pub fn hostname() -> String {
+pub(super) fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it
     // when the name fits (and the last byte stays 0 otherwise).

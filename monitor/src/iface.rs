@@ -14,7 +14,7 @@ use anyhow::{Result, bail};
 pub fn list() -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir("/sys/class/net")
         .map(|dir| {
-            dir.filter_map(|e| e.ok())
+            dir.filter_map(std::result::Result::ok)
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .collect()
         })
@@ -104,7 +104,7 @@ fn default_route_v4(table: &str) -> Option<String> {
     })
 }
 
-/// `/proc/net/ipv6_route`: dest, dest prefix len, ..., device last; default is ::/0.
+/// `/proc/net/ipv6_route`: dest, dest prefix len, ..., device last; default is `::/0`.
 #[cfg(any(target_os = "linux", test))]
 fn default_route_v6(table: &str) -> Option<String> {
     table.lines().find_map(|line| {

@@ -109,7 +109,7 @@ fn bans(cli: &monitor::cli::Cli, command: &monitor::cli::BansCommand) -> std::pr
                 text("reason"),
                 text("since"),
                 text("until"),
-                if line.get("dry_run").and_then(|v| v.as_bool()) == Some(true) {
+                if line.get("dry_run").and_then(serde_json::Value::as_bool) == Some(true) {
                     "  (dry run)"
                 } else {
                     ""

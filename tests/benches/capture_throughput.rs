@@ -2,11 +2,11 @@
 //! `TestNet` with 64-byte UDP frames for a fixed time, once per way of watching the
 //! host end: nothing attached (the baseline rate), the monitor's XDP backend, `tcpdump
 //! -w /dev/null`, and the monitor's pcap backend (when this build has `--backend`).
-//! Reported per row: packets sent (the namespace end's tx_packets), packets counted
+//! Reported per row: packets sent (the namespace end's `tx_packets`), packets counted
 //! (the monitor's totals over the flood; tcpdump's own `packets received by filter`,
 //! and how many it captured and dropped), and the CPU seconds the watching process used
 //! (utime + stime from /proc/PID/stat). Kernel work done in softirq context (the XDP
-//! program itself, the AF_PACKET copy to tcpdump) is charged to whichever process the
+//! program itself, the `AF_PACKET` copy to tcpdump) is charged to whichever process the
 //! CPU was running, mostly trafgen, so it is not in the watcher's figure.
 //!
 //! Run: `cargo xtask bench` (or `cargo bench -p monitor-tests --bench
@@ -49,7 +49,7 @@ mod linux {
     struct Row {
         watcher: String,
         sent: u64,
-        /// What the host end's driver received (its rx_packets).
+        /// What the host end's driver received (its `rx_packets`).
         received: u64,
         counted: Option<u64>,
         note: String,
@@ -57,7 +57,7 @@ mod linux {
         softirq_secs: f64,
     }
 
-    pub fn main() -> Result<()> {
+    pub(crate) fn main() -> Result<()> {
         let net = TestNet::new()?;
         // 14 + 20 + 8 + 22 = 64 bytes (the shortest Ethernet frame, FCS aside).
         let config = trafgen_config(

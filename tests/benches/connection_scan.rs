@@ -27,13 +27,11 @@ fn main() {
         }
         times.sort();
         let listing = last.expect("one scan");
-        let processes = std::fs::read_dir("/proc")
-            .map(|d| {
-                d.flatten()
-                    .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
-                    .count()
-            })
-            .unwrap_or(0);
+        let processes = std::fs::read_dir("/proc").map_or(0, |d| {
+            d.flatten()
+                .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+                .count()
+        });
         (
             times[ROUNDS / 2],
             listing.sockets.len(),

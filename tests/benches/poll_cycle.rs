@@ -17,6 +17,8 @@ fn main() {
         names,
     };
 
+    const ROUNDS: usize = 5;
+
     if let Err(why) = monitor::backend::xdp::check_privileges() {
         eprintln!("SKIPPED poll_cycle: {why:#}");
         return;
@@ -59,7 +61,6 @@ fn main() {
             .expect("test_run");
     }
 
-    const ROUNDS: usize = 5;
     let median = |mut ms: Vec<f64>| {
         ms.sort_by(f64::total_cmp);
         ms[ms.len() / 2]

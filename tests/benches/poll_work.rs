@@ -8,6 +8,7 @@
 //! bench -p monitor-tests --bench poll_work`).
 
 use std::{
+    collections::HashMap,
     hint::black_box,
     net::{IpAddr, Ipv4Addr},
     time::{Duration, Instant},
@@ -56,11 +57,11 @@ fn snapshot(
         taken,
         global,
         sources,
-        listed_destinations: Default::default(),
+        listed_destinations: HashMap::new(),
         large_flows: Vec::new(),
         syn_acks_sent: None,
         capture_drops: None,
-        dropped: Default::default(),
+        dropped: HashMap::new(),
     }
 }
 
@@ -152,7 +153,7 @@ fn measure(prev: &Snapshot, cur: &Snapshot) -> (f64, f64, f64, usize) {
         black_box((findings, epoch, stats));
         if round >= 2 {
             detect_ms.push(detected.as_secs_f64() * 1e3);
-            stats_ms.push((total - detected).as_secs_f64() * 1e3);
+            stats_ms.push(total.checked_sub(detected).unwrap().as_secs_f64() * 1e3);
             total_ms.push(total.as_secs_f64() * 1e3);
         }
     }

@@ -3,7 +3,7 @@
 //! distinct ones), against the monitor at its defaults (a per-source table of 65,536,
 //! a 1 s interval). Reported: the poll cycle time (from the snapshot to the stats line,
 //! the monitor's own `poll cycle` debug line) while the table is full, the monitor's
-//! largest RSS (VmRSS, sampled every 50 ms), and whether the host-level flood alert
+//! largest RSS (`VmRSS`, sampled every 50 ms), and whether the host-level flood alert
 //! (source `many`) was raised. Targets: poll cycle under 50 ms, RSS under 64 MiB. On a
 //! busy machine the cycle's wall time includes waiting for a CPU, so the monitor's CPU
 //! time per poll (utime + stime over the flood, per poll) is reported too.
@@ -52,7 +52,7 @@ mod linux {
     const FLOOD: Duration = Duration::from_secs(15);
     const DISTINCT_WANTED: u64 = 1_000_000;
 
-    pub fn main() -> Result<()> {
+    pub(crate) fn main() -> Result<()> {
         measure(Replies::None)?;
         measure(Replies::SynAcks)
     }
@@ -127,7 +127,7 @@ mod linux {
         let when_full = |pick: fn(&(f64, u64, f64)) -> f64| {
             let mut ms: Vec<f64> = cycles
                 .iter()
-                .filter(|c| c.1 >= DEFAULT_MAX_SOURCES as u64)
+                .filter(|c| c.1 >= u64::from(DEFAULT_MAX_SOURCES))
                 .map(pick)
                 .collect();
             ms.sort_by(f64::total_cmp);
@@ -172,7 +172,7 @@ mod linux {
             println!(
                 "| poll cycle with the table full ({} polls, {}+ sources): median / max | {:.1} / {:.1} ms | 50 ms |",
                 full.len(),
-                thousands(DEFAULT_MAX_SOURCES as u64),
+                thousands(u64::from(DEFAULT_MAX_SOURCES)),
                 full[full.len() / 2],
                 full[full.len() - 1]
             );

@@ -1,6 +1,6 @@
 //! Cost per packet of the monitor's XDP program, measured by the kernel itself
 //! (`BPF_PROG_TEST_RUN` with a large repeat count), side by side with a program that
-//! only returns XDP_PASS. Run: `cargo xtask bench` (or `cargo bench -p monitor-tests
+//! only returns `XDP_PASS`. Run: `cargo xtask bench` (or `cargo bench -p monitor-tests
 //! --bench xdp_cost`), as root.
 
 #[cfg(target_os = "linux")]
@@ -11,16 +11,19 @@ fn main() {
     use monitor::backend::xdp::{load_object, load_program};
     use monitor_common::{
         builder::{L4, Packet},
+        counters::{BanEntry, MITIGATION_DROP, Settings},
         decode::{ETHERTYPE_VLAN, IPPROTO_HOPOPTS, TCP_SYN},
         names,
+        view::{PacketFilter, TERM_CLASS, TERM_DST_PORT, TERM_SRC_PORT, VIEW_FILTER, VIEW_LOG},
     };
+
+    const REPEAT: u32 = 5_000_000;
+    const ROUNDS: usize = 5;
 
     if let Err(why) = monitor::backend::xdp::check_privileges() {
         eprintln!("SKIPPED xdp_cost: {why:#}");
         return;
     }
-    const REPEAT: u32 = 5_000_000;
-    const ROUNDS: usize = 5;
     let a = [192, 0, 2, 1];
     let host = [203, 0, 113, 1];
     let mut a6 = [0u8; 16];
@@ -171,9 +174,6 @@ fn main() {
     }
 
     // The packet view on (`--filter`, `--packets`): what those cost when asked for.
-    use monitor_common::view::{
-        PacketFilter, TERM_CLASS, TERM_DST_PORT, TERM_SRC_PORT, VIEW_FILTER, VIEW_LOG,
-    };
     let udp_frame = &frames[1].1;
     let udp_port_53 = PacketFilter {
         terms: TERM_CLASS | TERM_SRC_PORT | TERM_DST_PORT,
@@ -227,7 +227,6 @@ fn main() {
     // Mitigation on (`--mitigate`) with nothing banned: what every packet pays while no
     // attack is being dropped. Then the same frames with their source banned: the cost
     // of a drop (the ban lookup and the per-source drop count), XDP_DROP returned.
-    use monitor_common::counters::{BanEntry, MITIGATION_DROP, Settings};
     let mitigating = |bans| Settings {
         scan_epoch: 1,
         mitigation: MITIGATION_DROP,

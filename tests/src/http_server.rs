@@ -71,11 +71,13 @@ impl Reply {
         Self::status(204)
     }
 
+    #[must_use]
     pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.into(), value.into()));
         self
     }
 
+    #[must_use]
     pub fn json(mut self, body: &Value) -> Self {
         self.body = body.to_string();
         self.headers
@@ -83,6 +85,7 @@ impl Reply {
         self
     }
 
+    #[must_use]
     pub fn after(mut self, delay: Duration) -> Self {
         self.delay = delay;
         self
@@ -145,13 +148,12 @@ impl TestServer {
             if seen.len() >= n {
                 return seen;
             }
-            if tokio::time::timeout_at(deadline, arrived).await.is_err() {
-                panic!(
-                    "{} of {n} requests arrived at {} within {timeout:?}",
-                    self.requests().len(),
-                    self.addr
-                );
-            }
+            assert!(
+                tokio::time::timeout_at(deadline, arrived).await.is_ok(),
+                "{} of {n} requests arrived at {} within {timeout:?}",
+                self.requests().len(),
+                self.addr
+            );
         }
     }
 }

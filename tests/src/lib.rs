@@ -14,6 +14,8 @@ pub mod traffic;
 /// Whether this process may load XDP programs. When it may not, the test says why on
 /// stderr and skips; under CI (`CI=true`) that skip is a failure instead.
 pub fn kernel_tests_allowed(test: &str) -> bool {
+    use std::io::Write as _;
+
     #[cfg(target_os = "linux")]
     let verdict = monitor::backend::xdp::check_privileges();
     #[cfg(not(target_os = "linux"))]
@@ -22,11 +24,11 @@ pub fn kernel_tests_allowed(test: &str) -> bool {
         Ok(()) => true,
         Err(why) => {
             let message = format!("SKIPPED {test}: it needs the kernel: {why:#}");
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("{message} (CI=true: a skipped kernel test fails the run)");
-            }
+            assert!(
+                !std::env::var("CI").is_ok_and(|v| v == "true"),
+                "{message} (CI=true: a skipped kernel test fails the run)"
+            );
             // Straight to fd 2: libtest captures `eprintln!`, and a skip must be seen.
-            use std::io::Write as _;
             let _ = writeln!(std::io::stderr(), "{message}");
             if let Some(log) = std::env::var_os("MONITOR_SKIP_LOG") {
                 let _ = std::fs::OpenOptions::new()
@@ -57,8 +59,7 @@ macro_rules! require_kernel {
 /// message naming it (xtask and .ci/run install them).
 pub fn require_tool(tool: &str) {
     let found = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false);
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()));
     assert!(
         found,
         "`{tool}` is not installed: run `cargo xtask setup` (it installs the test tools)"

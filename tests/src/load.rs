@@ -111,7 +111,7 @@ pub fn link_stat(ns: Option<&str>, iface: &str, stat: &str) -> Result<u64> {
         .with_context(|| format!("{path}: {text:?}"))
 }
 
-/// The resident set of a process (VmRSS), in KiB.
+/// The resident set of a process (`VmRSS`), in KiB.
 pub fn rss_kib(pid: i32) -> Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status

@@ -21,8 +21,9 @@ const SLOTS: u32 = 150 * 250;
 /// Claims a free slot: a file created exclusively, holding our pid. A slot whose holder
 /// is no longer alive (a killed test run) is taken over.
 fn claim_slot() -> Result<u32> {
-    std::fs::create_dir_all(SLOT_DIR).with_context(|| format!("failed to create {SLOT_DIR}"))?;
     static SWEEP: std::sync::Once = std::sync::Once::new();
+
+    std::fs::create_dir_all(SLOT_DIR).with_context(|| format!("failed to create {SLOT_DIR}"))?;
     SWEEP.call_once(sweep_dead_slots);
     let pid = std::process::id();
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
@@ -175,7 +176,7 @@ impl TestNet {
 
     /// One more IPv4 address on the namespace's end, `.last` in its /24 (a second
     /// source), with a static neighbour entry on the host end so the host never asks
-    /// for it. Strict rp_filter lets it in: the /24 routes back through the veth.
+    /// for it. Strict `rp_filter` lets it in: the /24 routes back through the veth.
     pub fn add_ns_v4(&self, last: u8) -> Result<Ipv4Addr> {
         let [a, b, c, _] = self.ns_v4.octets();
         let addr = Ipv4Addr::new(a, b, c, last);

@@ -137,7 +137,10 @@ impl PlainMonitor {
         let lines = Arc::clone(&stdout);
         let mut readers = vec![std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
-                lines.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+                lines
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(line);
             }
         })];
         let (tx, stderr) = channel();
@@ -169,7 +172,7 @@ impl PlainMonitor {
     pub fn lines(&self) -> Vec<String> {
         self.stdout
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone()
     }
 

@@ -124,7 +124,9 @@ impl Flood {
             let child = Arc::clone(&child);
             std::thread::spawn(move || {
                 let _ = stopped.recv_timeout(run_for);
-                let mut child = child.lock().unwrap_or_else(|e| e.into_inner());
+                let mut child = child
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 // Our own child, not yet reaped (only this thread and `finish` wait for
                 // it, and `finish` waits for this thread first): the pid is still its.
                 match child.try_wait() {
@@ -146,15 +148,11 @@ impl Flood {
     /// Waits until its time is up and it is stopped; fails if it had ended by itself
     /// before (a flood that dies early sent too little for the test to mean anything).
     pub fn finish(mut self) -> Result<()> {
-        let killed = self
-            .timer
-            .take()
-            .map(|t| t.join().unwrap_or(false))
-            .unwrap_or(false);
+        let killed = self.timer.take().is_some_and(|t| t.join().unwrap_or(false));
         let status = self
             .child
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .wait()?;
         let stderr = self
             .stderr
@@ -184,7 +182,11 @@ impl Drop for Flood {
         if let Some(timer) = self.timer.take() {
             let _ = timer.join();
         }
-        let _ = self.child.lock().unwrap_or_else(|e| e.into_inner()).wait();
+        let _ = self
+            .child
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .wait();
     }
 }
 
@@ -273,7 +275,7 @@ impl HttpServer {
     /// Stops the server and reports an error it met while serving.
     pub fn stop(mut self) -> Result<()> {
         self.stop.store(true, Ordering::Relaxed);
-        match self.thread.take().map(|t| t.join()) {
+        match self.thread.take().map(JoinHandle::join) {
             Some(Ok(result)) => result,
             Some(Err(_)) => bail!("the HTTP server thread panicked"),
             None => Ok(()),

@@ -346,6 +346,7 @@ async fn the_backends_tasks_end_at_shutdown() {
             xdp::{KernelSetup, XdpBackend},
         },
         config::XdpModeArg,
+        model::cidr::CidrSet,
     };
 
     require_kernel!();
@@ -379,7 +380,7 @@ async fn the_backends_tasks_end_at_shutdown() {
     let setup = PcapSetup {
         counting: CountingSetup {
             max_sources: std::num::NonZeroUsize::new(1_024).unwrap(),
-            blocklist: Default::default(),
+            blocklist: CidrSet::default(),
             large_flow_bytes: 0,
             filter: None,
         },

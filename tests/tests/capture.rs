@@ -90,7 +90,10 @@ fn a_flood_is_captured_to_a_pcap_file_of_the_attacker_only(backend: &str) {
     assert!(
         notes.iter().any(|r| r.json().to_string().contains(name)),
         "Discord hears of {name}: {:?}",
-        notes.iter().map(|r| r.json()).collect::<Vec<_>>()
+        notes
+            .iter()
+            .map(monitor_tests::http_server::Recorded::json)
+            .collect::<Vec<_>>()
     );
     let sources = tshark_sources(path);
     assert_eq!(sources.len() as u64, PACKETS, "tshark reads every packet");

@@ -48,17 +48,14 @@ impl Holder {
     }
 
     fn listen(net: Option<&TestNet>, addrs: &[String]) -> Result<(Self, Vec<SocketAddr>)> {
-        let mut cmd = match net {
-            Some(net) => {
-                let mut cmd = net.command(binary());
-                cmd.arg("listen");
-                cmd
-            }
-            None => {
-                let mut cmd = Command::new(binary());
-                cmd.arg("listen");
-                cmd
-            }
+        let mut cmd = if let Some(net) = net {
+            let mut cmd = net.command(binary());
+            cmd.arg("listen");
+            cmd
+        } else {
+            let mut cmd = Command::new(binary());
+            cmd.arg("listen");
+            cmd
         };
         cmd.args(addrs);
         let holder = Self::start(cmd)?;
@@ -66,7 +63,7 @@ impl Holder {
             .lines
             .iter()
             .filter_map(|l| l.strip_prefix("listening "))
-            .map(|a| a.parse())
+            .map(str::parse)
             .collect::<Result<Vec<SocketAddr>, _>>()?;
         Ok((holder, bound))
     }

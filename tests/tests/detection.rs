@@ -323,8 +323,9 @@ fn retransmitted_segments(net: &TestNet) -> u64 {
 /// private, so burst checks are turned on for them: the download (which lands in one or
 /// two 250 ms intervals) must not read as a burst either.
 fn normal_traffic_raises_no_alert(backend: &str) {
-    require_tool("hping3");
     const SIZE: u64 = 5_000_000;
+
+    require_tool("hping3");
     let net = TestNet::new().expect("test network");
     let monitor = start_monitor(&net, backend, &["--exclude-private-from-burst", "false"]);
     let host = IpAddr::V4(net.host_v4);

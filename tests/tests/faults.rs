@@ -86,7 +86,7 @@ fn a_webhook_endpoint_down_then_back_gets_every_alert() {
     let requests = runtime.block_on(server.wait_for(2, Duration::from_secs(15)));
     let delivered: BTreeSet<(String, String)> = requests
         .iter()
-        .map(|r| r.json())
+        .map(monitor_tests::http_server::Recorded::json)
         .filter(|record| record["type"] == "alert")
         .map(|record| {
             (

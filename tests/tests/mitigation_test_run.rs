@@ -1,5 +1,5 @@
 //! Mitigation in the compiled XDP program, run by the kernel on crafted frames with
-//! `BPF_PROG_TEST_RUN`: blocklisted and banned sources are dropped (XDP_DROP) or, in
+//! `BPF_PROG_TEST_RUN`: blocklisted and banned sources are dropped (`XDP_DROP`) or, in
 //! dry-run, passed, and counted exactly, per source and in total; a packet filter
 //! (`--filter`) narrows what is counted, never what is dropped.
 #![cfg(target_os = "linux")]
@@ -115,7 +115,7 @@ fn run(ebpf: &mut Ebpf, frame: &[u8], n: usize, expected: u32) {
 
 /// What a filter-refused run leaves: `dropped` exactly (per source, and their sum
 /// host-wide), and no traffic counted, host-wide or per source.
-fn assert_only_dropped(ebpf: &aya::Ebpf, dropped: &[(IpAddr, Tally)]) {
+fn assert_only_dropped(ebpf: &Ebpf, dropped: &[(IpAddr, Tally)]) {
     let global = read_global(ebpf).unwrap();
     let sum = dropped
         .iter()

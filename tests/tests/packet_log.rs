@@ -161,8 +161,9 @@ fn the_filter_narrows_the_lines_and_the_stats(backend: &str) {
 }
 
 fn a_flood_stays_within_the_cap_and_the_skipped_lines_are_reported(backend: &str) {
-    require_tool("hping3");
     const CAP: usize = 50;
+
+    require_tool("hping3");
     let net = TestNet::new().expect("test network");
     let monitor = PlainMonitor::start(&[
         "--iface",

@@ -23,7 +23,7 @@ fn unit_text() -> String {
     std::fs::read_to_string(dist("monitor.service")).expect("dist/monitor.service")
 }
 
-/// The capabilities of `AmbientCapabilities=` in the unit, e.g. ["CAP_BPF", ...].
+/// The capabilities of `AmbientCapabilities=` in the unit, e.g. `["CAP_BPF", ...]`.
 fn unit_capabilities() -> Vec<String> {
     let text = unit_text();
     let line = text

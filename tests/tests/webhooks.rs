@@ -30,10 +30,10 @@ fn logs() -> &'static Mutex<Vec<String>> {
     static LOGGER: OnceLock<()> = OnceLock::new();
     struct Capture;
     impl log::Log for Capture {
-        fn enabled(&self, _: &log::Metadata) -> bool {
+        fn enabled(&self, _: &log::Metadata<'_>) -> bool {
             true
         }
-        fn log(&self, record: &log::Record) {
+        fn log(&self, record: &log::Record<'_>) {
             let line = format!("{} {}", record.level(), record.args());
             eprintln!("[log] {line}");
             logs().lock().unwrap().push(line);
@@ -146,6 +146,10 @@ const WAIT: Duration = Duration::from_secs(10);
 // ---- payloads ------------------------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[expect(
+    clippy::unreadable_literal,
+    reason = "an RGB colour reads as its six hex digits"
+)]
 async fn discord_gets_a_red_embed_then_a_capture_note() {
     let server = TestServer::start(vec![]).await;
     let url = server.url(&format!("/api/webhooks/123/{SECRET}"));
@@ -779,7 +783,7 @@ fn a_flood_alert_reaches_the_webhooks_while_a_slow_one_holds_up_nothing() {
     // The polling loop keeps its 250 ms pace while the slow webhook sleeps.
     for _ in 0..6 {
         monitor
-            .wait_for("stats", Duration::from_millis(1_000))
+            .wait_for("stats", Duration::from_secs(1))
             .expect("a stats line every interval");
     }
 

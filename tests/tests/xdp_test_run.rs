@@ -269,8 +269,9 @@ fn settings(blocklist_active: bool, large_flow_bytes: u64) -> monitor_common::co
 /// their source, packets to a listed address on their destination; others are not.
 #[test]
 fn blocklisted_sources_and_destinations_are_matched_in_the_kernel() {
-    require_kernel!();
     use monitor::{backend::xdp::configure, backend::xdp::read_listed_destinations};
+
+    require_kernel!();
     let list: Vec<monitor::model::cidr::Cidr> =
         ["192.0.2.0/30", "2001:db8::a/128", "198.51.100.7/32"]
             .iter()
@@ -340,9 +341,10 @@ fn the_kernel_sketches_distinct_destination_ports() {
 /// reaches the threshold, with the exact bytes; small packets are not followed.
 #[test]
 fn a_large_flow_is_reported_once_at_the_threshold() {
-    require_kernel!();
     use aya::maps::RingBuf;
     use monitor_common::counters::LargeFlowEvent;
+
+    require_kernel!();
     let mut ebpf = loaded();
     monitor::backend::xdp::configure(&mut ebpf, &[], &settings(false, 10_000)).unwrap();
     let data = L4::Tcp {
@@ -385,11 +387,12 @@ fn a_large_flow_is_reported_once_at_the_threshold() {
 }
 
 /// The egress classifier counts the SYN-ACKs the host sends, per destination, and
-/// nothing else; every packet continues (TCX_NEXT).
+/// nothing else; every packet continues (`TCX_NEXT`).
 #[test]
 fn the_egress_classifier_counts_syn_acks_sent_per_destination() {
-    require_kernel!();
     use aya::programs::SchedClassifier;
+
+    require_kernel!();
     let mut ebpf = loaded();
     let program: &mut SchedClassifier = ebpf
         .program_mut(names::EGRESS_PROGRAM)
@@ -440,9 +443,9 @@ fn kernel_counts(ebpf: &mut Ebpf, frame: &[u8]) -> (GlobalCounters, Vec<(IpAddr,
 /// the host's decoder gives for the frames so far.
 #[test]
 fn malformed_frames_are_counted_as_the_shared_decoder_says() {
-    require_kernel!();
     use monitor_common::{Addr, Class, decode::IPPROTO_FRAGMENT};
 
+    require_kernel!();
     // (frame, class once whole, length of its headers up to the end of L4)
     let layered = |p: Packet, payload: usize, class: Class| {
         let frame = p.payload(payload).build();
@@ -577,8 +580,9 @@ fn malformed_frames_are_counted_as_the_shared_decoder_says() {
 /// delivers them), so nothing is counted; the host decoder calls them malformed.
 #[test]
 fn frames_shorter_than_ethernet_are_refused_by_the_kernel_and_malformed_on_the_host() {
-    require_kernel!();
     use monitor_common::Class;
+
+    require_kernel!();
     let mut ebpf = loaded();
     let program: &mut Xdp = ebpf
         .program_mut(names::MONITOR_PROGRAM)
@@ -608,10 +612,11 @@ fn frames_shorter_than_ethernet_are_refused_by_the_kernel_and_malformed_on_the_h
 /// back exactly, none mixed with another's.
 #[test]
 fn thousands_of_sources_are_counted_exactly_through_the_table() {
+    const SOURCES: u32 = 3_000;
+
     require_kernel!();
     let mut ebpf = load_object(16_384).expect("load object");
     load_program(&mut ebpf, names::MONITOR_PROGRAM).expect("verifier accepts the program");
-    const SOURCES: u32 = 3_000;
     let frame_of = |i: u32| Packet::ipv4((0x0a01_0000 + i).to_be_bytes(), HOST, udp()).build();
     let per_round = |i: u32| (i % 5 + 1) as usize;
     for _round in 0..3 {
@@ -677,7 +682,7 @@ fn pin_to_one_cpu() {
         );
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(cpu as usize, &mut set);
-        let pinned = libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set);
+        let pinned = libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &raw const set);
         assert_eq!(
             pinned,
             0,
@@ -729,7 +734,7 @@ fn reads_under_a_running_program_lose_nothing_once_it_stops() {
             runs
         })
     };
-    let mut last: std::collections::HashMap<IpAddr, u64> = Default::default();
+    let mut last: std::collections::HashMap<IpAddr, u64> = std::collections::HashMap::new();
     let mut backwards = Vec::new();
     for _ in 0..1_000 {
         for (ip, counted) in read_sources(&ebpf).unwrap().iter() {
@@ -760,7 +765,7 @@ fn reads_under_a_running_program_lose_nothing_once_it_stops() {
     assert_eq!(read_global(&ebpf).unwrap().total.packets, runs);
 }
 
-/// One BPF_PROG_TEST_RUN of `frame`, by hand: aya's `test_run` needs the program
+/// One `BPF_PROG_TEST_RUN` of `frame`, by hand: aya's `test_run` needs the program
 /// borrowed from the `Ebpf`, which the reading thread holds.
 fn test_run_raw(program: &std::os::fd::OwnedFd, frame: &[u8]) {
     use std::os::fd::AsRawFd as _;

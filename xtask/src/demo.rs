@@ -32,7 +32,8 @@ extern "C" fn on_signal(_: libc::c_int) {
 }
 
 fn watch_signals() {
-    let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    let handler: extern "C" fn(libc::c_int) = on_signal;
+    let handler = handler as libc::sighandler_t;
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     unsafe {
         libc::signal(libc::SIGINT, handler);
@@ -56,7 +57,7 @@ fn pause(d: Duration) -> bool {
     true
 }
 
-pub struct DemoOptions {
+pub(crate) struct DemoOptions {
     pub monitor: PathBuf,
     /// Plain coloured lines instead of the dashboard.
     pub plain: bool,
@@ -73,28 +74,25 @@ struct Narrator {
 impl Narrator {
     fn say(&mut self, text: &str) {
         let line = format!("demo ▶ {text}\n");
-        match &mut self.file {
-            Some(file) => {
-                let _ = file.write_all(line.as_bytes());
-            }
-            None => {
-                let mut err = std::io::stderr();
-                let _ = err.write_all(line.as_bytes());
-            }
+        if let Some(file) = &mut self.file {
+            let _ = file.write_all(line.as_bytes());
+        } else {
+            let mut err = std::io::stderr();
+            let _ = err.write_all(line.as_bytes());
         }
     }
 }
 
 /// The namespace and veth pair (`sandbox::Veth`, as the tests' `TestNet`); removed on
 /// drop.
-pub struct Sandbox {
+pub(crate) struct Sandbox {
     veth: Veth,
 }
 
 impl Sandbox {
     /// Names from our pid; a /24 in 10.99.0.0/16 (the tests use 10.100 and up) that no
     /// interface here has yet.
-    pub fn create() -> Result<Self> {
+    pub(crate) fn create() -> Result<Self> {
         let pid = std::process::id();
         let used = Command::new("ip")
             .args(["-4", "-o", "addr", "show"])
@@ -233,7 +231,7 @@ fn alerts_in(log: &Path) -> String {
     std::fs::read_to_string(log).unwrap_or_default()
 }
 
-pub fn run(options: &DemoOptions) -> Result<()> {
+pub(crate) fn run(options: &DemoOptions) -> Result<()> {
     watch_signals();
     for tool in ["ip", "hping3", "nmap"] {
         let found = std::env::var_os("PATH")

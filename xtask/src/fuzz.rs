@@ -7,8 +7,8 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::setup::run;
 
-/// The targets in fuzz/fuzz_targets, each with its seeds in fuzz/seeds/<target>.
-pub const TARGETS: &[&str] = &["decode", "config"];
+/// The targets in `fuzz/fuzz_targets`, each with its seeds in fuzz/seeds/<target>.
+pub(crate) const TARGETS: &[&str] = &["decode", "config"];
 
 fn cargo_fuzz_installed() -> bool {
     Command::new("cargo")
@@ -17,7 +17,7 @@ fn cargo_fuzz_installed() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-pub fn run_targets(
+pub(crate) fn run_targets(
     root: &Path,
     seconds: u64,
     only: Option<&str>,

@@ -15,7 +15,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 
 /// The layers, lowest first, and the top-level modules of each.
-pub const LAYERS: &[(&str, &[&str])] = &[
+pub(crate) const LAYERS: &[(&str, &[&str])] = &[
     ("model", &["model"]),
     ("configuration", &["config"]),
     (
@@ -52,7 +52,7 @@ pub const LAYERS: &[(&str, &[&str])] = &[
 ];
 
 /// Module -> the modules it imports (itself left out).
-pub type Graph = BTreeMap<String, BTreeSet<String>>;
+pub(crate) type Graph = BTreeMap<String, BTreeSet<String>>;
 
 fn layer_of(module: &str) -> Option<usize> {
     LAYERS
@@ -161,7 +161,7 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 }
 
 /// The import graph of the crates whose sources are in `srcs`.
-pub fn graph(srcs: &[PathBuf]) -> Result<Graph> {
+pub(crate) fn graph(srcs: &[PathBuf]) -> Result<Graph> {
     let mut graph = Graph::new();
     for src in srcs {
         add_crate(src, &mut graph)?;
@@ -170,7 +170,7 @@ pub fn graph(srcs: &[PathBuf]) -> Result<Graph> {
 }
 
 /// The crates the graph covers, from the workspace root.
-pub fn sources(workspace: &Path) -> Vec<PathBuf> {
+pub(crate) fn sources(workspace: &Path) -> Vec<PathBuf> {
     ["monitor-core/src", "monitor/src"]
         .iter()
         .map(|dir| workspace.join(dir))
@@ -207,7 +207,7 @@ fn add_crate(src: &Path, graph: &mut Graph) -> Result<()> {
 
 /// What breaks the layering: a module in no layer, an import from a higher layer, a
 /// cycle. Empty when the graph is sound.
-pub fn violations(graph: &Graph) -> Vec<String> {
+pub(crate) fn violations(graph: &Graph) -> Vec<String> {
     let mut found = Vec::new();
     for (module, imports) in graph {
         let Some(layer) = layer_of(module) else {
@@ -264,7 +264,7 @@ fn find_cycle(graph: &Graph) -> Option<Vec<String>> {
 }
 
 /// The graph, layer by layer, as ARCHITECTURE.md shows it.
-pub fn render(graph: &Graph) -> String {
+pub(crate) fn render(graph: &Graph) -> String {
     let mut out = String::new();
     for (layer, modules) in LAYERS.iter().rev() {
         let _ = writeln!(out, "{layer}:");
@@ -282,7 +282,7 @@ pub fn render(graph: &Graph) -> String {
 }
 
 /// `cargo xtask layers`: prints the graph, fails on a violation.
-pub fn check(workspace: &Path) -> Result<()> {
+pub(crate) fn check(workspace: &Path) -> Result<()> {
     let graph = graph(&sources(workspace))?;
     print!("{}", render(&graph));
     let broken = violations(&graph);

@@ -27,6 +27,10 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+#[expect(
+    clippy::doc_markdown,
+    reason = "clap prints these docs as the --help text, backticks and all"
+)]
 enum Cmd {
     /// Install (on Debian) or check (elsewhere) the eBPF toolchain and the test tools
     Setup {

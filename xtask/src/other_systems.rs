@@ -30,17 +30,17 @@ done
 "#;
 
 /// The systems the pcap backend is for, besides Linux, that can be checked here.
-pub const TARGETS: [&str; 1] = ["x86_64-pc-windows-msvc"];
+pub(crate) const TARGETS: [&str; 1] = ["x86_64-pc-windows-msvc"];
 
 /// Why macOS is not checked. netstat2 (the connection monitor's socket listing there)
 /// runs bindgen on the SDK's `libproc.h` in its build script, with no feature or cfg
 /// to avoid it; the header is in no Debian package, and a hand-written stand-in would
 /// check the monitor against bindings nobody ships.
-pub const NOT_CHECKED: &str = "x86_64-apple-darwin is not checked here: netstat2's build \
+pub(crate) const NOT_CHECKED: &str = "x86_64-apple-darwin is not checked here: netstat2's build \
     script needs libproc.h from Apple's SDK (check it on a Mac: cargo check -p monitor)";
 
 /// Checks every target in [`TARGETS`]; the summary line, or which failed.
-pub fn check() -> Result<String> {
+pub(crate) fn check() -> Result<String> {
     let route = toolchain::detect()
         .map_err(|missing| anyhow::anyhow!("cannot check other systems: {missing}"))?;
     // Their own target directory: the standard library built for other targets would

@@ -10,7 +10,7 @@ use crate::toolchain::{self, BPF_LINKER_VERSION, DEBIAN_BUILD_PACKAGES, DEBIAN_T
 /// Debian packages the tests drive: real tools, real traffic; `prometheus` (with
 /// `promtool`) scrapes the monitor's metrics endpoint and checks `dist/prometheus/`;
 /// `tmux` is the real terminal the dashboard test drives.
-pub const DEBIAN_TEST_PACKAGES: &[&str] = &[
+pub(crate) const DEBIAN_TEST_PACKAGES: &[&str] = &[
     "iproute2",
     "hping3",
     "nmap",
@@ -26,13 +26,13 @@ pub const DEBIAN_TEST_PACKAGES: &[&str] = &[
 /// latency benchmark compares with, and netsniff-ng for trafgen, the generator of the
 /// scale and capture throughput benchmarks. Kept out of the tests' list so that `cargo
 /// xtask test` (and CI) do not install them.
-pub const DEBIAN_BENCH_PACKAGES: &[&str] = &["fastnetmon", "netsniff-ng"];
+pub(crate) const DEBIAN_BENCH_PACKAGES: &[&str] = &["fastnetmon", "netsniff-ng"];
 
 fn is_debian() -> bool {
     Path::new("/etc/debian_version").is_file()
 }
 
-pub fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
@@ -44,7 +44,7 @@ fn dpkg_installed(package: &str) -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
 }
 
-pub fn run(cmd: &mut Command) -> Result<()> {
+pub(crate) fn run(cmd: &mut Command) -> Result<()> {
     let status = cmd
         .status()
         .with_context(|| format!("failed to start {cmd:?}"))?;
@@ -85,7 +85,7 @@ fn apt_install(packages: &[&str]) -> Result<()> {
 
 /// Installs (on Debian) what only the benchmarks use; elsewhere says what they would
 /// compare with, and the benchmarks measure the monitor alone.
-pub fn ensure_bench_tools() -> Result<()> {
+pub(crate) fn ensure_bench_tools() -> Result<()> {
     if !is_debian() {
         eprintln!(
             "xtask: not Debian; the detection latency benchmark compares with fastnetmon when \
@@ -134,7 +134,7 @@ fn stop_packaged_service(service: &str) -> Result<()> {
 
 /// Installs (on Debian) or checks (elsewhere) the eBPF toolchain, and the test tools
 /// when `test_tools`; returns the route the build will take.
-pub fn ensure(test_tools: bool) -> Result<Route> {
+pub(crate) fn ensure(test_tools: bool) -> Result<Route> {
     let mut missing_before: Vec<&str> = Vec::new();
     if is_debian() {
         let mut wanted: Vec<&str> = DEBIAN_BUILD_PACKAGES.to_vec();

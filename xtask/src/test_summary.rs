@@ -9,14 +9,14 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Tally {
+pub(crate) struct Tally {
     pub passed: u64,
     pub failed: u64,
     pub ignored: u64,
 }
 
 /// Adds one libtest line, `test result: ok. 7 passed; 0 failed; 1 ignored; ...`.
-pub fn add_result_line(tally: &mut Tally, line: &str) {
+pub(crate) fn add_result_line(tally: &mut Tally, line: &str) {
     let Some(rest) = line.trim().strip_prefix("test result: ") else {
         return;
     };
@@ -37,7 +37,7 @@ pub fn add_result_line(tally: &mut Tally, line: &str) {
 
 /// Runs the tests; `note` (another step's outcome) is printed just before the
 /// closing line.
-pub fn run_and_summarize(mut cmd: Command, note: &str) -> Result<()> {
+pub(crate) fn run_and_summarize(mut cmd: Command, note: &str) -> Result<()> {
     let skip_log = std::env::temp_dir().join(format!("monitor-skips-{}", std::process::id()));
     let _ = std::fs::remove_file(&skip_log);
     let mut child = cmd
@@ -54,9 +54,7 @@ pub fn run_and_summarize(mut cmd: Command, note: &str) -> Result<()> {
         add_result_line(&mut tally, &line);
     }
     let status = child.wait()?;
-    let skipped = std::fs::read_to_string(&skip_log)
-        .map(|s| s.lines().count())
-        .unwrap_or(0);
+    let skipped = std::fs::read_to_string(&skip_log).map_or(0, |s| s.lines().count());
     let _ = std::fs::remove_file(&skip_log);
     println!("{note}");
     println!(

@@ -11,11 +11,11 @@ use std::{
 };
 
 /// Name under which Debian's compiler is linked into rustup.
-pub const DEBIAN_TOOLCHAIN: &str = "debian-rustc";
+pub(crate) const DEBIAN_TOOLCHAIN: &str = "debian-rustc";
 /// Where `rust-web-src` puts the library source.
-pub const DEBIAN_LIBRARY_SOURCE: &str = "/usr/lib/rustlib/src/rust/library/core";
+pub(crate) const DEBIAN_LIBRARY_SOURCE: &str = "/usr/lib/rustlib/src/rust/library/core";
 /// Debian 12 packages of the verified route (see the README).
-pub const DEBIAN_BUILD_PACKAGES: &[&str] = &[
+pub(crate) const DEBIAN_BUILD_PACKAGES: &[&str] = &[
     "rustc-web",
     "rust-web-src",
     "cargo-web",
@@ -24,11 +24,11 @@ pub const DEBIAN_BUILD_PACKAGES: &[&str] = &[
     "pkg-config",
     "build-essential",
 ];
-pub const BPF_LINKER_VERSION: &str = "0.13.0";
+pub(crate) const BPF_LINKER_VERSION: &str = "0.13.0";
 
 /// How the eBPF crate gets built.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Route {
+pub(crate) enum Route {
     /// rustup's nightly with its `rust-src` component: the usual route.
     RustupNightly,
     /// Debian's `rustc-web` with `rust-web-src`, linked into rustup as
@@ -39,14 +39,14 @@ pub enum Route {
 
 impl Route {
     /// The rustup toolchain name to run cargo under.
-    pub fn toolchain(&self) -> &'static str {
+    pub(crate) fn toolchain(&self) -> &'static str {
         match self {
             Self::RustupNightly => "nightly",
             Self::DebianRustc => DEBIAN_TOOLCHAIN,
         }
     }
 
-    pub fn needs_rustc_bootstrap(&self) -> bool {
+    pub(crate) fn needs_rustc_bootstrap(&self) -> bool {
         matches!(self, Self::DebianRustc)
     }
 }
@@ -65,7 +65,7 @@ impl fmt::Display for Route {
 
 /// What stands between this machine and an eBPF build.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Missing {
+pub(crate) enum Missing {
     /// No compiler with the core library's source.
     Compiler,
     /// Debian's compiler is installed but not linked into rustup.
@@ -107,7 +107,7 @@ fn runs(program: &str, args: &[&str]) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-pub fn has_rustup() -> bool {
+pub(crate) fn has_rustup() -> bool {
     runs("rustup", &["--version"]).is_some()
 }
 
@@ -120,16 +120,16 @@ fn nightly_has_rust_src() -> bool {
         .is_some_and(|root| root.join("lib/rustlib/src/rust/library/core").is_dir())
 }
 
-pub fn debian_compiler_installed() -> bool {
+pub(crate) fn debian_compiler_installed() -> bool {
     Path::new("/usr/bin/rustc").is_file() && Path::new(DEBIAN_LIBRARY_SOURCE).is_dir()
 }
 
-pub fn debian_toolchain_linked() -> bool {
+pub(crate) fn debian_toolchain_linked() -> bool {
     rustup_sysroot(DEBIAN_TOOLCHAIN).is_some()
 }
 
 /// bpf-linker's path, looked for on PATH and in cargo's install directory.
-pub fn bpf_linker() -> Option<PathBuf> {
+pub(crate) fn bpf_linker() -> Option<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect())
         .unwrap_or_default();
@@ -145,7 +145,7 @@ pub fn bpf_linker() -> Option<PathBuf> {
 }
 
 /// The route to use, preferring rustup's nightly when it has rust-src.
-pub fn detect() -> Result<Route, Missing> {
+pub(crate) fn detect() -> Result<Route, Missing> {
     let route = if nightly_has_rust_src() {
         Route::RustupNightly
     } else if debian_compiler_installed() {

@@ -38,7 +38,7 @@ impl Table {
     }
 
     fn flush(&self, slot: &SourceSlot, now_ns: u64) -> bool {
-        let base = self.entries.as_ptr() as *mut SourceEntry;
+        let base = self.entries.as_ptr().cast_mut();
         let len = self.entries.len() as u32;
         // SAFETY: in bounds; writers go through `flush_into` only.
         unsafe {
@@ -117,7 +117,7 @@ fn a_full_set_forgets_its_least_recently_flushed_source() {
 fn an_entry_being_written_is_not_read_and_not_taken() {
     let table = Table::new(8);
     assert!(table.flush(&slot(3, 2), 1));
-    let entry = &table.entries[0] as *const SourceEntry as *mut SourceEntry;
+    let entry = (&raw const table.entries[0]).cast_mut();
     // SAFETY: only this thread touches the table.
     unsafe { (*entry).seq |= 1 };
     // SAFETY: a valid entry.
@@ -135,9 +135,9 @@ fn concurrent_flushes_and_reads_lose_nothing() {
     // Four writers flushing overlapping sources into a small table, which they fill
     // without overflowing any set, while a reader keeps reading: no update is lost
     // unreported, no copy is torn, no read shows more than was flushed.
-    let table = Table::new(1_024);
     const SOURCES: u32 = 64;
     const FLUSHES: u64 = 20_000;
+    let table = Table::new(1_024);
     let writers: Vec<_> = (0..4u64)
         .map(|w| {
             let table = Arc::clone(&table);
@@ -206,7 +206,7 @@ fn a_claim_waits_while_another_entry_of_the_set_is_being_written() {
     // entry for it, so the flush gives up instead (and says so).
     let table = Table::new(8);
     assert!(table.flush(&slot(1, 1), 1));
-    let way0 = &table.entries[0] as *const SourceEntry as *mut SourceEntry;
+    let way0 = (&raw const table.entries[0]).cast_mut();
     // SAFETY: only this thread touches the table.
     unsafe { (*way0).seq |= 1 };
     assert!(!table.flush(&slot(2, 3), 2));

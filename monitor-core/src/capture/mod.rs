@@ -18,7 +18,7 @@ use crate::{
     },
 };
 
-/// Captures the kernel can follow at once (its CAPTURE_TARGETS table).
+/// Captures the kernel can follow at once (its `CAPTURE_TARGETS` table).
 pub const MAX_ACTIVE_CAPTURES: usize = monitor_common::limits::MAX_CAPTURE_TARGETS as usize;
 
 /// `<kind>_<source>_<UTC time>.pcap`; an IPv6 source's colons become dashes so the
@@ -32,7 +32,7 @@ pub fn file_name(kind: AlertKind, target: CaptureTarget, at: SystemTime) -> Stri
     let stamp: String = humantime::format_rfc3339_seconds(at)
         .to_string()
         .chars()
-        .filter(|c| c.is_ascii_alphanumeric())
+        .filter(char::is_ascii_alphanumeric)
         .collect();
     format!("{}_{source}_{stamp}.pcap", kind.as_str())
 }

@@ -53,6 +53,10 @@ impl Default for CaptureConfig {
 /// `--backend`: what counts the packets.
 #[derive(ValueEnum, Serialize, Deserialize, Debug, Default, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
+#[expect(
+    clippy::doc_markdown,
+    reason = "clap prints these docs as the --help text, backticks and all"
+)]
 pub enum BackendKind {
     /// XDP on Linux with BPF rights, else pcap if it can open the interface, else ifstats
     #[default]

@@ -146,7 +146,7 @@ fn parse(
     text: &str,
     format: Format,
     path: &Path,
-    layered: &Layered,
+    layered: &Layered<'_>,
 ) -> Result<Config, ConfigError> {
     match format {
         Format::Toml => parse_toml(text, path, layered),
@@ -155,7 +155,7 @@ fn parse(
 }
 
 /// The values laid over no file at all.
-fn alone(layered: &Layered) -> Result<Config, ConfigError> {
+fn alone(layered: &Layered<'_>) -> Result<Config, ConfigError> {
     layered.deserialize_alone().map_err(|err| {
         refusal(layered.refused().unwrap_or(Refused {
             key: String::new(),
@@ -172,7 +172,7 @@ fn refusal(refused: Refused) -> ConfigError {
     }
 }
 
-fn parse_toml(text: &str, path: &Path, layered: &Layered) -> Result<Config, ConfigError> {
+fn parse_toml(text: &str, path: &Path, layered: &Layered<'_>) -> Result<Config, ConfigError> {
     let line_at = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
     let invalid =
         |err: &toml::de::Error, field: Option<String>, line: Option<usize>| ConfigError::Invalid {
@@ -208,7 +208,7 @@ fn toml_value_start(text: &str, path: &serde_path_to_error::Path) -> Option<usiz
     let root = DeValue::Table(root.into_inner());
     let mut value = &root;
     let mut start = None;
-    for segment in path.iter() {
+    for segment in path {
         let next = match segment {
             Segment::Map { key } => value.get(key.as_str())?,
             Segment::Seq { index } => value.get(*index)?,
@@ -220,7 +220,7 @@ fn toml_value_start(text: &str, path: &serde_path_to_error::Path) -> Option<usiz
     start
 }
 
-fn parse_yaml(text: &str, path: &Path, layered: &Layered) -> Result<Config, ConfigError> {
+fn parse_yaml(text: &str, path: &Path, layered: &Layered<'_>) -> Result<Config, ConfigError> {
     // An empty document (or only comments) is no configuration at all: the defaults.
     let is_empty = text
         .lines()

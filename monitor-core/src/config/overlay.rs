@@ -198,7 +198,7 @@ macro_rules! forward_visit_common {
             visit_bytes(&[u8]); visit_borrowed_bytes(&'de [u8]); visit_byte_buf(Vec<u8>);
         }
 
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             self.visitor.expecting(f)
         }
 
@@ -490,7 +490,7 @@ struct KeyVisitor<'k, V> {
     name: &'k mut Option<String>,
 }
 
-impl<'k, V> KeyVisitor<'k, V> {
+impl<V> KeyVisitor<'_, V> {
     /// The key's current name, noted.
     fn rename(self, key: &str) -> (V, String) {
         let name = self.layered.current_name(self.parent, key).to_owned();

@@ -239,7 +239,7 @@ struct WebhookVisitor;
 impl<'de> Visitor<'de> for WebhookVisitor {
     type Value = WebhookConfig;
 
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a webhook URL, or a table with `url` and optionally `kind`")
     }
 
@@ -275,7 +275,7 @@ pub fn deserialize_webhooks<'de, D: Deserializer<'de>>(
     impl<'de> Visitor<'de> for OneOrMany {
         type Value = Vec<WebhookConfig>;
 
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("a list of webhook URLs or tables with `url` and `kind`")
         }
 

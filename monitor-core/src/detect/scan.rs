@@ -135,7 +135,7 @@ impl ScanWindow {
             half: window / 2,
             epoch: 1,
             epoch_started: now,
-            previous: Default::default(),
+            previous: crate::model::source_list::SourceList::default(),
         }
     }
 

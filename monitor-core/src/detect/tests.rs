@@ -1,16 +1,13 @@
 //! The detector as a whole, with scripted intervals: lists, exemptions, the spike
 //! baseline under attack, and through the alert tracker to alert and end events.
 
-use std::{
-    net::IpAddr,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
-};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::*;
 use crate::{
     alert::AlertTracker,
     model::{
-        alert::{AlertEvent, AlertKind, AlertSource, FlowKey, Unit},
+        alert::{AlertEvent, FlowKey, Unit},
         cidr::{Cidr, CidrSet},
     },
 };

@@ -242,6 +242,10 @@ impl FlowDetails {
     }
 }
 
+#[expect(
+    clippy::trivially_copy_pass_by_ref,
+    reason = "serde's `serialize_with` passes the field by reference"
+)]
 fn serialize_protocol<S: Serializer>(protocol: &u8, serializer: S) -> Result<S::Ok, S::Error> {
     serializer.serialize_str(&protocol_name(*protocol))
 }

@@ -185,14 +185,11 @@ impl CidrSet {
 }
 
 fn insert<T: std::hash::Hash + Eq>(by_prefix: &mut Vec<(u8, HashSet<T>)>, prefix: u8, net: T) {
-    match by_prefix.iter_mut().find(|(p, _)| *p == prefix) {
-        Some((_, nets)) => {
-            nets.insert(net);
-        }
-        None => {
-            by_prefix.push((prefix, HashSet::from([net])));
-            by_prefix.sort_by_key(|(prefix, _)| std::cmp::Reverse(*prefix));
-        }
+    if let Some((_, nets)) = by_prefix.iter_mut().find(|(p, _)| *p == prefix) {
+        nets.insert(net);
+    } else {
+        by_prefix.push((prefix, HashSet::from([net])));
+        by_prefix.sort_by_key(|(prefix, _)| std::cmp::Reverse(*prefix));
     }
 }
 

@@ -120,7 +120,7 @@ pub struct Listing {
     /// Names of the processes that hold sockets, by pid.
     pub names: HashMap<u32, String>,
     /// Processes whose open files could not be read (another user's, without root or
-    /// CAP_SYS_PTRACE): their sockets are listed without a process.
+    /// `CAP_SYS_PTRACE`): their sockets are listed without a process.
     pub unreadable_processes: usize,
 }
 

@@ -11,11 +11,6 @@ use monitor_common::{GlobalCounters, SourceCounters, counters::Tally};
 
 use super::source_list::SourceList;
 
-/// Per-source maps. Their keys are addresses a spoofed flood chooses, so the hasher is
-/// seeded at random (foldhash's `RandomState`), but it is not std's SipHash: hashing
-/// 65,536 sources into several maps every poll was a fifth of a poll's CPU time.
-pub type SourceMap<V> = HashMap<IpAddr, V, foldhash::fast::RandomState>;
-
 /// Cumulative counters since the backend started, read at `taken`.
 #[derive(Clone, Debug)]
 pub struct Snapshot {

@@ -174,7 +174,7 @@ pub fn embed(notice: &Notice, origin: &Origin) -> Embed {
             crate::model::format::thousands(c.packets),
             c.path.display()
         ),
-        _ => notice.summary(),
+        Notice::Event { .. } => notice.summary(),
     };
     Embed {
         title: notice.headline(),

@@ -102,7 +102,7 @@ pub fn record(notice: &Notice, origin: &Origin) -> Value {
             event: AlertEvent::Ban(_) | AlertEvent::Unban(_),
             ..
         } => None,
-        _ => Some(title(notice.kind()).to_owned()),
+        Notice::Event { .. } => Some(title(notice.kind()).to_owned()),
     };
     if let Some(reason) = reason {
         out.insert("reason".into(), reason.into());

@@ -401,23 +401,23 @@ mod ban_tests;
 #[cfg(test)]
 pub(crate) mod fixtures {
     //! Alerts, ends and captures for the payload tests.
-    use std::time::{Duration, UNIX_EPOCH};
+    use std::time::UNIX_EPOCH;
 
     use super::*;
     use crate::model::alert::{Alert, AlertEnd, FlowDetails, Target, Unit};
 
-    pub fn origin() -> Origin {
+    pub(crate) fn origin() -> Origin {
         Origin {
             server_name: "AWS, France".into(),
             iface: "eth0".into(),
         }
     }
 
-    pub fn at(ms: u64) -> SystemTime {
+    pub(crate) fn at(ms: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_millis(ms)
     }
 
-    pub fn alert(severity: Severity) -> Notice {
+    pub(crate) fn alert(severity: Severity) -> Notice {
         Notice::Event {
             event: AlertEvent::Alert(Alert {
                 kind: AlertKind::SynFlood,
@@ -439,7 +439,7 @@ pub(crate) mod fixtures {
         }
     }
 
-    pub fn download() -> Notice {
+    pub(crate) fn download() -> Notice {
         let flow = FlowDetails {
             protocol: 6,
             src: "198.51.100.7".parse().unwrap(),
@@ -467,7 +467,7 @@ pub(crate) mod fixtures {
         }
     }
 
-    pub fn end() -> Notice {
+    pub(crate) fn end() -> Notice {
         Notice::Event {
             event: AlertEvent::AlertEnd(AlertEnd {
                 kind: AlertKind::PpsBurst,
@@ -488,7 +488,7 @@ pub(crate) mod fixtures {
     }
 
     /// `curl` (pid 4242) connected to a blocklisted address.
-    pub fn blocklisted_connection() -> Notice {
+    pub(crate) fn blocklisted_connection() -> Notice {
         use crate::model::connection::{ConnectionDetails, SocketDetails, SocketState, Transport};
         Notice::Event {
             event: AlertEvent::Alert(Alert {
@@ -521,7 +521,7 @@ pub(crate) mod fixtures {
     }
 
     /// Pid 5678 holding 45 connections.
-    pub fn excessive_connections() -> Notice {
+    pub(crate) fn excessive_connections() -> Notice {
         use crate::model::connection::ConnectionDetails;
         Notice::Event {
             event: AlertEvent::Alert(Alert {
@@ -546,7 +546,7 @@ pub(crate) mod fixtures {
         }
     }
 
-    pub fn capture() -> Notice {
+    pub(crate) fn capture() -> Notice {
         Notice::Capture(CaptureNote {
             kind: AlertKind::SynFlood,
             source: AlertSource::Ip("192.0.2.9".parse().unwrap()),

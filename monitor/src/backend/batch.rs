@@ -6,7 +6,6 @@
 
 use std::{
     io,
-    mem::size_of,
     os::fd::{AsFd as _, AsRawFd as _},
 };
 
@@ -34,7 +33,7 @@ struct BatchAttr {
 /// Calls `each` with every entry of a per-CPU hash map: its key and one value per
 /// possible CPU. Nothing per entry is allocated (the buffers are reused from batch to
 /// batch).
-pub fn for_each_per_cpu_entry<K: Pod, V: Pod>(
+pub(super) fn for_each_per_cpu_entry<K: Pod, V: Pod>(
     map: &MapData,
     mut each: impl FnMut(K, &[V]),
 ) -> io::Result<()> {

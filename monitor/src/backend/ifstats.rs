@@ -13,6 +13,7 @@ use super::Backend;
 use crate::model::{
     capture::{CaptureTarget, CapturedPacket},
     snapshot::Snapshot,
+    source_list::SourceList,
 };
 
 /// What the detectors that need more than totals lose on this backend: said once, at
@@ -96,7 +97,7 @@ impl Backend for IfStatsBackend {
         Ok(Snapshot {
             taken,
             global,
-            sources: Default::default(),
+            sources: SourceList::default(),
             listed_destinations: HashMap::new(),
             large_flows: Vec::new(),
             syn_acks_sent: None,

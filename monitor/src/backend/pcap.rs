@@ -101,7 +101,9 @@ impl Shared {
     /// The counters; a capture thread that panicked leaves them as they were, which is
     /// still the best count there is.
     fn counters(&self) -> MutexGuard<'_, Counters> {
-        self.counters.lock().unwrap_or_else(|e| e.into_inner())
+        self.counters
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -226,7 +228,7 @@ impl PcapBackend {
                             capture_snaplen,
                             packet_log,
                         };
-                        count_incoming(incoming, &shared, &iface, outputs)
+                        count_incoming(incoming, &shared, &iface, outputs);
                     })
                     .context("failed to start the capture thread")?,
             );
@@ -360,7 +362,10 @@ fn count_incoming(mut capture: Capture<Active>, shared: &Shared, iface: &str, mu
             match capture.stats() {
                 Ok(stat) => {
                     let totals = drops.update(stat);
-                    *shared.drops.lock().unwrap_or_else(|e| e.into_inner()) = totals;
+                    *shared
+                        .drops
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = totals;
                 }
                 Err(err) => debug!("libpcap statistics on {iface}: {err}"),
             }
@@ -460,7 +465,11 @@ impl Backend for PcapBackend {
     fn snapshot(&mut self) -> Result<Snapshot> {
         let taken = Instant::now();
         let mut snapshot = self.shared.counters().snapshot(taken, self.sees_sent);
-        let drops = *self.shared.drops.lock().unwrap_or_else(|e| e.into_inner());
+        let drops = *self
+            .shared
+            .drops
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         snapshot.capture_drops = Some(drops);
         self.warn_of_drops(drops);
         Ok(snapshot)

@@ -61,6 +61,10 @@ fn refuse_packet_view(view: &PacketView) -> Result<()> {
     )
 }
 
+#[expect(
+    clippy::redundant_closure_for_method_calls,
+    reason = "the closure reads better than `<dyn Error + 'static>::is::<InvalidFilter>`"
+)]
 fn auto(
     view: &PacketView,
     config: &Config,

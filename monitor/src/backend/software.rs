@@ -129,7 +129,7 @@ impl Counters {
 
     /// Counts one incoming frame, as the XDP program does: a filter, when set, decides
     /// first whether the frame counts at all, and passes IP packets only.
-    pub fn count(&mut self, frame: &SnappedFrame, now: SystemTime) -> Counted {
+    pub fn count(&mut self, frame: &SnappedFrame<'_>, now: SystemTime) -> Counted {
         let len = frame.len() as u64;
         let info = match decode_ip(frame) {
             Ok(info) => info,
@@ -200,7 +200,7 @@ impl Counters {
 
     /// Counts a frame the host sent: only its SYN-ACKs matter (the SYN:SYN-ACK ratio),
     /// as the XDP backend's egress classifier counts them.
-    pub fn count_sent(&mut self, frame: &SnappedFrame) {
+    pub fn count_sent(&mut self, frame: &SnappedFrame<'_>) {
         let info = monitor_common::decode(frame);
         if info.is_syn_ack() {
             *self

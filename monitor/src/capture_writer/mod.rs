@@ -200,7 +200,7 @@ mod tests {
         for (i, name) in ["a.pcap", "b.pcap", "c.pcap"].iter().enumerate() {
             std::fs::write(dir.join(name), vec![0u8; 100]).unwrap();
             let at = SystemTime::now() - Duration::from_secs(100 - i as u64 * 10);
-            std::fs::File::options()
+            File::options()
                 .write(true)
                 .open(dir.join(name))
                 .unwrap()

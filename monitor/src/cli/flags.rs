@@ -232,7 +232,7 @@ impl Flag {
                 help.push_str(&format!(" [config: {} = false]", self.key));
             }
             (_, Some(shown)) => {
-                help.push_str(&format!(" [default: {shown}] [config: {}]", self.key))
+                help.push_str(&format!(" [default: {shown}] [config: {}]", self.key));
             }
             (_, None) => help.push_str(&format!(" [config: {}]", self.key)),
         }

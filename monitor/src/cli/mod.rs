@@ -19,6 +19,10 @@ use crate::config::{BackendKind, Config, ConfigError, XdpModeArg};
     version,
     about = "Network traffic monitor and DDoS detector (XDP counters at line rate)"
 )]
+#[expect(
+    clippy::struct_excessive_bools,
+    reason = "command-line switches, one field each as clap parses them"
+)]
 pub struct Cli {
     // First, so that the capture flags lead `--help`.
     #[command(flatten)]
@@ -235,6 +239,7 @@ mod tests {
     /// Numbers as the typed parsers read them before flags became values: TOML's other
     /// spellings are refused.
     #[test]
+    #[expect(clippy::float_cmp, reason = "1 reads as exactly 1.0")]
     fn numbers_are_read_as_rust_reads_them() {
         let parse = |args: &[&str]| {
             Cli::try_parse_args_from(std::iter::once("monitor").chain(args.iter().copied()))

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug)]
-pub struct TokenBucket {
+pub(super) struct TokenBucket {
     rate: f64,
     burst: f64,
     tokens: f64,
@@ -13,7 +13,7 @@ pub struct TokenBucket {
 
 impl TokenBucket {
     /// Full at `now`. `rate` is in tokens a second (above zero), `burst` at least 1.
-    pub fn new(rate: f64, burst: u32, now: Instant) -> Self {
+    pub(super) fn new(rate: f64, burst: u32, now: Instant) -> Self {
         let burst = f64::from(burst.max(1));
         Self {
             rate: rate.max(f64::MIN_POSITIVE),
@@ -30,7 +30,7 @@ impl TokenBucket {
     }
 
     /// Takes a token, or says how long until one is there.
-    pub fn try_take(&mut self, now: Instant) -> Result<(), Duration> {
+    pub(super) fn try_take(&mut self, now: Instant) -> Result<(), Duration> {
         self.refill(now);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -41,7 +41,7 @@ impl TokenBucket {
     }
 
     /// Waits for a token and takes it.
-    pub async fn take(&mut self) {
+    pub(super) async fn take(&mut self) {
         while let Err(wait) = self.try_take(Instant::now()) {
             tokio::time::sleep(wait).await;
         }

@@ -3,7 +3,7 @@
 //! rate limiter before each attempt and sleeping the policy's wait after each one
 //! worth retrying.
 
-use std::{future::Future, time::Instant};
+use std::time::Instant;
 
 use log::{debug, info, warn};
 use serde_json::Value;
@@ -166,7 +166,10 @@ mod tests {
         )
         .await;
         assert_eq!(script.next(), None, "every scripted attempt made");
-        let gaps = at.windows(2).map(|w| w[1] - w[0]).collect();
+        let gaps = at
+            .windows(2)
+            .map(|w| w[1].checked_sub(w[0]).unwrap())
+            .collect();
         (result, gaps, start.elapsed())
     }
 

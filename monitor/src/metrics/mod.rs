@@ -65,16 +65,16 @@ pub struct MetricsState {
 
 impl MetricsState {
     pub fn start(&mut self, run: &RunInfo, now: SystemTime) {
-        self.backend = run.backend.to_owned();
-        self.iface = run.iface.clone();
-        self.description = run.description.clone();
+        run.backend.clone_into(&mut self.backend);
+        self.iface.clone_from(&run.iface);
+        self.description.clone_from(&run.description);
         self.started = Some(now);
     }
 
     pub fn interval(&mut self, stats: &IntervalStats) {
         self.totals = stats.totals;
         self.rates = stats.rates.clone();
-        self.top_sources = stats.top_sources.clone();
+        self.top_sources.clone_from(&stats.top_sources);
         self.capture_drops = stats.capture_drops;
     }
 
@@ -195,6 +195,10 @@ const ALL_KINDS: [AlertKind; 11] = [
 ];
 
 /// The metric families for `state`, in the order they are served.
+#[expect(
+    clippy::similar_names,
+    reason = "`top_pps` and `top_bps` are the metrics' own names"
+)]
 pub fn families(state: &MetricsState) -> Vec<MetricFamily> {
     let t = &state.totals;
     let classes = [
@@ -411,7 +415,7 @@ pub fn families(state: &MetricsState) -> Vec<MetricFamily> {
 fn encode_value(
     kind: MetricType,
     value: Value,
-    encoder: prometheus_client::encoding::MetricEncoder,
+    encoder: prometheus_client::encoding::MetricEncoder<'_>,
 ) -> Result<(), std::fmt::Error> {
     match (kind, value) {
         (MetricType::Counter, Value::Int(v)) => ConstCounter::new(v).encode(encoder),
@@ -422,7 +426,7 @@ fn encode_value(
 }
 
 /// Encodes the families, then the info metric naming the backend and interface.
-fn encode(state: &MetricsState, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+fn encode(state: &MetricsState, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
     for family in families(state) {
         let mut metric = encoder.encode_descriptor(
             family.name,
@@ -500,7 +504,7 @@ impl Metrics {
 struct Snapshot(MetricsState);
 
 impl Collector for Snapshot {
-    fn encode(&self, encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    fn encode(&self, encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         encode(&self.0, encoder)
     }
 }

@@ -1,12 +1,5 @@
-use std::time::{Duration, SystemTime};
-
-use monitor_common::GlobalCounters;
-
 use super::*;
-use crate::{
-    model::alert::{Alert, AlertEnd, Target, Unit as AlertUnit},
-    stats::SourceRate,
-};
+use crate::model::alert::{Alert, AlertEnd, Unit as AlertUnit};
 
 fn run() -> RunInfo {
     RunInfo {
@@ -312,7 +305,7 @@ fn pcap_capture_drops_are_a_family_only_where_the_backend_can_lose_packets() {
     let text = metrics.render();
     assert!(!text.contains("capture_dropped"), "{text}");
     let mut pcap = stats(50, &[]);
-    pcap.capture_drops = Some(crate::model::snapshot::CaptureDrops {
+    pcap.capture_drops = Some(CaptureDrops {
         dropped: 1_234,
         if_dropped: 5,
     });

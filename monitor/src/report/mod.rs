@@ -56,7 +56,7 @@ pub fn reporter(json: bool, colour: bool) -> Box<dyn Reporter + Send> {
 /// Colour when asked for, on a terminal, and not refused by a non-empty `NO_COLOR`
 /// (no-color.org).
 pub fn use_colour(wanted: bool, terminal: bool, no_color: Option<&std::ffi::OsStr>) -> bool {
-    wanted && terminal && no_color.is_none_or(|v| v.is_empty())
+    wanted && terminal && no_color.is_none_or(std::ffi::OsStr::is_empty)
 }
 
 #[cfg(test)]

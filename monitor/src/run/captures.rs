@@ -13,7 +13,7 @@ use crate::{
 
 /// Triggered capture while the monitor runs: the planner, the writer task and the
 /// channels between them and the polling loop.
-pub struct Captures {
+pub(super) struct Captures {
     planner: CapturePlanner,
     starts: tokio::sync::mpsc::UnboundedSender<CaptureStart>,
     finished: tokio::sync::mpsc::UnboundedReceiver<CaptureDone>,
@@ -22,7 +22,10 @@ pub struct Captures {
 
 impl Captures {
     /// `None` when captures are off or the backend cannot capture.
-    pub fn start(config: &PcapConfig, backend: &mut dyn crate::backend::Backend) -> Option<Self> {
+    pub(super) fn start(
+        config: &PcapConfig,
+        backend: &mut dyn crate::backend::Backend,
+    ) -> Option<Self> {
         if !config.enabled {
             return None;
         }
@@ -45,7 +48,7 @@ impl Captures {
     }
 
     /// Starts a capture for each new alert whose source is not already being captured.
-    pub fn on_alerts(
+    pub(super) fn on_alerts(
         &mut self,
         events: &[crate::model::alert::AlertEvent],
         backend: &mut dyn crate::backend::Backend,
@@ -72,7 +75,10 @@ impl Captures {
     }
 
     /// Captures that ended since the last call; their sources are disarmed.
-    pub fn finished(&mut self, backend: &mut dyn crate::backend::Backend) -> Vec<CaptureDone> {
+    pub(super) fn finished(
+        &mut self,
+        backend: &mut dyn crate::backend::Backend,
+    ) -> Vec<CaptureDone> {
         let mut done = Vec::new();
         while let Ok(capture) = self.finished.try_recv() {
             self.retire(&capture, backend);
@@ -91,7 +97,7 @@ impl Captures {
     /// Closes the captures still open (their files stay valid) and reports them. A
     /// writer still busy after five seconds (a slow disk) goes to `tasks`, to be ended
     /// with the rest at the shutdown deadline.
-    pub async fn shutdown(
+    pub(super) async fn shutdown(
         mut self,
         backend: &mut dyn crate::backend::Backend,
         tasks: &mut Tasks,

@@ -23,7 +23,7 @@ use crate::{
 
 /// The ban policy applied to the backend. The operator's control socket comes with it
 /// from [`Mitigation::start`], for the polling loop to wait on.
-pub struct Mitigation {
+pub(super) struct Mitigation {
     policy: Policy,
 }
 
@@ -36,7 +36,7 @@ fn seconds(time: SystemTime) -> u64 {
 impl Mitigation {
     /// `None` when mitigation is off; else the mitigation and its control socket. Fails
     /// when the backend cannot drop packets.
-    pub fn start(
+    pub(super) fn start(
         config: &Config,
         lists: &Lists,
         iface: &str,
@@ -66,7 +66,7 @@ impl Mitigation {
     }
 
     /// One interval's findings: bans placed and ended.
-    pub fn on_findings(
+    pub(super) fn on_findings(
         &mut self,
         findings: &[Finding],
         backend: &mut dyn Backend,
@@ -80,7 +80,7 @@ impl Mitigation {
     }
 
     /// Answers an operator request; an unban is also an event.
-    pub fn on_request(
+    pub(super) fn on_request(
         &mut self,
         request: ControlRequest,
         backend: &mut dyn Backend,
@@ -111,7 +111,7 @@ impl Mitigation {
 
     /// The monitor stops: the control socket closes (its accept task goes to `tasks`, to
     /// be ended with the rest), and every ban ends (the program leaves the interface).
-    pub fn finish(
+    pub(super) fn finish(
         mut self,
         mut control: Option<ControlSocket>,
         now: SystemTime,

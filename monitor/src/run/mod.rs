@@ -113,12 +113,13 @@ pub async fn run(cli: Cli) -> Result<()> {
     // Before the first snapshot, as the loop's other inputs: a failure here stops the
     // monitor before it reports its start.
     let stop = StopSignals::watch()?;
-    let scanner = match config.connections.enabled {
-        true => Some(
+    let scanner = if config.connections.enabled {
+        Some(
             ConnectionScanner::start(config.connections.interval)
                 .context("failed to start the connection monitor")?,
-        ),
-        false => None,
+        )
+    } else {
+        None
     };
     let started = Pipeline::start(Parts {
         backend,
@@ -186,7 +187,7 @@ async fn event_loop(
             _ = ticker.tick() => pipeline.on_tick(),
             Some(record) = async { inputs.packets.as_mut()?.recv().await },
                 if inputs.packets.is_some() => pipeline.on_packet(&record),
-            _ = quit.notified() => break,
+            () = quit.notified() => break,
             scan = next_scan(&mut scanner) => pipeline.on_scan(scan),
             request = async {
                 match &mut inputs.control {
@@ -194,8 +195,8 @@ async fn event_loop(
                     None => std::future::pending().await,
                 }
             } => pipeline.on_request(request),
-            _ = stop.received() => break,
-            _ = async { sleep_until(deadline.unwrap_or_else(Instant::now).into()).await },
+            () = stop.received() => break,
+            () = async { sleep_until(deadline.unwrap_or_else(Instant::now).into()).await },
                 if deadline.is_some() => break,
         }
     }

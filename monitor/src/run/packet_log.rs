@@ -1,7 +1,7 @@
 //! `--packets`: the backend's packet records printed within the rate cap.
 
 use std::{
-    io::Write as _,
+    io::{IsTerminal as _, Write as _},
     time::{Duration, Instant},
 };
 
@@ -16,7 +16,7 @@ use crate::{
 /// `--packets` (at most `rate` lines a second): the backend's records, printed within
 /// the rate cap, with what was skipped reported every few seconds (when it grew) and at
 /// the end. The records' stream is the polling loop's to wait on.
-pub struct PacketLog {
+pub(super) struct PacketLog {
     cap: RateCap,
     colour: bool,
     /// Skipped lines last reported, and when.
@@ -27,7 +27,7 @@ pub struct PacketLog {
 const SKIPPED_EVERY: Duration = Duration::from_secs(5);
 
 impl PacketLog {
-    pub fn start(
+    pub(super) fn start(
         rate: Option<u32>,
         config: &Config,
         backend: &mut (dyn Backend + Send),
@@ -40,7 +40,6 @@ impl PacketLog {
             );
             return None;
         };
-        use std::io::IsTerminal as _;
         let colour = report::use_colour(
             config.alerting.color,
             std::io::stdout().is_terminal(),
@@ -54,20 +53,20 @@ impl PacketLog {
         Some((log, records))
     }
 
-    pub fn print(&mut self, record: &PacketRecord) {
+    pub(super) fn print(&mut self, record: &PacketRecord) {
         if self.cap.admit(record.timestamp) {
             print_line(&packets::format_line(record, self.colour));
         }
     }
 
     /// Prints what is already queued (the last packets before the stop).
-    pub fn drain(&mut self, records: &mut Receiver<PacketRecord>) {
+    pub(super) fn drain(&mut self, records: &mut Receiver<PacketRecord>) {
         while let Ok(record) = records.try_recv() {
             self.print(&record);
         }
     }
 
-    pub fn report_skipped(&mut self, backend: &mut (dyn Backend + Send), end: bool) {
+    pub(super) fn report_skipped(&mut self, backend: &mut (dyn Backend + Send), end: bool) {
         let backend_skipped = backend.packet_log_skipped();
         let total = self.cap.skipped + backend_skipped;
         let due = total > self.reported.0 && self.reported.1.elapsed() >= SKIPPED_EVERY;

@@ -35,13 +35,13 @@ use crate::{
 
 /// What the polling loop waits on besides the ticks and the scans, each in its own
 /// branch: the records of `--packets`, and the operator's control socket.
-pub struct Inputs {
+pub(super) struct Inputs {
     pub packets: Option<Receiver<PacketRecord>>,
     pub control: Option<ControlSocket>,
 }
 
 /// The parts of a pipeline, each built in `run`.
-pub struct Parts<'a> {
+pub(super) struct Parts<'a> {
     pub backend: Box<dyn Backend + Send>,
     pub config: &'a Config,
     pub info: RunInfo,
@@ -54,7 +54,7 @@ pub struct Parts<'a> {
     pub packet_log_rate: Option<u32>,
 }
 
-pub struct Pipeline<'a> {
+pub(super) struct Pipeline<'a> {
     backend: Box<dyn Backend + Send>,
     config: &'a Config,
     info: RunInfo,
@@ -69,7 +69,7 @@ pub struct Pipeline<'a> {
     connection_tracker: AlertTracker,
     work: PollWork,
     /// Recent snapshots, oldest first: the last one for the stats line, the newest one
-    /// at least RATE_WINDOW old for detection.
+    /// at least `RATE_WINDOW` old for detection.
     recent: VecDeque<Snapshot>,
     started: Instant,
     captures: Option<Captures>,
@@ -80,7 +80,7 @@ pub struct Pipeline<'a> {
 impl<'a> Pipeline<'a> {
     /// Takes the first snapshot, starts captures and the packet log, and reports the
     /// start; the inputs are the polling loop's to wait on.
-    pub fn start(parts: Parts<'a>) -> Result<(Self, Inputs)> {
+    pub(super) fn start(parts: Parts<'a>) -> Result<(Self, Inputs)> {
         let Parts {
             mut backend,
             config,
@@ -131,12 +131,12 @@ impl<'a> Pipeline<'a> {
     }
 
     /// When the first snapshot was taken: the run's start.
-    pub fn started(&self) -> Instant {
+    pub(super) fn started(&self) -> Instant {
         self.started
     }
 
     /// One interval: read the counters, detect, alert, mitigate, capture, report.
-    pub fn on_tick(&mut self) {
+    pub(super) fn on_tick(&mut self) {
         let cycle_started = Instant::now();
         let current = match self.backend.snapshot() {
             Ok(current) => current,
@@ -213,14 +213,14 @@ impl<'a> Pipeline<'a> {
         }
     }
 
-    pub fn on_packet(&mut self, record: &PacketRecord) {
+    pub(super) fn on_packet(&mut self, record: &PacketRecord) {
         if let Some(log) = &mut self.packet_log {
             log.print(record);
         }
     }
 
     /// One scan of the host's sockets by the connection monitor.
-    pub fn on_scan(&mut self, scan: Result<Listing>) {
+    pub(super) fn on_scan(&mut self, scan: Result<Listing>) {
         match scan {
             Ok(listing) => {
                 let findings = connections::evaluate(
@@ -237,7 +237,7 @@ impl<'a> Pipeline<'a> {
     }
 
     /// An operator's request on the control socket.
-    pub fn on_request(&mut self, request: ControlRequest) {
+    pub(super) fn on_request(&mut self, request: ControlRequest) {
         if let Some(m) = &mut self.mitigation {
             let events = m.on_request(request, self.backend.as_mut(), SystemTime::now());
             if !events.is_empty() {
@@ -249,7 +249,7 @@ impl<'a> Pipeline<'a> {
     /// The run ends: the last partial interval, the captures still open, the packet
     /// log's tail, the backend detached (with the tasks it owns handed to `tasks`),
     /// bans and alerts closed, and the final totals.
-    pub async fn finish(mut self, inputs: Inputs, tasks: &mut Tasks) {
+    pub(super) async fn finish(mut self, inputs: Inputs, tasks: &mut Tasks) {
         let Inputs {
             mut packets,
             control,

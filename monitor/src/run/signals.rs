@@ -3,7 +3,7 @@
 use anyhow::Result;
 
 /// SIGINT and SIGTERM on Unix; Ctrl-C elsewhere (Windows).
-pub struct StopSignals {
+pub(super) struct StopSignals {
     #[cfg(unix)]
     interrupt: tokio::signal::unix::Signal,
     #[cfg(unix)]
@@ -12,7 +12,7 @@ pub struct StopSignals {
 
 impl StopSignals {
     #[cfg(unix)]
-    pub fn watch() -> Result<Self> {
+    pub(super) fn watch() -> Result<Self> {
         use anyhow::Context as _;
         use tokio::signal::unix::{SignalKind, signal};
         Ok(Self {
@@ -27,7 +27,7 @@ impl StopSignals {
     }
 
     #[cfg(unix)]
-    pub async fn received(&mut self) {
+    pub(super) async fn received(&mut self) {
         tokio::select! {
             _ = self.interrupt.recv() => {}
             _ = self.terminate.recv() => {}

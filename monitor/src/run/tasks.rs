@@ -10,7 +10,7 @@ use log::debug;
 use tokio::{task::JoinHandle, time::Instant};
 
 /// How long the owned tasks get, together, to end.
-pub const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(1);
+pub(super) const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(1);
 
 struct Owned {
     name: &'static str,
@@ -20,11 +20,11 @@ struct Owned {
 }
 
 #[derive(Default)]
-pub struct Tasks(Vec<Owned>);
+pub(super) struct Tasks(Vec<Owned>);
 
 impl Tasks {
     /// A task that runs until cancelled (a server, an accept loop).
-    pub fn own(&mut self, name: &'static str, handle: JoinHandle<()>) {
+    pub(super) fn own(&mut self, name: &'static str, handle: JoinHandle<()>) {
         self.0.push(Owned {
             name,
             handle,
@@ -33,7 +33,7 @@ impl Tasks {
     }
 
     /// Tasks already told to stop: awaited at shutdown, cancelled at the deadline.
-    pub fn own_stopping(
+    pub(super) fn own_stopping(
         &mut self,
         name: &'static str,
         handles: impl IntoIterator<Item = JoinHandle<()>>,
@@ -49,7 +49,7 @@ impl Tasks {
 
     /// Cancels the tasks that run until told, then waits for every task until
     /// `deadline`; one still running then is cancelled, and named in the debug log.
-    pub async fn shutdown(mut self, deadline: Instant) {
+    pub(super) async fn shutdown(mut self, deadline: Instant) {
         let tasks = std::mem::take(&mut self.0);
         for task in tasks.iter().filter(|t| t.cancel) {
             task.handle.abort();

@@ -14,7 +14,7 @@ use procfs::{
 
 use crate::model::connection::{Listing, Socket, SocketState, Transport};
 
-/// The longest name the kernel keeps for a process (`comm`, TASK_COMM_LEN - 1).
+/// The longest name the kernel keeps for a process (`comm`, `TASK_COMM_LEN` - 1).
 const COMM_MAX: usize = 15;
 
 /// Lists the host's TCP and UDP sockets, IPv4 and IPv6, with the processes holding
@@ -97,9 +97,9 @@ pub fn list_sockets() -> Result<Listing> {
 }
 
 /// What the monitor lacks to see every process's sockets, if anything: other users'
-/// `/proc/<pid>/fd` need CAP_SYS_PTRACE (and CAP_DAC_READ_SEARCH to enter it), and
+/// `/proc/<pid>/fd` need `CAP_SYS_PTRACE` (and `CAP_DAC_READ_SEARCH` to enter it), and
 /// under `hidepid` (systemd's `ProtectProc=invisible`) their processes are not even
-/// listed without CAP_SYS_PTRACE.
+/// listed without `CAP_SYS_PTRACE`.
 pub fn missing_rights() -> Option<&'static str> {
     use caps::{CapSet, Capability};
     let has = |cap| caps::has_cap(None, CapSet::Effective, cap).unwrap_or(false);

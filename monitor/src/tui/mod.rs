@@ -51,7 +51,7 @@ enum UiEvent {
 /// Where log lines go while the dashboard owns the terminal (see [`LogPipe`]).
 static LOG_SINK: Mutex<Option<Sender<UiEvent>>> = Mutex::new(None);
 
-/// A log target (for env_logger's `Target::Pipe`): into the dashboard's events panel
+/// A log target (for `env_logger`'s `Target::Pipe`): into the dashboard's events panel
 /// while it runs, to stderr before and after.
 #[derive(Default)]
 pub struct LogPipe {
@@ -64,7 +64,9 @@ impl Write for LogPipe {
         while let Some(end) = self.line.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.line.drain(..=end).collect();
             let text = String::from_utf8_lossy(&line).trim_end().to_owned();
-            let sink = LOG_SINK.lock().unwrap_or_else(|e| e.into_inner());
+            let sink = LOG_SINK
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             match &*sink {
                 Some(sender) if sender.send(UiEvent::Note(text.clone())).is_ok() => {}
                 _ => eprintln!("{text}"),
@@ -105,7 +107,9 @@ pub fn start(filter: Option<String>, colour: bool, quit: Arc<Notify>) -> Result<
         }
     };
     let (sender, receiver) = mpsc::channel();
-    *LOG_SINK.lock().unwrap_or_else(|e| e.into_inner()) = Some(sender.clone());
+    *LOG_SINK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(sender.clone());
     let thread = std::thread::Builder::new()
         .name("dashboard".into())
         .spawn(move || {
@@ -115,7 +119,9 @@ pub fn start(filter: Option<String>, colour: bool, quit: Arc<Notify>) -> Result<
             };
             run_ui(terminal, receiver, dashboard, &quit);
             // Later log lines go to stderr again.
-            *LOG_SINK.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            *LOG_SINK
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = None;
             restore_terminal();
         })
         .context("failed to start the dashboard thread")?;
@@ -144,6 +150,10 @@ fn restore_terminal() {
 /// How long the thread waits for a key before looking at the queue again.
 const TICK: Duration = Duration::from_millis(100);
 
+#[expect(
+    clippy::needless_pass_by_value,
+    reason = "the thread owns the receiver: dropping it as the thread ends tells the senders"
+)]
 fn run_ui(
     mut terminal: Terminal<CrosstermBackend<io::Stdout>>,
     events: Receiver<UiEvent>,
@@ -185,12 +195,12 @@ fn run_ui(
                 match key.code {
                     KeyCode::Char('q') | KeyCode::Esc => request_quit(&mut live, quit),
                     _ if ctrl_c => request_quit(&mut live, quit),
-                    KeyCode::Char('p') | KeyCode::Char(' ') => {
+                    KeyCode::Char('p' | ' ') => {
                         live.paused = !live.paused;
                         frozen = live.paused.then(|| live.clone());
                     }
                     KeyCode::Char('s') => live.sort = live.sort.next(),
-                    KeyCode::Char('?') | KeyCode::Char('h') => live.help = !live.help,
+                    KeyCode::Char('?' | 'h') => live.help = !live.help,
                     _ => {}
                 }
                 if let Some(frozen) = &mut frozen {

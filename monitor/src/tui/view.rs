@@ -47,6 +47,7 @@ pub enum SortKey {
 }
 
 impl SortKey {
+    #[must_use]
     pub fn next(self) -> Self {
         match self {
             Self::Pps => Self::Bps,
@@ -114,7 +115,7 @@ impl Dashboard {
         }
         self.rates = stats.rates.clone();
         self.totals = stats.totals;
-        self.top = stats.top_sources.clone();
+        self.top.clone_from(&stats.top_sources);
         self.capture_drops = stats.capture_drops;
     }
 
@@ -177,7 +178,7 @@ fn rate(r: f64) -> String {
 }
 
 /// Draws the whole dashboard into the frame.
-pub fn draw(frame: &mut Frame, d: &Dashboard) {
+pub fn draw(frame: &mut Frame<'_>, d: &Dashboard) {
     let area = frame.area();
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
         let text = format!(
@@ -214,7 +215,7 @@ pub fn draw(frame: &mut Frame, d: &Dashboard) {
     }
 }
 
-fn draw_header(frame: &mut Frame, area: Rect, d: &Dashboard) {
+fn draw_header(frame: &mut Frame<'_>, area: Rect, d: &Dashboard) {
     let mut spans = vec![
         Span::styled("monitor ", Style::default().add_modifier(Modifier::BOLD)),
         Span::raw(format!("backend {} on {}", d.backend, d.iface)),
@@ -268,7 +269,7 @@ fn draw_header(frame: &mut Frame, area: Rect, d: &Dashboard) {
 }
 
 fn draw_chart(
-    frame: &mut Frame,
+    frame: &mut Frame<'_>,
     area: Rect,
     d: &Dashboard,
     title: &str,
@@ -322,7 +323,7 @@ fn protocol_colour(name: &str) -> Color {
     }
 }
 
-fn draw_mix(frame: &mut Frame, area: Rect, r: &Rates) {
+fn draw_mix(frame: &mut Frame<'_>, area: Rect, r: &Rates) {
     let rows = [
         ("TCP", r.tcp_pps),
         ("UDP", r.udp_pps),
@@ -330,8 +331,8 @@ fn draw_mix(frame: &mut Frame, area: Rect, r: &Rates) {
         ("other", r.other_pps + r.non_ip_pps + r.malformed_pps),
     ];
     let total: f64 = rows.iter().map(|(_, v)| v).sum();
-    let bar_room = area.width.saturating_sub(26) as f64;
-    let mut lines: Vec<Line> = rows
+    let bar_room = f64::from(area.width.saturating_sub(26));
+    let mut lines: Vec<Line<'_>> = rows
         .iter()
         .map(|(name, pps)| {
             let share = if total > 0.0 { pps / total } else { 0.0 };
@@ -357,7 +358,7 @@ fn draw_mix(frame: &mut Frame, area: Rect, r: &Rates) {
     );
 }
 
-fn draw_talkers(frame: &mut Frame, area: Rect, d: &Dashboard) {
+fn draw_talkers(frame: &mut Frame<'_>, area: Rect, d: &Dashboard) {
     let header = ["Source", "pps", "bps", "SYN/s"].map(|h| {
         let sorted = matches!(
             (h, d.sort),
@@ -370,7 +371,7 @@ fn draw_talkers(frame: &mut Frame, area: Rect, d: &Dashboard) {
         };
         Cell::from(text).style(Style::default().add_modifier(Modifier::BOLD))
     });
-    let rows: Vec<Row> = d
+    let rows: Vec<Row<'_>> = d
         .sorted_top()
         .iter()
         .map(|s| {
@@ -410,8 +411,8 @@ fn draw_talkers(frame: &mut Frame, area: Rect, d: &Dashboard) {
     frame.render_widget(table, area);
 }
 
-fn draw_events(frame: &mut Frame, area: Rect, d: &Dashboard) {
-    let mut lines: Vec<Line> = d
+fn draw_events(frame: &mut Frame<'_>, area: Rect, d: &Dashboard) {
+    let mut lines: Vec<Line<'_>> = d
         .active
         .values()
         .map(|l| Line::styled(format!("ACTIVE {}", l.text), severity_style(l.severity)))
@@ -431,7 +432,7 @@ fn draw_events(frame: &mut Frame, area: Rect, d: &Dashboard) {
     );
 }
 
-fn draw_footer(frame: &mut Frame, area: Rect, d: &Dashboard) {
+fn draw_footer(frame: &mut Frame<'_>, area: Rect, d: &Dashboard) {
     let t = &d.totals;
     let text = format!(
         "total {} packets {} bytes | tcp {} udp {} icmp {} | q quit  p pause  s sort  ? help",
@@ -447,7 +448,7 @@ fn draw_footer(frame: &mut Frame, area: Rect, d: &Dashboard) {
     );
 }
 
-fn draw_help(frame: &mut Frame, area: Rect) {
+fn draw_help(frame: &mut Frame<'_>, area: Rect) {
     let lines = vec![
         Line::from("q, Esc, Ctrl-C  quit (final totals are printed)"),
         Line::from("p, space        pause the display (counting goes on)"),

@@ -1,9 +1,9 @@
-//! The kernel stamps its events with CLOCK_MONOTONIC (what `bpf_ktime_get_ns` reads);
+//! The kernel stamps its events with `CLOCK_MONOTONIC` (what `bpf_ktime_get_ns` reads);
 //! reports and pcap files want wall-clock time.
 
 use std::time::{Duration, SystemTime};
 
-/// CLOCK_MONOTONIC to wall-clock time, from one reading of both clocks: read it once
+/// `CLOCK_MONOTONIC` to wall-clock time, from one reading of both clocks: read it once
 /// for a batch of kernel timestamps.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct MonotonicToWall {
@@ -18,7 +18,7 @@ impl MonotonicToWall {
             tv_nsec: 0,
         };
         // SAFETY: a valid timespec to fill.
-        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+        unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &raw mut now) };
         Self {
             wall: SystemTime::now(),
             monotonic_ns: now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64,

@@ -1,10 +1,9 @@
 //! Large flows: the kernel reports a flow once, when its inbound payload reaches the
-//! threshold (LARGE_FLOWS ring); from then on userspace follows its counters in FLOWS
+//! threshold (`LARGE_FLOWS` ring); from then on userspace follows its counters in FLOWS
 //! until it goes quiet or is evicted.
 
 use std::{
     collections::HashMap,
-    mem::size_of,
     net::SocketAddr,
     time::{Instant, SystemTime},
 };
@@ -30,7 +29,7 @@ pub(super) struct FollowedFlows {
 }
 
 impl FollowedFlows {
-    /// Takes the LARGE_FLOWS ring out of `ebpf`.
+    /// Takes the `LARGE_FLOWS` ring out of `ebpf`.
     pub(super) fn new(ebpf: &mut Ebpf) -> Result<Self> {
         let events = RingBuf::try_from(
             ebpf.take_map("LARGE_FLOWS")

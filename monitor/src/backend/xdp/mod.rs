@@ -80,7 +80,7 @@ pub struct XdpBackend {
 
 impl XdpBackend {
     /// Loads the program, configures it and attaches it to `iface`.
-    pub fn attach(iface_name: &str, mode: XdpModeArg, setup: &KernelSetup) -> Result<Self> {
+    pub fn attach(iface_name: &str, mode: XdpModeArg, setup: &KernelSetup<'_>) -> Result<Self> {
         iface::index(iface_name)?;
         check_privileges()?;
         let mut ebpf = load::load_object_sized(
@@ -107,9 +107,10 @@ impl XdpBackend {
             }
         };
         let source_table = MappedTable::map(&ebpf, names::SOURCE_TABLE)?;
-        let syn_acks = match egress {
-            true => Some(MappedTable::map(&ebpf, names::SYN_ACKS_SENT)?),
-            false => None,
+        let syn_acks = if egress {
+            Some(MappedTable::map(&ebpf, names::SYN_ACKS_SENT)?)
+        } else {
+            None
         };
         Ok(Self {
             ebpf,
@@ -232,12 +233,13 @@ impl Backend for XdpBackend {
     }
 
     fn packet_log_skipped(&mut self) -> u64 {
-        let kernel = read_packet_log_state(&self.ebpf)
-            .map(|s| s.rate_skipped + s.ring_full)
-            .unwrap_or_else(|err| {
+        let kernel = read_packet_log_state(&self.ebpf).map_or_else(
+            |err| {
                 debug!("failed to read the packet log's state: {err:#}");
                 0
-            });
+            },
+            |s| s.rate_skipped + s.ring_full,
+        );
         kernel + self.packet_log_queue_full.load(Ordering::Relaxed)
     }
 

@@ -6,7 +6,6 @@
 
 use std::{
     io,
-    mem::size_of,
     ops::ControlFlow,
     os::fd::AsRawFd,
     sync::{
@@ -200,7 +199,7 @@ fn start_capture_reader(
         .map_err(|e| anyhow!("failed to watch the capture buffer of CPU {cpu}: {e}"))
 }
 
-/// A perf sample: a CaptureMeta, then the packet's first bytes.
+/// A perf sample: a `CaptureMeta`, then the packet's first bytes.
 fn parse_captured(sample: &[u8], clock: &MonotonicToWall) -> Option<CapturedPacket> {
     let header = sample.get(..size_of::<CaptureMeta>())?;
     // SAFETY: CaptureMeta is plain old data; the length was checked above.

@@ -162,7 +162,7 @@ pub fn set_ban(ebpf: &mut Ebpf, source: IpAddr, entry: Option<BanEntry>) -> Resu
     Ok(bans.keys().count() as u64)
 }
 
-/// Points `target` at capture `id` in CAPTURE_TARGETS, or removes it (`None`), and
+/// Points `target` at capture `id` in `CAPTURE_TARGETS`, or removes it (`None`), and
 /// returns how many targets are armed.
 pub(super) fn set_capture_target(
     ebpf: &mut Ebpf,
@@ -184,7 +184,7 @@ pub(super) fn set_capture_target(
     Ok(targets.keys().count() as u64)
 }
 
-/// The CAPTURE_TARGETS key for a target: the source, or :: for every source.
+/// The `CAPTURE_TARGETS` key for a target: the source, or :: for every source.
 fn capture_key(target: CaptureTarget) -> SourceKey {
     target.map_or_else(SourceKey::default, SourceKey::from_ip)
 }

@@ -4,7 +4,6 @@
 
 use std::{
     io,
-    mem::size_of,
     os::fd::{AsFd as _, AsRawFd as _},
     ptr::NonNull,
 };
