@@ -51,11 +51,19 @@ pub mod names {
     pub const SYN_ACKS_SENT: &str = "SYN_ACKS_SENT";
     pub const CAPTURE_TARGETS: &str = "CAPTURE_TARGETS";
     pub const CAPTURED: &str = "CAPTURED";
-    /// Banned sources (`BanEntry` by `SourceKey`), pinned for `monitor bans`.
+    /// Banned sources (`BanEntry` by `SourceKey`).
     pub const BANS: &str = "BANS";
     /// Frames dropped (or, in dry-run, that would have been) per source: a `Tally`.
     pub const DROPPED_SOURCES: &str = "DROPPED_SOURCES";
     pub const BLOCKLIST: &str = "BLOCKLIST";
     pub const PACKET_LOG: &str = "PACKET_LOG";
     pub const PACKET_LOG_STATE: &str = "PACKET_LOG_STATE";
+    /// What userspace tells the program (`Settings`).
+    pub const SETTINGS: &str = "SETTINGS";
+    /// Traffic to blocklisted destinations, per destination.
+    pub const BLOCKLISTED_DESTINATIONS: &str = "BLOCKLISTED_DESTINATIONS";
+    /// Per-flow payload counters, for large downloads.
+    pub const FLOWS: &str = "FLOWS";
+    /// The ring of flows that reached the large-download threshold.
+    pub const LARGE_FLOWS: &str = "LARGE_FLOWS";
 }

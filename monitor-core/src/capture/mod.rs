@@ -2,7 +2,7 @@
 //! packets (every packet, for a distributed flood) are to be written to a pcap file, up
 //! to a packet count or a time limit. [`CapturePlanner`] decides what to capture and
 //! names the file; the backend supplies the packets (on XDP, copied by the kernel at
-//! the hook), `crate::capture_writer` writes the files and `crate::run` arms the
+//! the hook), `monitor::capture_writer` writes the files and `monitor::run` arms the
 //! backend.
 
 use std::{

@@ -1,5 +1,5 @@
 //! `[alerting]`: how alerts are paced and where they go (`crate::alert` tracks them,
-//! `crate::sink` delivers them), and `[alerting.delivery]`: the per-sink queues,
+//! `monitor::delivery` delivers them), and `[alerting.delivery]`: the per-sink queues,
 //! retries and rate limits.
 
 use std::{num::NonZeroU32, path::PathBuf, time::Duration};

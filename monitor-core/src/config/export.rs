@@ -1,10 +1,10 @@
-//! `[export]`: the stats export file (`crate::export` writes it).
+//! `[export]`: the stats export file (`monitor::export` writes it).
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-/// Stats exports: one row per interval to a CSV or JSON-lines file (`crate::export`).
+/// Stats exports: one row per interval to a CSV or JSON-lines file (`monitor::export`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ExportConfig {

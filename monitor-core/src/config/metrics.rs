@@ -1,8 +1,8 @@
-//! `[metrics]`: the Prometheus endpoint (`crate::metrics` serves it).
+//! `[metrics]`: the Prometheus endpoint (`monitor::metrics` serves it).
 
 use serde::{Deserialize, Serialize};
 
-/// The Prometheus endpoint (`crate::metrics`).
+/// The Prometheus endpoint (`monitor::metrics`).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {

@@ -1,7 +1,7 @@
 //! The configuration: what to watch, the detection thresholds, the address lists and
 //! how alerts are paced. Read from a TOML file (`--config monitor.toml`), or YAML when
 //! the file ends in `.yml`/`.yaml` (the format of predecessor 003); each setting can be
-//! overridden by a command-line flag (`cli::Overrides`).
+//! overridden by a command-line flag (`monitor::cli`).
 //!
 //! One file per section of the file (`capture`, `detection`, `lists`, ...), plus how a
 //! file is read (`load`), the values laid over it as it is read (`overlay`: the flags,

@@ -1,4 +1,4 @@
-//! `[pcap]`: triggered capture (`crate::capture` arms and writes it), and the snap
+//! `[pcap]`: triggered capture (`crate::capture` plans it, `monitor::run` arms it and `monitor::capture_writer` writes it), and the snap
 //! length it keeps of each packet.
 
 use std::{

@@ -2,7 +2,7 @@
 //! processes that hold them, as predecessor 002 watched them. Packet counters cannot
 //! see processes; this can.
 //!
-//! Every `connections.interval` a background thread lists the sockets (`crate::sockets`:
+//! Every `connections.interval` a background thread lists the sockets (`monitor::sockets`:
 //! `/proc` on Linux, `netstat2` and `sysinfo` elsewhere) and hands the `Listing` to
 //! the polling loop. The decisions here are pure functions of that listing
 //! ([`evaluate`]):

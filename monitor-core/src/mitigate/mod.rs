@@ -1,6 +1,6 @@
 //! In-kernel mitigation: the XDP program drops blocklisted and banned sources. This
 //! module holds the ban [`policy`], a pure function of the detectors' findings and a
-//! clock; `crate::run` applies its decisions to the backend, `crate::control` is the
+//! clock; `monitor::run` applies its decisions to the backend, `monitor::control` is the
 //! operator's socket (`monitor bans list|unban`), and its settings are
 //! `crate::config::MitigateConfig`.
 //!

@@ -2,7 +2,7 @@
 //! and webhooks (Discord, Slack, Teams, a generic JSON POST). Every sink gets the same
 //! [`Notice`]; the payload builders (`log_file`, `json_log`, `discord`, `slack`,
 //! `teams`, `generic`) are pure functions of a notice and its [`Origin`].
-//! `crate::delivery` does the I/O: a bounded queue and worker per sink, so a slow
+//! `monitor::delivery` does the I/O: a bounded queue and worker per sink, so a slow
 //! webhook never holds up the polling loop or another sink.
 
 use std::{

@@ -1,7 +1,8 @@
-//! Triggered capture, the files: the task that writes captures: it opens a pcap file per `CaptureStart`, appends the
-//! packets of that capture as the backend delivers them, and closes the file at its
-//! packet count or deadline (or at shutdown), reporting each as a `CaptureDone`. Disk
-//! errors end that capture, with the reason, and nothing else.
+//! Triggered capture, the files: the task that writes captures. It opens a pcap file
+//! per `CaptureStart`, appends the packets of that capture as the backend delivers
+//! them, and closes the file at its packet count or deadline (or at shutdown),
+//! reporting each as a `CaptureDone`. Disk errors end that capture, with the reason,
+//! and nothing else.
 
 use std::{
     collections::HashMap,

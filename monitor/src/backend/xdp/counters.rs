@@ -117,7 +117,7 @@ pub fn read_dropped(ebpf: &Ebpf) -> Result<HashMap<IpAddr, Tally>> {
 
 /// Traffic to blocklisted destinations, summed over CPUs.
 pub fn read_listed_destinations(ebpf: &Ebpf) -> Result<HashMap<IpAddr, Tally>> {
-    read_tallies(ebpf, "BLOCKLISTED_DESTINATIONS")
+    read_tallies(ebpf, names::BLOCKLISTED_DESTINATIONS)
 }
 
 /// A per-CPU hash map of tallies by address, summed over CPUs, read in batches (see

@@ -16,6 +16,7 @@ use aya::{
 use monitor_common::{
     SourceKey,
     counters::{FlowCounters, FlowKey, LargeFlowEvent},
+    names,
 };
 
 use super::clock::MonotonicToWall;
@@ -32,7 +33,7 @@ impl FollowedFlows {
     /// Takes the `LARGE_FLOWS` ring out of `ebpf`.
     pub(super) fn new(ebpf: &mut Ebpf) -> Result<Self> {
         let events = RingBuf::try_from(
-            ebpf.take_map("LARGE_FLOWS")
+            ebpf.take_map(names::LARGE_FLOWS)
                 .context("map LARGE_FLOWS missing")?,
         )?;
         Ok(Self {
@@ -55,8 +56,10 @@ impl FollowedFlows {
             self.followed
                 .insert(event.key, (event.counters, now, SystemTime::now()));
         }
-        let flows: BpfHashMap<_, FlowKey, FlowCounters> =
-            ebpf.map("FLOWS").context("map FLOWS missing")?.try_into()?;
+        let flows: BpfHashMap<_, FlowKey, FlowCounters> = ebpf
+            .map(names::FLOWS)
+            .context("map FLOWS missing")?
+            .try_into()?;
         self.followed
             .retain(|key, (counters, grew, grew_wall)| match flows.get(key, 0) {
                 Ok(current) => {

@@ -44,7 +44,10 @@ pub(super) fn load_object_sized(
         // whole each poll, and a hash map of 65,536 took 30-70 ms to read.
         .map_max_entries(names::DROPPED_SOURCES, MIN_DROPPED_SOURCES.max(max_bans))
         .map_max_entries(names::BANS, max_bans.max(1))
-        .map_max_entries("BLOCKLIST", blocklist_capacity.max(MIN_BLOCKLIST_ENTRIES))
+        .map_max_entries(
+            names::BLOCKLIST,
+            blocklist_capacity.max(MIN_BLOCKLIST_ENTRIES),
+        )
         .load(EBPF_OBJECT)
         .map_err(|err| match &err {
             EbpfError::MapError(MapError::CreateError { io_error, .. })

@@ -133,7 +133,7 @@ pub(super) fn write_settings(ebpf: &mut Ebpf, settings: &Settings) -> Result<()>
         ..*settings
     };
     let mut array: Array<_, Settings> = ebpf
-        .map_mut("SETTINGS")
+        .map_mut(names::SETTINGS)
         .context("map SETTINGS missing")?
         .try_into()?;
     array
