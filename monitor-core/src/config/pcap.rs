@@ -1,5 +1,5 @@
-//! `[pcap]`: triggered capture (`crate::capture` plans it, `monitor::run` arms it and `monitor::capture_writer` writes it), and the snap
-//! length it keeps of each packet.
+//! `[pcap]`: triggered capture (`crate::capture` plans it, `monitor::run` arms it,
+//! `monitor::capture_writer` writes it), and the snap length it keeps of each packet.
 
 use std::{
     num::{NonZeroU32, NonZeroU64},
