@@ -42,10 +42,6 @@ use tokio::{
 };
 
 use self::{files::FileSink, webhook::WebhookSink};
-pub use self::{
-    post::{classify, retry_after},
-    retry::{GiveUp, MAX_BACKOFF, MAX_RETRY_WAIT, Outcome, RetryAction, RetryPolicy, backoff},
-};
 use crate::{
     config::AlertingConfig,
     model::alert::{AlertEvent, AlertKind, AlertSource},

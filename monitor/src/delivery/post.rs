@@ -98,7 +98,7 @@ const SECRET_MIN_LEN: usize = 12;
 /// How long a 429 asks to wait: Discord's JSON `retry_after` (seconds, fractional),
 /// else the `Retry-After` header in seconds. (An HTTP-date header is not read: the
 /// backoff applies then.)
-pub fn retry_after(header: Option<&str>, body: &[u8]) -> Option<Duration> {
+pub(super) fn retry_after(header: Option<&str>, body: &[u8]) -> Option<Duration> {
     let from_body = serde_json::from_slice::<Value>(body)
         .ok()
         .and_then(|v| v.get("retry_after").and_then(Value::as_f64));
@@ -110,7 +110,7 @@ pub fn retry_after(header: Option<&str>, body: &[u8]) -> Option<Duration> {
 }
 
 /// The outcome of an HTTP answer that is not a success.
-pub fn classify(status: u16, retry_after_header: Option<&str>, body: &[u8]) -> Outcome {
+pub(super) fn classify(status: u16, retry_after_header: Option<&str>, body: &[u8]) -> Outcome {
     let said = String::from_utf8_lossy(body);
     let said = said.trim();
     let why = if said.is_empty() {

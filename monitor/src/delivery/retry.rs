@@ -10,13 +10,13 @@ use super::plural;
 
 /// The longest wait between two attempts that a 429 can ask for; past it the notice
 /// fails rather than hold the queue.
-pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(300);
+pub(super) const MAX_RETRY_WAIT: Duration = Duration::from_secs(300);
 /// The longest exponential backoff step.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(60);
 
 /// What one attempt came to.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Outcome {
+pub(super) enum Outcome {
     Delivered,
     /// Worth another try, after `after` if the server said how long.
     Retry {
@@ -28,7 +28,7 @@ pub enum Outcome {
 
 /// What to do after an attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RetryAction {
+pub(super) enum RetryAction {
     /// Delivered: nothing more to do.
     Done,
     /// Wait this long, then attempt again.
@@ -39,7 +39,7 @@ pub enum RetryAction {
 
 /// Why a notice is given up.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GiveUp {
+pub(super) enum GiveUp {
     /// The answer says another try would fare no better (a 4xx other than 429).
     Refused,
     /// Past its retries, with the queue full behind it: the next notice would be
@@ -51,7 +51,7 @@ pub enum GiveUp {
 
 impl GiveUp {
     /// The failure's message, from what the last attempt said (`why`).
-    pub fn message(&self, why: &str) -> String {
+    pub(super) fn message(&self, why: &str) -> String {
         match self {
             Self::Refused => why.to_owned(),
             Self::QueueFull { attempts } => format!(
@@ -72,7 +72,7 @@ impl GiveUp {
 /// `retries` is how many retries a notice has before it may be given up; it is given
 /// up only when the queue behind it is full, and retried on while the queue has room.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RetryPolicy {
+pub(super) struct RetryPolicy {
     pub retries: u32,
     pub backoff: Duration,
     pub max_backoff: Duration,
@@ -82,7 +82,7 @@ pub struct RetryPolicy {
 impl RetryPolicy {
     /// `retries` and `backoff` from the configuration, with the fixed caps
     /// [`MAX_BACKOFF`] and [`MAX_RETRY_WAIT`].
-    pub fn new(retries: u32, backoff: Duration) -> Self {
+    pub(super) fn new(retries: u32, backoff: Duration) -> Self {
         Self {
             retries,
             backoff,
@@ -93,7 +93,12 @@ impl RetryPolicy {
 
     /// The decision after attempt number `attempt` (the first is 1) came to
     /// `outcome`; `backlog_full` says whether the queue behind the notice is full.
-    pub fn decide(&self, attempt: u32, outcome: &Outcome, backlog_full: bool) -> RetryAction {
+    pub(super) fn decide(
+        &self,
+        attempt: u32,
+        outcome: &Outcome,
+        backlog_full: bool,
+    ) -> RetryAction {
         let after = match outcome {
             Outcome::Delivered => return RetryAction::Done,
             Outcome::Failed(_) => return RetryAction::GiveUp(GiveUp::Refused),
@@ -112,20 +117,12 @@ impl RetryPolicy {
         RetryAction::RetryAfter(wait)
     }
 
-    /// The backoff before attempt `attempt + 1`.
-    pub fn backoff_after(&self, attempt: u32) -> Duration {
-        doubling(self.backoff, attempt, self.max_backoff)
+    /// The wait before attempt `attempt + 1`: the configured backoff, doubling, at most
+    /// `max_backoff`.
+    pub(super) fn backoff_after(&self, attempt: u32) -> Duration {
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(16));
+        self.backoff.saturating_mul(factor).min(self.max_backoff)
     }
-}
-
-/// The wait before attempt `attempt + 1`: `base`, doubling, at most [`MAX_BACKOFF`].
-pub fn backoff(base: Duration, attempt: u32) -> Duration {
-    doubling(base, attempt, MAX_BACKOFF)
-}
-
-fn doubling(base: Duration, attempt: u32, cap: Duration) -> Duration {
-    let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(16));
-    base.saturating_mul(factor).min(cap)
 }
 
 #[cfg(test)]
@@ -135,10 +132,11 @@ mod tests {
     #[test]
     fn backoff_doubles_up_to_the_cap() {
         let base = Duration::from_millis(500);
-        assert_eq!(backoff(base, 1), Duration::from_millis(500));
-        assert_eq!(backoff(base, 2), Duration::from_secs(1));
-        assert_eq!(backoff(base, 4), Duration::from_secs(4));
-        assert_eq!(backoff(base, 40), MAX_BACKOFF);
+        let backoff = |attempt| RetryPolicy::new(0, base).backoff_after(attempt);
+        assert_eq!(backoff(1), Duration::from_millis(500));
+        assert_eq!(backoff(2), Duration::from_secs(1));
+        assert_eq!(backoff(4), Duration::from_secs(4));
+        assert_eq!(backoff(40), MAX_BACKOFF);
     }
 
     fn policy() -> RetryPolicy {

@@ -126,7 +126,7 @@ mod tests {
     use std::{future::ready, time::Duration};
 
     use super::*;
-    use crate::delivery::{MAX_BACKOFF, MAX_RETRY_WAIT};
+    use crate::delivery::retry::{MAX_BACKOFF, MAX_RETRY_WAIT};
 
     fn retry(after: Option<Duration>) -> Outcome {
         Outcome::Retry {

@@ -46,7 +46,7 @@ pub fn read_sources(ebpf: &Ebpf) -> Result<SourceList<SourceCounters>> {
 }
 
 /// [`read_sources`] into `sources`, emptied first; its memory is reused.
-pub fn read_sources_into(
+pub(super) fn read_sources_into(
     ebpf: &Ebpf,
     table: &MappedTable<SourceCounters>,
     sources: &mut SourceList<SourceCounters>,
@@ -147,7 +147,7 @@ fn per_cpu_map_data<'a>(ebpf: &'a Ebpf, name: &str) -> Result<&'a MapData> {
 }
 
 /// The packet log's per-CPU state, summed.
-pub fn read_packet_log_state(ebpf: &Ebpf) -> Result<PacketLogState> {
+pub(super) fn read_packet_log_state(ebpf: &Ebpf) -> Result<PacketLogState> {
     let map = ebpf
         .map(names::PACKET_LOG_STATE)
         .context("map PACKET_LOG_STATE missing")?;

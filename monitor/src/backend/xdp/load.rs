@@ -22,7 +22,7 @@ use super::{privileges::PRIVILEGE_HINT, settings::write_settings};
 use crate::config::XdpModeArg;
 
 /// The compiled XDP object, built by `build.rs`.
-pub static EBPF_OBJECT: &[u8] =
+pub(super) static EBPF_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/monitor-xdp"));
 
 /// Loads the object into the kernel (maps created, programs not yet loaded).

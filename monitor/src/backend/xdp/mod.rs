@@ -50,12 +50,13 @@ mod settings;
 mod table;
 
 pub use counters::{
-    read_dropped, read_global, read_listed_destinations, read_packet_log_state, read_sources,
-    read_sources_into, read_syn_acks_sent,
+    read_dropped, read_global, read_listed_destinations, read_sources, read_syn_acks_sent,
 };
-pub use load::{AttachedMode, EBPF_OBJECT, load_object, load_program};
+use counters::{read_packet_log_state, read_sources_into};
+use load::AttachedMode;
+pub use load::{load_object, load_program};
 pub use privileges::check_privileges;
-pub use settings::{KernelSetup, configure, exempt_from_blocklist, set_ban, trie_key};
+pub use settings::{KernelSetup, configure, exempt_from_blocklist, set_ban};
 pub use table::MappedTable;
 
 pub struct XdpBackend {

@@ -73,7 +73,7 @@ impl KernelSetup<'_> {
 }
 
 /// The trie key for a CIDR: IPv4 as IPv4-mapped IPv6, its prefix moved by 96 bits.
-pub fn trie_key(cidr: &Cidr) -> Key<[u8; 16]> {
+pub(super) fn trie_key(cidr: &Cidr) -> Key<[u8; 16]> {
     match cidr.network() {
         IpAddr::V4(v4) => Key::new(u32::from(cidr.prefix()) + 96, v4.to_ipv6_mapped().octets()),
         IpAddr::V6(v6) => Key::new(u32::from(cidr.prefix()), v6.octets()),
