@@ -121,7 +121,7 @@ fn file_paths_relative_to(dir: &Path, config: &mut Config, over: &toml::Table) {
         ("export.path", config.export.path.iter_mut().collect()),
     ];
     for (key, files) in files {
-        if is_laid(over, key) {
+        if value_at(over, key).is_some() {
             continue;
         }
         for file in files {
@@ -133,13 +133,14 @@ fn file_paths_relative_to(dir: &Path, config: &mut Config, over: &toml::Table) {
 }
 
 /// Whether `over` has a value at the dotted `key`.
-fn is_laid(over: &toml::Table, key: &str) -> bool {
+/// The value at the dotted `key` (`detection.per_source.pps`) of `table`, if there.
+pub fn value_at<'t>(table: &'t toml::Table, key: &str) -> Option<&'t toml::Value> {
     let (sections, name) = key.rsplit_once('.').unwrap_or(("", key));
     sections
         .split('.')
         .filter(|section| !section.is_empty())
-        .try_fold(over, |table, section| table.get(section)?.as_table())
-        .is_some_and(|table| table.contains_key(name))
+        .try_fold(table, |table, section| table.get(section)?.as_table())?
+        .get(name)
 }
 
 fn parse(

@@ -43,7 +43,7 @@ pub use detection::{
 pub use error::ConfigError;
 pub use export::ExportConfig;
 pub use lists::ListsConfig;
-pub use load::Format;
+pub use load::{Format, value_at};
 pub use metrics::MetricsConfig;
 pub use mitigate::{MitigateConfig, MitigateMode};
 pub use pcap::{PcapConfig, Snaplen};

@@ -11,7 +11,7 @@ use clap::{
     builder::{PossibleValue, PossibleValuesParser},
 };
 
-use crate::config::{BackendKind, Config, MitigateMode, WebhookConfig, XdpModeArg};
+use crate::config::{BackendKind, Config, MitigateMode, WebhookConfig, XdpModeArg, value_at};
 
 /// A flag setting the configuration's `key`.
 pub(super) struct Flag {
@@ -187,16 +187,6 @@ pub(super) fn name_of(key: &str) -> String {
     )
 }
 
-/// The value at the dotted `key` of `table`.
-fn get<'t>(table: &'t toml::Table, key: &str) -> Option<&'t toml::Value> {
-    let (sections, name) = key.rsplit_once('.').unwrap_or(("", key));
-    sections
-        .split('.')
-        .filter(|section| !section.is_empty())
-        .try_fold(table, |table, section| table.get(section)?.as_table())?
-        .get(name)
-}
-
 /// Sets the dotted `key` of `table`, making the sections on the way.
 pub(super) fn set(table: &mut toml::Table, key: &str, value: toml::Value) {
     match key.split_once('.') {
@@ -225,7 +215,7 @@ impl Flag {
 
     /// The clap argument; `defaults` is [`defaults`].
     pub(super) fn arg(&self, heading: Option<&'static str>, defaults: &toml::Table) -> Arg {
-        let default = get(defaults, self.key);
+        let default = value_at(defaults, self.key);
         let mut help = self.help.to_owned();
         match (&self.takes, default.and_then(shown)) {
             (Takes::Off, _) => {
@@ -304,7 +294,7 @@ impl Flag {
             Takes::Off => toml::Value::Boolean(false),
             Takes::One(_) | Takes::Choice { .. } => {
                 let text = given().next().unwrap_or_default();
-                scalar(text, get(defaults, self.key))
+                scalar(text, value_at(defaults, self.key))
             }
             Takes::List { .. } => toml::Value::Array(
                 given()
