@@ -110,40 +110,39 @@ pub async fn run(cli: Cli) -> Result<()> {
         extra.insert(0, reporter);
         reporter = Box::new(report::tee::Tee(extra));
     }
-    // Before the first snapshot, as the loop's other inputs: a failure here stops the
-    // monitor before it reports its start.
-    let stop = StopSignals::watch()?;
-    let scanner = if config.connections.enabled {
-        Some(
-            ConnectionScanner::start(config.connections.interval)
-                .context("failed to start the connection monitor")?,
-        )
-    } else {
-        None
-    };
-    let started = Pipeline::start(Parts {
-        backend,
-        config: &config,
-        info,
-        detector,
-        reporter,
-        delivery: &delivery,
-        mitigation,
-        packet_log_rate: view.packet_log_rate,
-    });
-    let polled = match started {
-        Ok((pipeline, inputs)) => {
-            let events = Events {
-                inputs,
-                scanner,
-                stop,
-                quit: &quit,
-            };
-            event_loop(pipeline, events, &config, cli.duration, &mut tasks).await;
-            Ok(())
-        }
-        Err(err) => Err(err),
-    };
+    // From here on, whatever happens, the sinks get their flush and the tasks their end.
+    let polled = async {
+        // Before the first snapshot, as the loop's other inputs: a failure here stops
+        // the monitor before it reports its start.
+        let stop = StopSignals::watch()?;
+        let scanner = if config.connections.enabled {
+            Some(
+                ConnectionScanner::start(config.connections.interval)
+                    .context("failed to start the connection monitor")?,
+            )
+        } else {
+            None
+        };
+        let (pipeline, inputs) = Pipeline::start(Parts {
+            backend,
+            config: &config,
+            info,
+            detector,
+            reporter,
+            delivery: &delivery,
+            mitigation,
+            packet_log_rate: view.packet_log_rate,
+        })?;
+        let events = Events {
+            inputs,
+            scanner,
+            stop,
+            quit: &quit,
+        };
+        event_loop(pipeline, events, &config, cli.duration, &mut tasks).await;
+        anyhow::Ok(())
+    }
+    .await;
     // One deadline for what is left running: the sinks flush (within their own timeout)
     // while the servers are cancelled and the backend's tasks finish.
     let deadline = tokio::time::Instant::now() + tasks::SHUTDOWN_DEADLINE;
