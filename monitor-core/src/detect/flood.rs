@@ -365,11 +365,7 @@ pub fn host_floods_summed(
 )]
 mod tests {
     use super::*;
-
-    fn eth0() -> Target {
-        Target::Interface("eth0".into())
-    }
-    use crate::config::Positive;
+    use crate::{config::Positive, detect::fixtures::eth0};
 
     fn counters(packets: u64, bytes: u64, syn: u64, udp: u64, icmp: u64) -> SourceCounters {
         SourceCounters {

@@ -101,10 +101,7 @@ pub fn blocklisted(hit: &BlocklistHit, entry: Option<Cidr>, target: &Target) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn eth0() -> Target {
-        Target::Interface("eth0".into())
-    }
+    use crate::detect::fixtures::eth0;
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

@@ -375,3 +375,14 @@ impl Detector {
     reason = "the values asserted are exact in binary (whole counts over exact intervals); a tolerance would loosen the tests"
 )]
 mod tests;
+
+/// What the detectors' tests share.
+#[cfg(test)]
+pub(crate) mod fixtures {
+    use crate::model::alert::Target;
+
+    /// The monitored interface of every test.
+    pub(crate) fn eth0() -> Target {
+        Target::Interface("eth0".into())
+    }
+}

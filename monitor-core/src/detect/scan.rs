@@ -60,10 +60,7 @@ pub fn port_scan(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn eth0() -> Target {
-        Target::Interface("eth0".into())
-    }
+    use crate::detect::fixtures::eth0;
 
     fn scan(ports: u32, hosts: u32) -> Option<Finding> {
         let estimate = ScanEstimate {

@@ -138,10 +138,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-
-    fn eth0() -> Target {
-        Target::Interface("eth0".into())
-    }
+    use crate::detect::fixtures::eth0;
 
     fn config() -> SpikeConfig {
         SpikeConfig::default()
