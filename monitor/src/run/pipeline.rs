@@ -1,6 +1,6 @@
 //! The running monitor as one value: the backend, the stages that decide and the
 //! outputs, with one method per event the loop waits for (a tick, a packet record, a
-//! connection scan, an operator's request) and one [`Pipeline::emit`] through which
+//! connection scan, an operator's request) and one `emit` through which
 //! every event reaches stdout and the sinks.
 
 use std::{
@@ -101,14 +101,8 @@ impl<'a> Pipeline<'a> {
         );
         let captures = Captures::start(&config.pcap, backend.as_mut());
         let (packet_log, packets) =
-            match PacketLog::start(packet_log_rate, config, backend.as_mut()) {
-                Some((log, records)) => (Some(log), Some(records)),
-                None => (None, None),
-            };
-        let (mitigation, control) = match mitigation {
-            Some((mitigation, control)) => (Some(mitigation), Some(control)),
-            None => (None, None),
-        };
+            PacketLog::start(packet_log_rate, config, backend.as_mut()).unzip();
+        let (mitigation, control) = mitigation.unzip();
         reporter.start(&info);
         let pipeline = Self {
             backend,
@@ -180,9 +174,7 @@ impl<'a> Pipeline<'a> {
             &events,
             Some(input),
         );
-        if !mitigated.is_empty() {
-            self.emit(&mitigated);
-        }
+        self.emit(&mitigated);
         self.capture(&events);
         self.finished_captures();
         let last = self.recent.back().unwrap_or(&current);
@@ -240,9 +232,7 @@ impl<'a> Pipeline<'a> {
     pub(super) fn on_request(&mut self, request: ControlRequest) {
         if let Some(m) = &mut self.mitigation {
             let events = m.on_request(request, self.backend.as_mut(), SystemTime::now());
-            if !events.is_empty() {
-                self.emit(&events);
-            }
+            self.emit(&events);
         }
     }
 
@@ -288,9 +278,7 @@ impl<'a> Pipeline<'a> {
         let reporter = reporter.as_mut();
         if let Some(m) = mitigation {
             let ended = m.finish(control, SystemTime::now(), tasks);
-            if !ended.is_empty() {
-                emit(reporter, delivery, &info, &ended, None);
-            }
+            emit(reporter, delivery, &info, &ended, None);
         }
         let now = SystemTime::now();
         let mut closing = tracker.finish(now);
@@ -357,7 +345,8 @@ impl<'a> Pipeline<'a> {
 
 /// The one way events leave the pipeline: the reporter (stdout, the dashboard, the
 /// export file, the metrics) and then every sink. An alert raised in an interval
-/// carries what its source sent in it (`input`), for the webhooks.
+/// carries what its source sent in it (`input`), for the webhooks. No events, no
+/// call: every reporter does nothing with none.
 fn emit(
     reporter: &mut (dyn Reporter + Send),
     delivery: &Delivery,
@@ -365,6 +354,9 @@ fn emit(
     events: &[AlertEvent],
     input: Option<&DetectInput>,
 ) {
+    if events.is_empty() {
+        return;
+    }
     reporter.alerts(info, events);
     for event in events {
         let source_traffic = match (event, input) {
