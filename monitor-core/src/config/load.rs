@@ -183,20 +183,29 @@ fn parse_toml(text: &str, path: &Path, layered: &Layered<'_>) -> Result<Config, 
             message: plain_words(err.message()),
         };
     let deserializer = toml::Deserializer::parse(text).map_err(|err| invalid(&err, None, None))?;
+    read_tracked(layered, deserializer, |err, at| {
+        // toml places an error in an array element on the whole array; the element's
+        // own span gives its line.
+        let line = toml_value_start(text, at).map(line_at);
+        invalid(&err, field_path(at), line)
+    })
+}
+
+/// Reads the file through `layered`, tracking the path to a failing field; a refused
+/// flag value is the error to report, else `invalid` words the file's own.
+fn read_tracked<'de, D: serde::Deserializer<'de>>(
+    layered: &Layered<'_>,
+    deserializer: D,
+    invalid: impl FnOnce(D::Error, &serde_path_to_error::Path) -> ConfigError,
+) -> Result<Config, ConfigError> {
     let mut track = serde_path_to_error::Track::new();
     let read = layered.deserialize(serde_path_to_error::Deserializer::new(
         deserializer,
         &mut track,
     ));
-    read.map_err(|err| {
-        if let Some(refused) = layered.refused() {
-            return refusal(refused);
-        }
-        let at = track.path();
-        // toml places an error in an array element on the whole array; the element's
-        // own span gives its line.
-        let line = toml_value_start(text, &at).map(line_at);
-        invalid(&err, field_path(&at), line)
+    read.map_err(|err| match layered.refused() {
+        Some(refused) => refusal(refused),
+        None => invalid(err, &track.path()),
     })
 }
 
@@ -230,15 +239,7 @@ fn parse_yaml(text: &str, path: &Path, layered: &Layered<'_>) -> Result<Config, 
         return alone(layered);
     }
     let deserializer = serde_yaml_ng::Deserializer::from_str(text);
-    let mut track = serde_path_to_error::Track::new();
-    let read = layered.deserialize(serde_path_to_error::Deserializer::new(
-        deserializer,
-        &mut track,
-    ));
-    read.map_err(|err| {
-        if let Some(refused) = layered.refused() {
-            return refusal(refused);
-        }
+    read_tracked(layered, deserializer, |err, at| {
         let location = err.location();
         // serde_yaml_ng puts its own path in front and the location behind; both are
         // reported separately here.
@@ -257,7 +258,7 @@ fn parse_yaml(text: &str, path: &Path, layered: &Layered<'_>) -> Result<Config, 
         ConfigError::Invalid {
             path: path.to_path_buf(),
             line: location.map(|loc| loc.line()),
-            field: field_path(&track.path()),
+            field: field_path(at),
             message: plain_words(&message),
         }
     })
